@@ -1,0 +1,29 @@
+"""Task registry. Adding a task is one module here that defines ``TASK`` plus one line below."""
+
+from __future__ import annotations
+
+import importlib
+
+from evaluators.tasks.base import Task
+
+TASK_MODULES = {
+    "hopper": "evaluators.tasks.hopper",
+    "walker2d": "evaluators.tasks.walker2d",
+    "half_cheetah": "evaluators.tasks.half_cheetah",
+    "pendulum": "evaluators.tasks.pendulum",
+}
+
+
+class UnknownTaskError(ValueError):
+    """A task name that is not registered (a user error)."""
+
+
+def get_task(name: str) -> Task:
+    if name not in TASK_MODULES:
+        raise UnknownTaskError(
+            f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}"
+        )
+    return importlib.import_module(TASK_MODULES[name]).TASK
+
+
+__all__ = ["Task", "TASK_MODULES", "UnknownTaskError", "get_task"]

@@ -1,0 +1,57 @@
+"""The task interface: one MJCF model plus gym-style observation, reward and termination.
+
+A task is written once, over an array namespace ``xp`` (``numpy`` for the native MuJoCo
+backend, ``jax.numpy`` for MJX and for the PPO trainer), so that every simulator that
+scores a policy computes the same observation, reward and termination.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from importlib import resources
+from typing import Any, Callable
+
+ASSETS = resources.files("evaluators.tasks") / "assets"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A MuJoCo control task.
+
+    Attributes:
+      name: registry name (``hopper``, ``walker2d``, ...).
+      xml: file name of the MJCF model under ``evaluators/tasks/assets``.
+      frame_skip: physics steps per control step (the control period is
+        ``frame_skip * model.opt.timestep``).
+      episode_length: control steps per episode (truncation).
+      observation: ``(qpos, qvel, xp) -> obs``.
+      reward: ``(qpos_before, qpos_after, qvel_after, action, dt, xp) -> reward``.
+      healthy: ``(qpos, qvel, xp) -> bool``; an unhealthy state ends the episode.
+      reset_noise_scale: uniform noise on the initial ``qpos`` and ``qvel``.
+      action_scale: ``ctrl = action_scale * action`` for actions in [-1, 1].
+    """
+
+    name: str
+    xml: str
+    frame_skip: int
+    episode_length: int
+    observation: Callable[..., Any]
+    reward: Callable[..., Any]
+    healthy: Callable[..., Any]
+    reset_noise_scale: float = 5e-3
+    action_scale: float = 1.0
+    description: str = ""
+
+    @property
+    def xml_path(self) -> str:
+        return str(ASSETS / self.xml)
+
+    def mj_model(self):
+        """A fresh ``mujoco.MjModel`` of this task."""
+        import mujoco
+
+        return mujoco.MjModel.from_xml_path(self.xml_path)
+
+
+def always_healthy(qpos, qvel, xp):
+    return xp.asarray(True)

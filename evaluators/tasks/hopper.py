@@ -1,0 +1,44 @@
+"""Hopper (gym ``Hopper-v4`` semantics on brax's Euler ``hopper.xml``).
+
+obs = [qpos[1:], clip(qvel, -10, 10)] (11); reward = forward velocity of the torso + 1
+(healthy bonus) - 1e-3 |a|^2; the episode ends when the torso is below 0.7 m, tilts
+beyond 0.2 rad, or any joint state leaves [-100, 100]; 1000 control steps of 4 x 2 ms.
+"""
+
+from evaluators.tasks.base import Task
+
+# brax's hopper.xml puts the slide joints at the torso (z = 1.25 m) without a joint ref,
+# so qpos[1] is the displacement of the torso from its initial height.
+TORSO_HEIGHT = 1.25
+
+
+def observation(qpos, qvel, xp):
+    return xp.concatenate([qpos[..., 1:], xp.clip(qvel, -10.0, 10.0)], axis=-1)
+
+
+def reward(qpos_before, qpos_after, qvel_after, action, dt, xp):
+    forward = (qpos_after[..., 0] - qpos_before[..., 0]) / dt
+    return forward + 1.0 - 1e-3 * xp.sum(action * action, axis=-1)
+
+
+def healthy(qpos, qvel, xp):
+    state = xp.concatenate([qpos[..., 2:], qvel], axis=-1)
+    z = qpos[..., 1] + TORSO_HEIGHT
+    angle = qpos[..., 2]
+    return (
+        xp.all(xp.abs(state) < 100.0, axis=-1)
+        & (z > 0.7)
+        & (xp.abs(angle) < 0.2)
+    )
+
+
+TASK = Task(
+    name="hopper",
+    xml="hopper.xml",
+    frame_skip=4,
+    episode_length=1000,
+    observation=observation,
+    reward=reward,
+    healthy=healthy,
+    description="one-legged hopper, gym Hopper-v4 reward and termination",
+)

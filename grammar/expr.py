@@ -1,0 +1,345 @@
+"""Typed expression trees of the loss language and their compact text form.
+
+An :class:`Expr` is immutable and hashable; equal subtrees are equal objects, so a tree
+is also a DAG after hash-consing (the interpreter and the exports share repeated
+subexpressions). Leaves are terminals (``var``), named constants (``const``), numeric
+literals (``num``) and, inside grammar productions only, parameters of function
+nonterminals (``param``) and nonterminal references (``nt``).
+
+Text form, e.g. ``-log_sigmoid(beta*(r_w - r_l))``: infix ``+ - * /``, unary minus,
+``^2`` (squares only), calls of primitives, and the names the scope defines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Iterator, Mapping
+
+from grammar.errors import GrammarError
+from grammar.primitives import INFIX, PRIMITIVES, TERMINALS
+
+LEAF_OPS = ("var", "const", "num", "param")
+
+
+@dataclasses.dataclass(frozen=True)
+class Expr:
+    op: str
+    args: tuple["Expr", ...] = ()
+    name: str | None = None
+    value: float | None = None
+
+    # -- construction
+    @staticmethod
+    def var(name: str) -> "Expr":
+        return Expr("var", name=name)
+
+    @staticmethod
+    def const(name: str) -> "Expr":
+        return Expr("const", name=name)
+
+    @staticmethod
+    def num(value: float) -> "Expr":
+        return Expr("num", value=float(value))
+
+    @staticmethod
+    def call(op: str, *args: "Expr") -> "Expr":
+        return Expr(op, tuple(args))
+
+    # -- inspection
+    def walk(self) -> Iterator["Expr"]:
+        """Pre-order traversal (repeated subtrees are visited each time)."""
+        yield self
+        for a in self.args:
+            yield from a.walk()
+
+    @property
+    def size(self) -> int:
+        return 1 + sum(a.size for a in self.args)
+
+    @property
+    def depth(self) -> int:
+        return 1 + max((a.depth for a in self.args), default=0)
+
+    def names(self, op: str) -> set[str]:
+        return {e.name for e in self.walk() if e.op == op}
+
+    @property
+    def constants(self) -> list[str]:
+        return sorted(self.names("const"))
+
+    @property
+    def terminals(self) -> list[str]:
+        return [t for t in TERMINALS if t in self.names("var")]
+
+    def unique_nodes(self) -> list["Expr"]:
+        """Distinct subtrees in post-order (children before parents): the DAG's nodes."""
+        seen: dict[Expr, None] = {}
+
+        def visit(e: Expr):
+            if e in seen:
+                return
+            for a in e.args:
+                visit(a)
+            seen[e] = None
+
+        visit(self)
+        return list(seen)
+
+    def substitute(self, mapping: Mapping[tuple[str, str], "Expr"]) -> "Expr":
+        """Replaces leaves keyed by (op, name), e.g. ``{("param", "x"): expr}``."""
+        memo: dict[Expr, Expr] = {}
+
+        def sub(e: Expr) -> Expr:
+            if e in memo:
+                return memo[e]
+            if e.op in LEAF_OPS or e.op == "nt" and not e.args:
+                out = mapping.get((e.op, e.name), e)
+            else:
+                out = dataclasses.replace(e, args=tuple(sub(a) for a in e.args))
+            memo[e] = out
+            return out
+
+        return sub(self)
+
+    def __str__(self) -> str:
+        return to_text(self)
+
+
+# --------------------------------------------------------------------------- printing
+_PREC = {"add": 1, "sub": 1, "mul": 2, "div": 2, "neg": 3, "square": 4}
+
+
+def _fmt_num(v: float) -> str:
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v)
+
+
+def to_text(e: Expr) -> str:
+    """Compact text that :func:`parse` reads back to the same tree."""
+
+    def prec(x: Expr) -> int:
+        if x.op == "num" and x.value < 0:
+            return 3
+        return _PREC.get(x.op, 5)
+
+    def wrap(x: Expr, need: int) -> str:
+        s = go(x)
+        return f"({s})" if prec(x) < need else s
+
+    def go(x: Expr) -> str:
+        if x.op in ("var", "const", "param"):
+            return x.name
+        if x.op == "num":
+            return _fmt_num(x.value)
+        if x.op == "nt":
+            return x.name + (f"({', '.join(go(a) for a in x.args)})" if x.args else "")
+        if x.op == "neg":
+            return "-" + wrap(x.args[0], 4)
+        if x.op == "square":
+            return wrap(x.args[0], 5) + "^2"
+        p = PRIMITIVES[x.op]
+        if p.infix:
+            a, b = x.args
+            mine = _PREC[x.op]
+            # left-associative: the right operand needs strictly higher precedence for - and /
+            right_need = mine + 1 if x.op in ("sub", "div") else mine
+            if x.op == "mul" and b.op == "div":
+                right_need = mine + 1
+            return f"{wrap(a, mine)} {p.infix} {wrap(b, right_need)}"
+        return f"{x.op}({', '.join(go(a) for a in x.args)})"
+
+    return go(e)
+
+
+# --------------------------------------------------------------------------- parsing
+@dataclasses.dataclass
+class Scope:
+    """How identifiers resolve while parsing.
+
+    terminals: allowed terminal names; constants: named constants; aliases: names that
+    expand to a parsed expression (e.g. ``r_w``); params: parameters of the function
+    nonterminal being defined; nonterminals: name -> number of parameters.
+    primitives: allowed primitive names (None: all).
+    """
+
+    terminals: tuple[str, ...] = TERMINALS
+    constants: tuple[str, ...] = ()
+    aliases: Mapping[str, Expr] = dataclasses.field(default_factory=dict)
+    params: tuple[str, ...] = ()
+    nonterminals: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    primitives: tuple[str, ...] | None = None
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_0-9]+)?)"
+    r"|(?P<op>\*\*|[-+*/^(),]))"
+)
+
+
+def _tokenize(text: str) -> list[tuple[str, str, int]]:
+    tokens, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            bad = text[pos:].lstrip()[:1]
+            raise GrammarError(f"unexpected character {bad!r} at column {pos + 1} in {text!r}")
+        kind = m.lastgroup
+        tokens.append((kind, m.group(kind), m.start(kind) + 1))
+        pos = m.end()
+    return tokens
+
+
+class _Parser:
+    def __init__(self, text: str, scope: Scope):
+        self.text = text
+        self.scope = scope
+        self.tokens = _tokenize(text)
+        self.i = 0
+
+    def error(self, msg: str, col: int | None = None):
+        where = f" at column {col}" if col else ""
+        raise GrammarError(f"{msg}{where} in {self.text!r}")
+
+    def peek(self):
+        return self.tokens[self.i] if self.i < len(self.tokens) else (None, None, len(self.text) + 1)
+
+    def take(self, value=None):
+        tok = self.peek()
+        if tok[0] is None:
+            self.error("unexpected end of expression")
+        if value is not None and tok[1] != value:
+            self.error(f"expected {value!r}, found {tok[1]!r}", tok[2])
+        self.i += 1
+        return tok
+
+    def parse(self) -> Expr:
+        if not self.tokens:
+            raise GrammarError("empty expression")
+        e = self.sum()
+        tok = self.peek()
+        if tok[0] is not None:
+            self.error(f"unexpected {tok[1]!r}", tok[2])
+        return e
+
+    def sum(self) -> Expr:
+        e = self.product()
+        while self.peek()[1] in ("+", "-"):
+            op = self.take()[1]
+            e = Expr.call(INFIX[op], e, self.product())
+        return e
+
+    def product(self) -> Expr:
+        e = self.unary()
+        while self.peek()[1] in ("*", "/"):
+            op = self.take()[1]
+            e = Expr.call(INFIX[op], e, self.unary())
+        return e
+
+    def unary(self) -> Expr:
+        if self.peek()[1] == "-":
+            self.take()
+            inner = self.unary()
+            if inner.op == "num":
+                return Expr.num(-inner.value)
+            return Expr.call("neg", inner)
+        if self.peek()[1] == "+":
+            self.take()
+            return self.unary()
+        return self.power()
+
+    def power(self) -> Expr:
+        e = self.atom()
+        if self.peek()[1] in ("^", "**"):
+            _, _, col = self.take()
+            kind, val, c2 = self.take()
+            if kind != "num" or float(val) != 2.0:
+                self.error("only squares (^2) are supported as powers; use exp/log for others", c2)
+            e = Expr.call("square", e)
+        return e
+
+    def atom(self) -> Expr:
+        kind, val, col = self.take()
+        if kind == "num":
+            v = float(val)
+            if not math.isfinite(v):
+                self.error(f"number {val!r} is not finite", col)
+            return Expr.num(v)
+        if val == "(":
+            e = self.sum()
+            self.take(")")
+            return e
+        if kind != "name":
+            self.error(f"unexpected {val!r}", col)
+        if self.peek()[1] == "(":
+            return self.call(val, col)
+        return self.name(val, col)
+
+    def args(self) -> list[Expr]:
+        self.take("(")
+        out = []
+        if self.peek()[1] != ")":
+            out.append(self.sum())
+            while self.peek()[1] == ",":
+                self.take()
+                out.append(self.sum())
+        self.take(")")
+        return out
+
+    def call(self, name: str, col: int) -> Expr:
+        sc = self.scope
+        base = name.split(".")[0]
+        if base in sc.nonterminals:
+            nparams = sc.nonterminals[base]
+            args = self.args()
+            if nparams == 0:
+                self.error(f"type mismatch: nonterminal {base} is a scalar and cannot be called", col)
+            if len(args) != nparams:
+                self.error(f"type mismatch: {base} takes {nparams} argument(s), got {len(args)}", col)
+            return Expr("nt", tuple(args), name=name)
+        if name in PRIMITIVES:
+            if sc.primitives is not None and name not in sc.primitives:
+                self.error(f"primitive {name!r} is not enabled in this grammar (add it to 'primitives')", col)
+            p = PRIMITIVES[name]
+            args = self.args()
+            if len(args) != p.arity:
+                self.error(f"{name} takes {p.arity} argument(s), got {len(args)}", col)
+            return Expr.call(name, *args)
+        if name in sc.terminals or name in sc.constants or name in sc.aliases or name in sc.params:
+            self.error(f"type mismatch: {name!r} is a scalar, not a function", col)
+        self.error(f"unknown function {name!r}", col)
+
+    def name(self, name: str, col: int) -> Expr:
+        sc = self.scope
+        base = name.split(".")[0]
+        if base in sc.nonterminals:
+            if sc.nonterminals[base] > 0:
+                self.error(f"type mismatch: nonterminal {base} is a function of "
+                           f"{sc.nonterminals[base]} argument(s); call it, e.g. {base}(x)", col)
+            return Expr("nt", name=name)
+        if "." in name:
+            self.error(f"unknown name {name!r}", col)
+        if name in sc.params:
+            return Expr("param", name=name)
+        if name in sc.aliases:
+            return sc.aliases[name]
+        if name in sc.constants:
+            return Expr.const(name)
+        if name in sc.terminals:
+            return Expr.var(name)
+        if name in PRIMITIVES:
+            self.error(f"type mismatch: {name!r} is a function; call it as {name}(...)", col)
+        if name in TERMINALS:
+            self.error(f"terminal {name!r} is not available here", col)
+        known = ", ".join(list(sc.terminals) + list(sc.constants) + list(sc.aliases) + list(sc.params))
+        self.error(f"unknown name {name!r} (known: {known})", col)
+
+
+def parse(text: str, scope: Scope | None = None) -> Expr:
+    """Parses the compact text form. Raises :class:`GrammarError` on bad input."""
+    if text is None or not str(text).strip():
+        raise GrammarError("empty expression")
+    return _Parser(str(text), scope or Scope()).parse()

@@ -41,7 +41,7 @@ class Expr:
 
     @staticmethod
     def num(value: float) -> "Expr":
-        return Expr("num", value=float(value))
+        return Expr("num", value=float(value) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
     @staticmethod
     def call(op: str, *args: "Expr") -> "Expr":
@@ -210,7 +210,7 @@ class _Parser:
     def take(self, value=None):
         tok = self.peek()
         if tok[0] is None:
-            self.error("unexpected end of expression")
+            self.error("unexpected end of expression" + (f" (expected {value!r})" if value else ""))
         if value is not None and tok[1] != value:
             self.error(f"expected {value!r}, found {tok[1]!r}", tok[2])
         self.i += 1
@@ -242,10 +242,17 @@ class _Parser:
     def unary(self) -> Expr:
         if self.peek()[1] == "-":
             self.take()
-            inner = self.unary()
-            if inner.op == "num":
-                return Expr.num(-inner.value)
-            return Expr.call("neg", inner)
+            # "-2" is the literal -2; "-(2)", "-x" and "-2^2" are negations.
+            nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else (None, None, 0)
+            if self.peek()[0] == "num" and nxt[1] not in ("^", "**"):
+                _, text, col = self.take()
+                value = float(text)
+                if not math.isfinite(value):
+                    self.error(f"number {text!r} is not finite", col)
+                if value != 0:
+                    return Expr.num(-value)
+                return Expr.call("neg", Expr.num(0.0))
+            return Expr.call("neg", self.unary())
         if self.peek()[1] == "+":
             self.take()
             return self.unary()

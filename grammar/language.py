@@ -454,10 +454,15 @@ def _check_structure(start: str, nts: dict[str, Nonterminal]) -> dict[str, int]:
                 if d < depth[name]:
                     depth[name] = d
                     changed = True
-    for name, d in depth.items():
-        if d == math.inf:
-            raise GrammarError(f"nonterminal {name} is cyclic: none of its productions can terminate",
-                               line=nts[name].line)
+    stuck = [name for name, d in depth.items() if d == math.inf]
+    if stuck:
+        # Name the root cause first: a nonterminal every production of which refers to itself.
+        selfish = [n for n in stuck if all(n in dict(p.children).values() for p in nts[n].productions)]
+        name = (selfish or stuck)[0]
+        others = [n for n in stuck if n != name]
+        also = f" (so {', '.join(others)} cannot terminate either)" if others else ""
+        raise GrammarError(f"nonterminal {name} is cyclic: none of its productions can terminate{also}",
+                           line=nts[name].line)
     return {k: int(v) for k, v in depth.items()}
 
 

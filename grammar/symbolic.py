@@ -1,6 +1,6 @@
 """The sympy view: closed forms for people, a canonical form whose hash deduplicates.
 
-``canonical`` rewrites log_sigmoid(x) as -softplus(-x), turns every literal into an exact
+``closed_form`` is what people read; ``canonical`` rewrites log_sigmoid(x) as -softplus(-x), turns every literal into an exact
 rational, and expands products and sums everywhere (inside function arguments too), so
 that trees that differ only by algebra (``len_w * (logp_w/len_w - ref_w/len_w)`` versus
 ``logp_w - ref_w``) get the same form and the same hash. Constants stay symbols: the
@@ -28,15 +28,11 @@ def symbol(name: str, kind: str) -> sympy.Symbol:
         if name == "t":
             return sympy.Symbol(name, nonnegative=True)
         return sympy.Symbol(name, real=True)
-    if kind == "const":
-        # Constants of the shipped grammars are positive; assuming so lets sympy drop
-        # |beta| and sign cases. A grammar with a non-positive bound gets a real symbol
-        # through ``constants_real``.
-        return sympy.Symbol(name, positive=True)
+    # Constants and parameters are real (a grammar's constant may have any sign).
     return sympy.Symbol(name, real=True)
 
 
-def to_sympy(expr: Expr, real_constants: frozenset[str] = frozenset()) -> sympy.Expr:
+def to_sympy(expr: Expr) -> sympy.Expr:
     memo: dict[Expr, sympy.Expr] = {}
 
     def go(e: Expr) -> sympy.Expr:
@@ -45,7 +41,7 @@ def to_sympy(expr: Expr, real_constants: frozenset[str] = frozenset()) -> sympy.
         if e.op == "var":
             out = symbol(e.name, "var")
         elif e.op == "const":
-            out = symbol(e.name, "real" if e.name in real_constants else "const")
+            out = symbol(e.name, "const")
         elif e.op == "param":
             out = symbol(e.name, "param")
         elif e.op == "num":
@@ -63,19 +59,43 @@ def _rewrite_canonical(s: sympy.Expr) -> sympy.Expr:
 
 
 @functools.lru_cache(maxsize=50_000)
-def canonical(expr: Expr, real_constants: frozenset[str] = frozenset()) -> sympy.Expr:
-    s = _rewrite_canonical(to_sympy(expr, real_constants))
+def canonical(expr: Expr) -> sympy.Expr:
+    s = _rewrite_canonical(to_sympy(expr))
     return sympy.expand(s, deep=True, power_exp=False, power_base=False, log=False)
 
 
-def canonical_hash(expr: Expr, real_constants: frozenset[str] = frozenset()) -> str:
-    return hashlib.sha256(sympy.srepr(canonical(expr, real_constants)).encode()).hexdigest()[:16]
+def canonical_hash(expr: Expr) -> str:
+    return hashlib.sha256(sympy.srepr(canonical(expr)).encode()).hexdigest()[:16]
 
 
-def closed_form(expr: Expr, real_constants: frozenset[str] = frozenset()) -> sympy.Expr:
-    """The form shown to people: sympy's automatic simplification of the tree, with
-    common factors pulled out of sums."""
-    return sympy.factor_terms(to_sympy(expr, real_constants))
+def _expand(s: sympy.Expr) -> sympy.Expr:
+    return sympy.expand(s, deep=True, power_exp=False, power_base=False, log=False)
+
+
+@functools.lru_cache(maxsize=50_000)
+def closed_form(expr: Expr) -> sympy.Expr:
+    """The form shown to people.
+
+    Where the references enter only through the log-ratios, the form is written in
+    r_w = logp_w - ref_w and r_l = logp_l - ref_l; where the lengths enter only
+    through the mean log-likelihoods, in m_w = logp_w / len_w and m_l; otherwise in
+    the terminals. Of the candidate forms, the one with the fewest operations wins.
+    """
+    s = to_sympy(expr)
+    v = {n: symbol(n, "var") for n in ("logp_w", "logp_l", "ref_w", "ref_l", "len_w", "len_l")}
+    rewrites = [
+        ({v["logp_w"]: symbol("r_w", "alias") + v["ref_w"], v["logp_l"]: symbol("r_l", "alias") + v["ref_l"]},
+         {v["ref_w"], v["ref_l"]}),
+        ({v["logp_w"]: symbol("m_w", "alias") * v["len_w"], v["logp_l"]: symbol("m_l", "alias") * v["len_l"]},
+         {v["len_w"], v["len_l"]}),
+    ]
+    for mapping, gone in rewrites:
+        sub = s.subs(mapping)
+        forms = [f for f in (sympy.factor_terms(sub), sympy.factor_terms(_expand(sub)))
+                 if not f.free_symbols & gone]
+        if forms:
+            return min(forms, key=sympy.count_ops)
+    return sympy.factor_terms(s)
 
 
 def pretty(expr: Expr, **kwargs) -> str:
@@ -92,5 +112,5 @@ def text(expr: Expr) -> str:
 
 
 def complexity(expr: Expr) -> int:
-    """Nodes of the canonical form (PySR-style: every operator, symbol and number counts)."""
-    return sum(1 for _ in sympy.preorder_traversal(canonical(expr)))
+    """Nodes of the closed form (PySR-style: every operator, symbol and number counts)."""
+    return sum(1 for _ in sympy.preorder_traversal(closed_form(expr)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from evaluators.errors import InputError
 from evaluators.tasks.base import Task
 
 TASK_MODULES = {
@@ -14,7 +15,7 @@ TASK_MODULES = {
 }
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(InputError):
     """A task name that is not registered (a user error)."""
 
 

@@ -1,0 +1,43 @@
+"""Shared test setup: a persistent JAX compilation cache and module-scoped fixtures."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+_CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR",
+                        os.path.join(os.path.dirname(__file__), "..", ".cache", "jax"))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", os.path.abspath(_CACHE))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@pytest.fixture(scope="session")
+def mirror():
+    from grammar import language
+
+    return language.load("mirror.yaml")
+
+
+@pytest.fixture(scope="session")
+def free():
+    from grammar import language
+
+    return language.load("free.yaml")
+
+
+def pair_inputs(rng: np.random.Generator, n: int, scale: float = 5.0, length: float = 10.0):
+    """Random per-pair terminals with mean log-likelihoods below 0 (as probabilities give)."""
+    def logp():
+        return -np.abs(rng.normal(size=n)) * scale * length - 0.1 * length
+
+    return {
+        "logp_w": logp(), "logp_l": logp(), "ref_w": logp(), "ref_l": logp(),
+        "len_w": np.full(n, length), "len_l": np.full(n, length),
+        "t": rng.uniform(0, 1, size=n),
+    }

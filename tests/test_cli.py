@@ -1,0 +1,74 @@
+"""The `discover` command line: commands work; user errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "COLUMNS": "200"}
+
+
+def discover(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "discover.cli", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd, timeout=300)
+
+
+def assert_user_error(result, fragment):
+    assert result.returncode == 2, result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_help_lists_commands():
+    out = discover("--help")
+    assert out.returncode == 0
+    for cmd in ("zoo", "expr", "export", "grammar"):
+        assert cmd in out.stdout
+
+
+def test_zoo_table():
+    out = discover("zoo")
+    assert out.returncode == 0
+    assert "discopop" in out.stdout and "log_sigmoid" in out.stdout
+
+
+def test_expr_with_leading_minus():
+    out = discover("expr", "-log_sigmoid(beta*(r_w - r_l))")
+    assert out.returncode == 0, out.stderr
+    assert "same canonical form as dpo" in out.stdout
+    assert "\\log\\sigma" in out.stdout
+
+
+def test_grammar_check(tmp_path):
+    out = discover("grammar", "check", "mirror.yaml", "--depth", "1")
+    assert out.returncode == 0, out.stderr
+    assert "valid" in out.stdout and "distinct canonical losses" in out.stdout
+
+
+def test_export_zoo(tmp_path):
+    target = tmp_path / "dpo_loss.py"
+    out = discover("export", "--zoo", "dpo", "--format", "torch", "--output", str(target))
+    assert out.returncode == 0, out.stderr
+    assert "def loss(" in target.read_text()
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("expr", "softplus("), "unexpected end"),
+    (("expr", ""), "empty expression"),
+    (("grammar", "check", "no_such_grammar.yaml"), "grammar file not found"),
+    (("export", "--zoo", "nope", "--output", "x.py"), "unknown zoo loss 'nope'"),
+    (("export", "--zoo", "dpo", "--format", "onnx", "--output", "x.py"), "--format must be"),
+])
+def test_user_errors(tmp_path, args, fragment):
+    assert_user_error(discover(*args, cwd=tmp_path), fragment)
+
+
+def test_bad_grammar_file_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("start: Loss\nnonterminals:\n  Loss:\n    productions:\n      - \"frob(logp_w)\"\n")
+    assert_user_error(discover("grammar", "check", str(bad)), "bad.yaml:5:")

@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 grammar_app = typer.Typer(no_args_is_help=True, help="Inspect and validate grammar files.")
 app.add_typer(grammar_app, name="grammar")
+data_app = typer.Typer(no_args_is_help=True, help="Behaviour policies and preference datasets.")
+app.add_typer(data_app, name="data")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -186,6 +188,121 @@ def export_cmd(
         src = export.export_module(expr, constants, fmt, title, provenance)
     _write_atomic(output, src)
     console.print(f"wrote {output} ({fmt}): {title}")
+
+
+# --------------------------------------------------------------------------- evaluators side
+@data_app.command("policies")
+def data_policies(
+    task: str = typer.Option("hopper", help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    trainer: str = typer.Option("sac", help="sac or sb3 (stable-baselines3, native MuJoCo) or brax (PPO on MJX)."),
+    steps: Optional[int] = typer.Option(None, help="Environment steps (default: per task)."),
+    episodes: int = typer.Option(10, help="Episodes to measure each checkpoint's return."),
+    out: Optional[str] = typer.Option(None, help="Directory (default: evaluators/behaviour_policies/TASK)."),
+    seed: int = typer.Option(0),
+):
+    """Train behaviour policies of graded quality with an existing RL trainer and keep
+    checkpoints at about 10, 30, 50, 70, 90 and 100% of the best return."""
+    from evaluators.behaviour import default_config, train_behaviour_policies
+    from evaluators.tasks import get_task
+
+    t = get_task(task)
+    if trainer not in ("sac", "sb3", "brax"):
+        raise UsageProblem(f"--trainer must be sac, sb3 or brax, not {trainer!r}")
+    if steps is not None and steps < 1:
+        raise UsageProblem("--steps must be positive")
+    overrides = {"trainer": trainer, "seed": seed}
+    if steps:
+        overrides["num_timesteps"] = steps
+    cfg = default_config(task, **overrides)
+    kept = train_behaviour_policies(t, cfg, episodes=episodes, out_dir=out, log=console.print)
+    table = Table(title=f"behaviour policies for {task}")
+    for col in ("name", "training step", "return (mean ± std)"):
+        table.add_column(col)
+    for k in kept:
+        table.add_row(k["name"], f"{k['ppo_step']:,d}", f"{k['return']:.1f} ± {k['return_std']:.1f}")
+    console.print(table)
+
+
+@data_app.command("build")
+def data_build(
+    task: str = typer.Option("hopper"),
+    setting: str = typer.Option("noisy", help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(0.3, help="Label-flip probability (noisy), in [0, 0.5)."),
+    pairs: int = typer.Option(2000),
+    segment: int = typer.Option(25, help="Control steps per segment (H)."),
+    seed: int = typer.Option(0),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
+):
+    """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
+    from evaluators import datasets, reference
+
+    cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed)
+    ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
+    _, ref_path = reference.load_or_fit(ds, path, rebuild=rebuild)
+    s = ds.summary()
+    console.print(f"{'built' if built else 'cached'}: {path}")
+    console.print(f"reference (behaviour cloning): {ref_path}")
+    table = Table(title=f"{task} {setting} dataset ({s['pairs']} pairs x {segment} steps, digest {s['digest']})")
+    table.add_column("measure")
+    table.add_column("value")
+    table.add_row("label agreement with true returns", f"{s['label_agreement']:.3f}")
+    table.add_row("measured flip rate", f"{s['flip_rate']:.3f}" + (f" (eps {eps})" if setting == "noisy" else ""))
+    table.add_row("segment return, chosen / rejected", f"{s['chosen_return_mean']:.1f} / {s['rejected_return_mean']:.1f}")
+    table.add_row("live steps, chosen / rejected", f"{s['mean_len_w']:.1f} / {s['mean_len_l']:.1f}")
+    console.print(table)
+    hist = Table(title="pairs by behaviour policy (rows: chosen, columns: rejected; poorest first)")
+    k = len(s["policy_pairs"])
+    hist.add_column("")
+    for j in range(k):
+        hist.add_column(f"q{j}")
+    for i, row in enumerate(s["policy_pairs"]):
+        hist.add_row(f"q{i}", *[str(v) for v in row])
+    console.print(hist)
+
+
+@app.command("bench")
+def bench_cmd(
+    task: str = typer.Option("hopper"),
+    setting: str = typer.Option("noisy", help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(0.3, help="Label-flip probability (noisy)."),
+    seeds: int = typer.Option(5, help="Inner training seeds per loss."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
+    pairs: int = typer.Option(2000),
+    segment: int = typer.Option(25),
+    data_seed: int = typer.Option(0),
+    steps: int = typer.Option(200, help="Training steps per run."),
+    batch: int = typer.Option(32, help="Pairs per batch."),
+    lr: float = typer.Option(3e-4, help="Adam learning rate."),
+    episodes: int = typer.Option(4, help="Evaluation episodes per trained policy."),
+    backend: str = typer.Option("auto", help="auto, native or mjx."),
+    name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
+    results_dir: str = typer.Option("results", help="Where runs are written."),
+):
+    """Evaluate zoo losses with identical data, seeds and budget; table, results.json and a bar chart."""
+    from discover.bench import default_losses, experiment_config, run_bench
+    from grammar import zoo
+
+    names = [n.strip() for n in losses.split(",") if n.strip()] if losses else default_losses()
+    for n in names:
+        zoo.get(n)
+    if seeds < 1:
+        raise UsageProblem("--seeds must be at least 1")
+    cfg = experiment_config(task, setting, eps, pairs, segment, data_seed, steps, batch, lr, episodes, backend)
+    out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
+    out = run_bench(cfg, names, list(range(seeds)), out_dir, log=console.print)
+    table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
+                  + f": normalised return, mean ± std over {seeds} seeds")
+    for col in ("loss", "score", "train acc.", "closed form"):
+        table.add_column(col)
+    ref = out["reference"]
+    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "")
+    for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
+        score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
+        table.add_row(r["name"], score, f"{r['train_accuracy']:.2f}", r["closed_form"])
+    console.print(table)
+    t = out["timing"]
+    console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
+                  f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s)")
 
 
 def main() -> None:

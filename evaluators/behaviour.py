@@ -1,17 +1,20 @@
 """Behaviour policies of graded quality, trained by an existing PPO implementation.
 
-Two trainers, both over *this project's* task definition (same MJCF, observation, reward
-and termination as the scoring backends):
+Three trainers, all over *this project's* task definition (same MJCF, observation,
+reward and termination as the scoring backends):
 
-- ``sb3`` (default): stable-baselines3's PPO on a gymnasium env stepping native MuJoCo.
-  On a CPU this is the fast choice (native MuJoCo is 10-20x faster than MJX there).
+- ``sac`` (default): stable-baselines3's SAC on a gymnasium env stepping native MuJoCo
+  (rl-baselines3-zoo settings). Sample-efficient, so the right choice on a CPU, where
+  native MuJoCo is 10-20x faster than MJX. On our Hopper, PPO (below) stayed on the
+  "stand still" plateau (return ~1000) for 1.3M steps; SAC does not.
+- ``sb3``: stable-baselines3's PPO on the same env (rl-baselines3-zoo settings).
 - ``brax``: brax's PPO (``brax.training.agents.ppo``) on an MJX version of the task,
   the fast choice on an accelerator.
 
 ``train_behaviour_policies`` records checkpoints during training, measures each one's
 return with the native MuJoCo backend, and keeps those closest to the requested
 fractions of the best return. The kept files are small ``.npz`` policies under
-``evaluators/policies/<task>/`` (committed), so no later run depends on this training.
+``evaluators/behaviour_policies/<task>/`` (committed), so no later run depends on this training.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 from evaluators import policies as policy_io
 from evaluators.tasks import Task
 
-POLICY_DIR = os.path.join(os.path.dirname(__file__), "policies")
+POLICY_DIR = os.path.join(os.path.dirname(__file__), "behaviour_policies")
 DEFAULT_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
@@ -37,9 +40,13 @@ class PPOConfig:
     """PPO settings. ``sb3`` uses the rl-baselines3-zoo Hopper settings below; the
     remaining fields are brax's."""
 
-    trainer: str = "sb3"
-    num_timesteps: int = 2_000_000
+    trainer: str = "sac"
+    num_timesteps: int = 400_000
     checkpoints: int = 40
+    # stable-baselines3 SAC (rl-baselines3-zoo defaults for MuJoCo)
+    sac_learning_starts: int = 10_000
+    sac_batch_size: int = 256
+    sac_learning_rate: float = 3e-4
     # stable-baselines3 (rl-baselines3-zoo, Hopper-v3)
     n_steps: int = 512
     sb3_batch_size: int = 32
@@ -65,17 +72,12 @@ class PPOConfig:
     seed: int = 0
 
 
-# Per-task overrides of PPOConfig: rl-baselines3-zoo's tuned PPO settings for the
-# MuJoCo tasks; the tiny pendulum needs only a short run.
+# Per-task overrides of PPOConfig (SAC budgets; the tiny pendulum needs only a short run).
 TASK_PPO = {
     "hopper": {},
-    "walker2d": dict(num_timesteps=3_000_000, gamma=0.99, sb3_learning_rate=5.05041e-05,
-                     ent_coef=0.000585045, n_epochs=20, gae_lambda=0.95, max_grad_norm=1.0,
-                     vf_coef=0.871923),
-    "half_cheetah": dict(num_timesteps=2_000_000, sb3_batch_size=64, gamma=0.98,
-                         sb3_learning_rate=2.0633e-05, ent_coef=0.000401762, n_epochs=20,
-                         gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096),
-    "pendulum": dict(num_timesteps=60_000, checkpoints=30, log_std_init=0.0),
+    "walker2d": dict(num_timesteps=400_000),
+    "half_cheetah": dict(num_timesteps=300_000),
+    "pendulum": dict(num_timesteps=20_000, checkpoints=20, sac_learning_starts=1000),
 }
 
 
@@ -122,6 +124,7 @@ def make_task_env(task: Task):
 
 BRAX_SPEC = policy_io.PolicySpec(activation="swish", squash=True)
 SB3_SPEC = policy_io.PolicySpec(activation="relu", squash=False, obs_clip=10.0)
+SAC_SPEC = policy_io.PolicySpec(activation="relu", squash=True, std="exp_clip")
 
 
 def brax_to_policy(normalizer, policy_params) -> dict[str, np.ndarray]:
@@ -275,6 +278,56 @@ def _train_sb3(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
     return checkpoints
 
 
+def sac_to_policy(model, obs_dim: int) -> dict[str, np.ndarray]:
+    """Converts an SB3 SAC actor (no observation normalisation) to this project's format."""
+    actor = model.policy.actor
+    linears = [m for m in actor.latent_pi if hasattr(m, "weight")]
+    out = {"obs_mean": np.zeros(obs_dim, np.float32), "obs_std": np.ones(obs_dim, np.float32)}
+    for i, lin in enumerate(linears):
+        out[f"w{i}"] = lin.weight.detach().cpu().numpy().T.astype(np.float32)
+        out[f"b{i}"] = lin.bias.detach().cpu().numpy().astype(np.float32)
+    head_w = np.concatenate([actor.mu.weight.detach().cpu().numpy(),
+                             actor.log_std.weight.detach().cpu().numpy()]).T
+    head_b = np.concatenate([actor.mu.bias.detach().cpu().numpy(), actor.log_std.bias.detach().cpu().numpy()])
+    out[f"w{len(linears)}"] = head_w.astype(np.float32)
+    out[f"b{len(linears)}"] = head_b.astype(np.float32)
+    return out
+
+
+def _train_sac(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+
+    from evaluators.backends.native import make_gym_env
+
+    torch.set_num_threads(1)
+    env = Monitor(make_gym_env(task, config.seed))
+    obs_dim = env.observation_space.shape[0]
+    model = SAC("MlpPolicy", env, learning_rate=config.sac_learning_rate,
+                batch_size=config.sac_batch_size, learning_starts=config.sac_learning_starts,
+                policy_kwargs=dict(net_arch=list(config.net_arch)), seed=config.seed,
+                device="cpu", verbose=0)
+    every = max(config.num_timesteps // config.checkpoints, 1)
+    checkpoints: list[tuple[int, dict]] = [(0, sac_to_policy(model, obs_dim))]
+    started = time.time()
+
+    class Snapshot(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % every == 0:
+                checkpoints.append((self.num_timesteps, sac_to_policy(model, obs_dim)))
+                eps = [e["r"] for e in self.model.ep_info_buffer] or [float("nan")]
+                log(f"[sac {task.name}] step {self.num_timesteps:>10,d}  train return "
+                    f"{np.mean(eps):8.1f}  ({time.time() - started:6.0f} s)")
+            return True
+
+    model.learn(total_timesteps=config.num_timesteps, callback=Snapshot())
+    if checkpoints[-1][0] != model.num_timesteps:
+        checkpoints.append((model.num_timesteps, sac_to_policy(model, obs_dim)))
+    return checkpoints
+
+
 def train_behaviour_policies(
     task: Task,
     config: PPOConfig = PPOConfig(),
@@ -286,18 +339,22 @@ def train_behaviour_policies(
     """Trains PPO, keeps graded checkpoints, writes them with their measured returns."""
     from evaluators.backends import native
 
-    if config.trainer == "sb3":
+    if config.trainer == "sac":
+        checkpoints, spec = _train_sac(task, config, log), SAC_SPEC
+    elif config.trainer == "sb3":
         checkpoints, spec = _train_sb3(task, config, log), SB3_SPEC
     elif config.trainer == "brax":
         checkpoints, spec = _train_brax(task, config, log), BRAX_SPEC
     else:
-        raise ValueError(f"unknown trainer {config.trainer!r}; use sb3 or brax")
-    log(f"[ppo {task.name}] {len(checkpoints)} checkpoints; measuring returns natively")
+        raise ValueError(f"unknown trainer {config.trainer!r}; use sac, sb3 or brax")
+    log(f"[{config.trainer} {task.name}] {len(checkpoints)} checkpoints; measuring returns natively")
     returns = native.evaluate_returns(task, [p for _, p in checkpoints], spec,
                                       episodes=episodes, seed=12345)
     measured = [float(r.mean()) for r in returns]
     for (step, _), r in zip(checkpoints, returns):
         log(f"  step {step:>10,d}: native return {r.mean():8.1f} ± {r.std():.1f}")
+    random_return = measure_random_return(task, episodes=max(episodes, 20), seed=12345)
+    log(f"[{task.name}] uniform random actions: return {random_return:.1f}")
     keep = select_graded(measured, fractions)
     out_dir = out_dir or policy_dir(task.name)
     os.makedirs(out_dir, exist_ok=True)
@@ -310,8 +367,76 @@ def train_behaviour_policies(
                 "trainer": config.trainer, "config": dataclasses.asdict(config)}
         policy_io.save(os.path.join(out_dir, name + ".npz"), params, spec, meta)
         kept.append({"name": name, **meta})
-    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-        json.dump({"task": task.name, "policies": kept,
-                   "all_checkpoints": [{"ppo_step": s, "return": r}
-                                       for (s, _), r in zip(checkpoints, measured)]}, f, indent=1)
+    manifest = {
+        "task": task.name, "spec": dataclasses.asdict(spec), "random_return": random_return,
+        "expert_return": max(k["return"] for k in kept), "policies": kept,
+        "all_checkpoints": [{"step": s, "return": r} for (s, _), r in zip(checkpoints, measured)],
+    }
+    tmp = os.path.join(out_dir, "manifest.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, os.path.join(out_dir, "manifest.json"))
     return kept
+
+
+def measure_random_return(task: Task, episodes: int, seed: int) -> float:
+    """Mean return of uniformly random actions (the 0 of the normalised score)."""
+    from evaluators.backends.native import NativeSimulator
+
+    rng = np.random.default_rng(seed)
+    act_dim = task.mj_model().nu
+    sim = NativeSimulator(task)
+    try:
+        traj = sim.run(lambda obs: rng.uniform(-1, 1, size=(len(obs), act_dim)), episodes, rng)
+    finally:
+        sim.close()
+    return float(traj.returns.mean())
+
+
+@dataclasses.dataclass(frozen=True)
+class BehaviourSet:
+    """A task's committed behaviour policies, poorest first, with the scale of returns."""
+
+    task: str
+    spec: policy_io.PolicySpec
+    names: tuple[str, ...]
+    params: tuple[dict, ...]
+    returns: tuple[float, ...]
+    random_return: float
+    expert_return: float
+    digest: str
+
+    def normalise(self, returns):
+        """100 (R - R_random) / (R_expert - R_random)."""
+        return 100.0 * (np.asarray(returns) - self.random_return) / (self.expert_return - self.random_return)
+
+
+def load_behaviour(task_name: str, directory: str | None = None) -> BehaviourSet:
+    """Loads ``<directory or evaluators/behaviour_policies/task>/manifest.json`` and its policies."""
+    import hashlib
+
+    from evaluators.errors import InputError
+
+    directory = directory or policy_dir(task_name)
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.isfile(path):
+        raise InputError(f"no behaviour policies for task {task_name!r} ({path} is missing); "
+                         f"train them with `discover data policies --task {task_name}`")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+        entries = sorted(manifest["policies"], key=lambda p: p["return"])
+        h = hashlib.sha256()
+        params = []
+        for e in entries:
+            file = os.path.join(directory, e["name"] + ".npz")
+            with open(file, "rb") as f:
+                h.update(f.read())
+            params.append(policy_io.load(file)[0])
+        spec = policy_io.PolicySpec(**manifest["spec"])
+        return BehaviourSet(task_name, spec, tuple(e["name"] for e in entries), tuple(params),
+                            tuple(float(e["return"]) for e in entries), float(manifest["random_return"]),
+                            float(manifest["expert_return"]), h.hexdigest()[:16])
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise InputError(f"behaviour policies in {directory} are unreadable or incomplete ({e}); "
+                         f"retrain them with `discover data policies --task {task_name}`") from None

@@ -8,10 +8,12 @@ rollouts, the offline trainer):
     w0, b0, ..., wK, bK      dense layers, ``spec.activation`` between them
     log_std                  (optional) state-independent log standard deviation
 
-Without ``log_std`` the last layer outputs [loc, raw] and std = softplus(raw) + MIN_STD.
+Without ``log_std`` the last layer outputs [loc, raw] and std = softplus(raw) + MIN_STD
+(``spec.std == "softplus"``: brax, and the policies this project trains) or
+exp(clip(raw, -20, 2)) (``"exp_clip"``: stable-baselines3's SAC).
 With ``spec.squash`` the action is tanh of the Normal sample (brax's PPO); otherwise the
 sample is clipped to [-1, 1] (stable-baselines3, and the policies this project trains).
-The deterministic action, used to score a policy, is the mode: tanh(loc) or clip(loc).
+The deterministic action, used to score a policy, is tanh(loc) or clip(loc, -1, 1).
 """
 
 from __future__ import annotations
@@ -37,10 +39,13 @@ class PolicySpec:
     activation: str = "swish"
     squash: bool = False
     obs_clip: float | None = None
+    std: str = "softplus"
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}")
+        if self.std not in ("softplus", "exp_clip"):
+            raise ValueError(f"unknown std parameterisation {self.std!r}")
 
 
 def _swish(x, xp):
@@ -81,6 +86,8 @@ def forward(params: Params, obs, spec: PolicySpec = PolicySpec(), xp=np):
         return x, xp.exp(row(params["log_std"])) * xp.ones_like(x)
     act_dim = x.shape[-1] // 2
     loc, raw = x[..., :act_dim], x[..., act_dim:]
+    if spec.std == "exp_clip":
+        return loc, xp.exp(xp.clip(raw, -20.0, 2.0))
     return loc, xp.logaddexp(raw, 0.0) + MIN_STD
 
 
@@ -142,3 +149,43 @@ def stack(policies) -> dict[str, np.ndarray]:
     """Stacks policies with the same architecture along a new leading axis."""
     keys = policies[0].keys()
     return {k: np.stack([np.asarray(p[k]) for p in policies]) for k in keys}
+
+
+# --------------------------------------------------------------------------- likelihood
+# Responses are sequences of actions; an action's likelihood is the probability of its
+# bin, as a language model gives a token: each action dimension is split into ``bins``
+# equal bins on [-1, 1] (the outer bins extend to +-infinity, where clipping puts the
+# mass), and log P(a | s) = sum_d log(Phi(z_hi) - Phi(z_lo)). Log-likelihoods are then
+# <= 0 as for text, so ORPO's log-odds and SimPO's mean log-probabilities keep their
+# meaning; for bins narrow against the policy's spread this is the log-density plus a
+# constant.
+_EDGE = 1e3
+
+
+def bin_edges(actions, bins: int):
+    """(lo, hi) edges of each action's bin; computed once for a fixed dataset."""
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    k = np.clip(np.floor((np.asarray(actions) + 1.0) / 2.0 * bins), 0, bins - 1).astype(int)
+    lo = np.where(k == 0, -_EDGE, edges[k])
+    hi = np.where(k == bins - 1, _EDGE, edges[k + 1])
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
+def binned_log_likelihood(loc, std, lo, hi):
+    """log(Phi((hi - loc)/std) - Phi((lo - loc)/std)), summed over the last axis (JAX).
+
+    Stable in both tails: above the mean the upper-tail form is used, and the
+    difference of CDFs is taken as log Phi(a) + log(1 - exp(log Phi(b) - log Phi(a))).
+    """
+    import jax.numpy as jnp
+    from jax.scipy.special import log_ndtr
+
+    from grammar.primitives import PRIMITIVES
+
+    zl, zh = (lo - loc) / std, (hi - loc) / std
+    upper = zl > 0
+    a = jnp.where(upper, -zl, zh)
+    b = jnp.where(upper, -zh, zl)
+    la, lb = log_ndtr(a), log_ndtr(b)
+    gap = jnp.minimum(lb - la, -1e-6)
+    return (la + PRIMITIVES["log1mexp"].jax(gap)).sum(axis=-1)

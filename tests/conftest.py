@@ -11,6 +11,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
 _CACHE = os.environ.get("JAX_COMPILATION_CACHE_DIR",
                         os.path.join(os.path.dirname(__file__), "..", ".cache", "jax"))
 
+# Datasets and references built by tests go to a private cache, never the user's.
+os.environ.setdefault("MPO_DISCOVER_CACHE", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".cache",
+                                                                         "test-data")))
+
 import jax  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.path.abspath(_CACHE))
@@ -41,3 +45,18 @@ def pair_inputs(rng: np.random.Generator, n: int, scale: float = 5.0, length: fl
         "len_w": np.full(n, length), "len_l": np.full(n, length),
         "t": rng.uniform(0, 1, size=n),
     }
+
+
+@pytest.fixture(scope="session")
+def pendulum_experiment():
+    """A small pendulum experiment (dataset, reference, prepared data), built once."""
+    from discover.experiment import Experiment, ExperimentConfig
+    from evaluators import datasets, fitness, reference, trainer
+
+    config = ExperimentConfig(
+        dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=300, segment=20, seed=0),
+        train=trainer.TrainConfig(steps=60, batch_pairs=16),
+        eval=fitness.EvalConfig(episodes=3),
+        reference=reference.ReferenceConfig(steps=800),
+    )
+    return Experiment(config)

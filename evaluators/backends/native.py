@@ -48,6 +48,14 @@ class Trajectories:
         return self.alive.sum(axis=1)
 
 
+def initial_qpos_qvel(task: Task, model, n: int, rng: np.random.Generator):
+    """``n`` initial (qpos, qvel) with the task's uniform reset noise (both backends)."""
+    s = task.reset_noise_scale
+    qpos = model.qpos0[None] + rng.uniform(-s, s, size=(n, model.nq))
+    qvel = rng.uniform(-s, s, size=(n, model.nv))
+    return qpos, qvel
+
+
 class NativeSimulator:
     """Batched simulation of one task on native MuJoCo."""
 
@@ -69,10 +77,7 @@ class NativeSimulator:
 
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Initial physics states with the task's uniform reset noise."""
-        m, s = self.model, self.task.reset_noise_scale
-        qpos = m.qpos0[None] + rng.uniform(-s, s, size=(n, m.nq))
-        qvel = rng.uniform(-s, s, size=(n, m.nv))
-        return self.states_from(qpos, qvel)
+        return self.states_from(*initial_qpos_qvel(self.task, self.model, n, rng))
 
     def states_from(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         data = self.datas[0]
@@ -181,12 +186,17 @@ def evaluate_returns(
     nthread: int | None = None,
     horizon: int | None = None,
 ) -> np.ndarray:
-    """Returns (P, episodes) of deterministic episode returns for each policy."""
+    """Returns (P, episodes) deterministic episode returns for each policy.
+
+    Every policy starts its episodes from the same ``episodes`` initial states (drawn
+    from ``seed``), so differences between policies are not differences of luck.
+    """
     sim = NativeSimulator(task, nthread)
     try:
         stacked = policy_io.stack(policies) if not isinstance(policies, dict) else policies
         actor = PopulationActor(stacked, episodes, spec)
-        traj = sim.run(actor, actor.P * episodes, np.random.default_rng(seed), horizon=horizon)
+        initial = np.tile(sim.initial_states(episodes, np.random.default_rng(seed)), (actor.P, 1))
+        traj = sim.run(actor, actor.P * episodes, np.random.default_rng(seed), horizon=horizon, initial=initial)
         return traj.returns.reshape(actor.P, episodes)
     finally:
         sim.close()

@@ -1,0 +1,61 @@
+"""PNG plots (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig, path: str) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def bench_bars(names, means, stds, reference, title: str, path: str) -> str:
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 4))
+    order = sorted(range(len(names)), key=lambda i: -(means[i] if means[i] is not None else -1e9))
+    xs = range(len(order))
+    vals = [means[i] if means[i] is not None else 0.0 for i in order]
+    errs = [stds[i] if stds[i] is not None else 0.0 for i in order]
+    colors = ["tab:blue" if means[i] is not None else "tab:gray" for i in order]
+    ax.bar(xs, vals, yerr=errs, color=colors, capsize=3)
+    ax.axhline(reference, color="tab:orange", ls="--", label=f"reference (BC) {reference:.1f}")
+    ax.axhline(100, color="tab:green", ls=":", label="expert = 100")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([names[i] for i in order], rotation=45, ha="right")
+    ax.set_ylabel("normalised return (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8)
+    return _save(fig, path)
+
+
+def fitness_over_generations(gens, best, median, path: str, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(gens, best, marker="o", label="best")
+    ax.plot(gens, median, marker=".", label="median")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("fitness (normalised return)")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def pareto(complexities, fitnesses, front, path: str, title: str) -> str:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(complexities, fitnesses, s=10, alpha=0.4, label="evaluated")
+    if front:
+        fx, fy = zip(*sorted(front))
+        ax.step(fx, fy, where="post", color="tab:red", marker="o", label="Pareto front")
+    ax.set_xlabel("complexity (nodes of the closed form)")
+    ax.set_ylabel("fitness (normalised return)")
+    ax.set_title(title)
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,320 @@
+"""Preference datasets: pairs of H-step MuJoCo segments with known defects.
+
+A pair is two continuations of the same "prompt" state (a state visited by one of the
+behaviour policies), each rolled out for ``segment`` control steps by a behaviour
+policy acting stochastically; the state plays the role of the prompt and the segment
+the role of the response. Labels follow a Bradley-Terry model on segment returns:
+P(a preferred to b) = sigmoid((R_a - R_b) / T), with T = ``temperature`` x the standard
+deviation of segment returns. Settings:
+
+- ``clean``: both continuations by policies drawn uniformly from the graded set;
+- ``noisy``: clean, then every label flipped with probability ``eps``;
+- ``mixed``: a share ``mixed_poor_fraction`` of pairs has both continuations by the
+  poorer half of the policies, so "chosen" is often only relatively better;
+- ``shuffled``: clean, then each rejected segment is swapped for that of another pair,
+  so chosen and rejected start from unrelated states.
+
+Segments that reach a terminal state stop there (``alive`` masks the rest), so their
+length ``len`` is the number of live steps. Generation is deterministic in the seed and
+cached on disk, keyed by a hash of the configuration, the behaviour policies and this
+module's version; the file stores a hash of its own arrays, checked on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from evaluators.behaviour import BehaviourSet, load_behaviour
+from evaluators.errors import InputError
+from evaluators.tasks import get_task
+
+SETTINGS = ("clean", "noisy", "mixed", "shuffled")
+DATASET_VERSION = 1
+ARRAYS = ("obs_w", "act_w", "alive_w", "ret_w", "pol_w", "obs_l", "act_l", "alive_l", "ret_l", "pol_l",
+          "flipped", "prompt_policy")
+
+
+def cache_dir() -> str:
+    """``$MPO_DISCOVER_CACHE`` or ``~/.cache/mpo-discover``."""
+    return os.environ.get("MPO_DISCOVER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mpo-discover"))
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    task: str = "hopper"
+    setting: str = "noisy"
+    eps: float = 0.3
+    pairs: int = 2000
+    segment: int = 25
+    seed: int = 0
+    temperature: float = 0.05
+    mixed_poor_fraction: float = 0.7
+    prompt_episodes: int = 4
+
+    def validate(self) -> "DatasetConfig":
+        get_task(self.task)  # raises for an unknown task
+        if self.setting not in SETTINGS:
+            raise InputError(f"unknown setting {self.setting!r}; settings: {', '.join(SETTINGS)}")
+        if not 0.0 <= self.eps < 0.5:
+            raise InputError(f"eps must be in [0, 0.5), got {self.eps}")
+        if self.pairs < 1:
+            raise InputError(f"pairs must be at least 1, got {self.pairs}")
+        if self.segment < 1:
+            raise InputError(f"segment length must be at least 1, got {self.segment}")
+        if not self.temperature > 0:
+            raise InputError(f"temperature must be positive, got {self.temperature}")
+        if not 0.0 <= self.mixed_poor_fraction <= 1.0:
+            raise InputError(f"mixed_poor_fraction must be in [0, 1], got {self.mixed_poor_fraction}")
+        return self
+
+    @property
+    def effective_eps(self) -> float:
+        return self.eps if self.setting == "noisy" else 0.0
+
+    def key(self, behaviour_digest: str) -> str:
+        fields = dataclasses.asdict(self)
+        if self.setting != "noisy":
+            fields["eps"] = 0.0  # eps only matters for noisy data
+        blob = json.dumps({"config": fields, "policies": behaviour_digest, "version": DATASET_VERSION},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class PreferenceDataset:
+    """Arrays of N pairs (w = chosen, l = rejected); see the module docstring."""
+
+    config: DatasetConfig
+    arrays: dict[str, np.ndarray]
+    digest: str
+    behaviour_digest: str
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
+
+    @property
+    def size(self) -> int:
+        return int(self.arrays["ret_w"].shape[0])
+
+    @property
+    def len_w(self) -> np.ndarray:
+        return self.arrays["alive_w"].sum(axis=1)
+
+    @property
+    def len_l(self) -> np.ndarray:
+        return self.arrays["alive_l"].sum(axis=1)
+
+    def summary(self) -> dict[str, Any]:
+        a = self.arrays
+        agree = float(np.mean(a["ret_w"] > a["ret_l"]) + 0.5 * np.mean(a["ret_w"] == a["ret_l"]))
+        k = int(max(a["pol_w"].max(), a["pol_l"].max())) + 1
+        hist = np.zeros((k, k), int)
+        np.add.at(hist, (a["pol_w"], a["pol_l"]), 1)
+        return {
+            "pairs": self.size,
+            "label_agreement": agree,  # chosen has the higher true segment return
+            "flip_rate": float(a["flipped"].mean()),
+            "chosen_return_mean": float(a["ret_w"].mean()),
+            "rejected_return_mean": float(a["ret_l"].mean()),
+            "mean_len_w": float(self.len_w.mean()),
+            "mean_len_l": float(self.len_l.mean()),
+            "policy_pairs": hist.tolist(),  # [chosen policy][rejected policy], poorest first
+            "digest": self.digest,
+        }
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in ARRAYS:
+        v = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(v.dtype).encode() + str(v.shape).encode())
+        h.update(v.tobytes())
+    return h.hexdigest()[:16]
+
+
+class _AssignedActor:
+    """Acts for a batch where environment i follows behaviour policy ``assign[i]`` (sampling)."""
+
+    def __init__(self, behaviour: BehaviourSet, assign: np.ndarray, rng: np.random.Generator):
+        from evaluators import policies as policy_io
+
+        self.policy_io = policy_io
+        self.behaviour = behaviour
+        self.assign = assign
+        self.rng = rng
+        self.live = np.arange(len(assign))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        which = self.assign[self.live]
+        out = np.zeros((len(obs), self.behaviour.params[0][f"b{self.policy_io.num_layers(self.behaviour.params[0]) - 1}"].shape[0] // 2))
+        noise = self.rng.standard_normal(out.shape)
+        for k in np.unique(which):
+            rows = which == k
+            loc, std = self.policy_io.forward(self.behaviour.params[k], obs[rows], self.behaviour.spec, np)
+            u = loc + std * noise[rows]
+            out[rows] = np.tanh(u) if self.behaviour.spec.squash else np.clip(u, -1.0, 1.0)
+        return out
+
+
+def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread: int | None = None,
+          ) -> PreferenceDataset:
+    """Generates a dataset (no caching; see :func:`load_or_build`)."""
+    from evaluators.backends.native import NativeSimulator
+
+    config.validate()
+    task = get_task(config.task)
+    behaviour = behaviour or load_behaviour(config.task)
+    K = len(behaviour.params)
+    rng = np.random.default_rng(config.seed)
+    sim = NativeSimulator(task, nthread)
+    try:
+        # 1. Prompt states: states visited by each behaviour policy, acting stochastically.
+        episodes = np.repeat(np.arange(K), config.prompt_episodes)
+        actor = _AssignedActor(behaviour, episodes, rng)
+        prompts_traj = _run_recording_states(sim, actor, len(episodes), rng)
+        states, alive, owner = prompts_traj
+        live = [(e, t) for e in range(len(episodes)) for t in range(int(alive[e].sum()))]
+        by_policy = {k: [i for i, (e, _) in enumerate(live) if episodes[e] == k] for k in range(K)}
+        N = config.pairs
+        prompt_policy = rng.integers(0, K, size=N)
+        pick = np.array([by_policy[k][rng.integers(len(by_policy[k]))] for k in prompt_policy])
+        prompt_states = np.stack([states[live[i][0], live[i][1]] for i in pick])
+
+        # 2. Which policy continues each side.
+        pol_a = rng.integers(0, K, size=N)
+        pol_b = rng.integers(0, K, size=N)
+        if config.setting == "mixed":
+            poor = max(1, K // 2)
+            both_poor = rng.uniform(size=N) < config.mixed_poor_fraction
+            pol_a = np.where(both_poor, rng.integers(0, poor, size=N), pol_a)
+            pol_b = np.where(both_poor, rng.integers(0, poor, size=N), pol_b)
+
+        # 3. Roll out both continuations from the same prompt state.
+        assign = np.concatenate([pol_a, pol_b])
+        seg = sim.run(_AssignedActor(behaviour, assign, rng), 2 * N, rng, horizon=config.segment,
+                      initial=np.concatenate([prompt_states, prompt_states]), record=True)
+        ret = seg.returns
+        ret_a, ret_b = ret[:N], ret[N:]
+
+        # 4. Bradley-Terry labels, then the setting's defect.
+        T = config.temperature * max(float(np.std(ret)), 1e-6)
+        p_a = 1.0 / (1.0 + np.exp(-np.clip((ret_a - ret_b) / T, -60, 60)))
+        a_wins = rng.uniform(size=N) < p_a
+        flipped = np.zeros(N, bool)
+        if config.setting == "noisy":
+            flipped = rng.uniform(size=N) < config.eps
+            a_wins = a_wins ^ flipped
+        w_idx = np.where(a_wins, np.arange(N), N + np.arange(N))
+        l_idx = np.where(a_wins, N + np.arange(N), np.arange(N))
+        if config.setting == "shuffled":
+            l_idx = l_idx[_derangement(N, rng)]
+        arrays = {
+            "obs_w": seg.obs[w_idx], "act_w": seg.actions[w_idx], "alive_w": seg.alive[w_idx],
+            "ret_w": ret[w_idx].astype(np.float32), "pol_w": assign[w_idx].astype(np.int32),
+            "obs_l": seg.obs[l_idx], "act_l": seg.actions[l_idx], "alive_l": seg.alive[l_idx],
+            "ret_l": ret[l_idx].astype(np.float32), "pol_l": assign[l_idx].astype(np.int32),
+            "flipped": flipped, "prompt_policy": prompt_policy.astype(np.int32),
+        }
+    finally:
+        sim.close()
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    return PreferenceDataset(config, arrays, _digest(arrays), behaviour.digest)
+
+
+def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    if n < 2:
+        return np.arange(n)
+    perm = rng.permutation(n)
+    fixed = np.flatnonzero(perm == np.arange(n))
+    for i in fixed:  # swap each fixed point with a neighbour
+        j = (i + 1) % n
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def _run_recording_states(sim, actor, n: int, rng: np.random.Generator):
+    """Episodes from reset, keeping the full physics state at every step."""
+    task = sim.task
+    states = np.zeros((n, task.episode_length, sim.nstate))
+    alive = np.zeros((n, task.episode_length), bool)
+    current = sim.initial_states(n, rng)
+    live = np.arange(n)
+    for t in range(task.episode_length):
+        if live.size == 0:
+            break
+        s = current[live]
+        states[live, t] = s
+        alive[live, t] = True
+        actor.live = live
+        obs = task.observation(s[:, sim.qpos_slice], s[:, sim.qvel_slice], np)
+        nxt = sim.step(s, np.clip(actor(obs), -1.0, 1.0))
+        current[live] = nxt
+        live = live[task.healthy(nxt[:, sim.qpos_slice], nxt[:, sim.qvel_slice], np).astype(bool)]
+    return states, alive, None
+
+
+# --------------------------------------------------------------------------- cache
+def path_for(config: DatasetConfig, behaviour_digest: str, directory: str | None = None) -> str:
+    name = f"{config.task}-{config.setting}-{config.key(behaviour_digest)}.npz"
+    return os.path.join(directory or os.path.join(cache_dir(), "datasets"), name)
+
+
+def save(ds: PreferenceDataset, path: str) -> None:
+    header = {"config": dataclasses.asdict(ds.config), "digest": ds.digest,
+              "behaviour_digest": ds.behaviour_digest, "version": DATASET_VERSION}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, __header__=np.frombuffer(json.dumps(header).encode(), np.uint8), **ds.arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str) -> PreferenceDataset:
+    """Loads a cached dataset, checking its content hash. Raises InputError if corrupt."""
+    try:
+        with np.load(path) as z:
+            header = json.loads(bytes(z["__header__"]).decode())
+            arrays = {k: z[k] for k in ARRAYS}
+    except Exception as e:  # noqa: BLE001 - any failure to read means a corrupt file
+        raise InputError(f"dataset cache file {path} is corrupt ({type(e).__name__}); delete it or rebuild "
+                         f"with --rebuild") from None
+    if _digest(arrays) != header.get("digest"):
+        raise InputError(f"dataset cache file {path} is corrupt (its content hash does not match); "
+                         f"delete it or rebuild with --rebuild")
+    return PreferenceDataset(DatasetConfig(**header["config"]), arrays, header["digest"],
+                             header["behaviour_digest"])
+
+
+def load_or_build(config: DatasetConfig, rebuild: bool = False, behaviour: BehaviourSet | None = None,
+                  directory: str | None = None, log=None) -> tuple[PreferenceDataset, str, bool]:
+    """The cached dataset for ``config`` (built on a miss). Returns (dataset, path, built)."""
+    config.validate()
+    behaviour = behaviour or load_behaviour(config.task)
+    path = path_for(config, behaviour.digest, directory)
+    if os.path.exists(path) and not rebuild:
+        ds = load(path)
+        if ds.config != config or ds.behaviour_digest != behaviour.digest:
+            raise InputError(f"dataset cache file {path} is stale (built from another configuration or "
+                             f"other behaviour policies); rebuild with --rebuild")
+        return ds, path, False
+    if log:
+        log(f"building {config.setting} {config.task} dataset: {config.pairs} pairs x {config.segment} steps")
+    ds = build(config, behaviour)
+    save(ds, path)
+    return ds, path, True

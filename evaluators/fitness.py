@@ -1,0 +1,92 @@
+"""Fitness: the normalised return of trained policies, scored by simulation.
+
+score = 100 (R - R_random) / (R_expert - R_random), where R_random is the return of
+uniformly random actions and R_expert that of the best behaviour policy. A candidate's
+fitness is the mean over its inner seeds and evaluation episodes; its spread is the
+standard deviation over inner seeds of the per-seed means. Every candidate is evaluated
+from the same initial states (common random numbers). A candidate whose training went
+non-finite gets no fitness (the worst) and keeps the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from evaluators.behaviour import BehaviourSet
+from evaluators.errors import InputError
+from evaluators.tasks import Task
+from evaluators.trainer import POLICY_SPEC, PopulationResult
+
+BACKENDS = ("auto", "native", "mjx")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    episodes: int = 4
+    seed: int = 10_000
+    backend: str = "auto"
+    horizon: int | None = None  # control steps per episode (default: the task's)
+
+    def validate(self) -> "EvalConfig":
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown backend {self.backend!r}; backends: {', '.join(BACKENDS)}")
+        if self.episodes < 1:
+            raise InputError(f"evaluation episodes must be at least 1, got {self.episodes}")
+        return self
+
+    def resolved_backend(self) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "native" if jax.default_backend() == "cpu" else "mjx"
+
+
+@dataclasses.dataclass
+class Scores:
+    """Per candidate: fitness (None if rejected), spread over seeds, per-seed means, reason."""
+
+    fitness: list[float | None]
+    spread: list[float | None]
+    per_seed: np.ndarray  # (P, S) normalised scores (nan where the run failed)
+    reasons: list[str | None]
+    raw_returns: np.ndarray  # (P, S, E)
+
+
+def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfig, spec=POLICY_SPEC) -> np.ndarray:
+    """(N, episodes) deterministic returns of N stacked policies on the chosen backend."""
+    backend = config.validate().resolved_backend()
+    if backend == "mjx":
+        from evaluators.backends import mjx
+
+        return mjx.evaluate_returns(task, stacked, spec, episodes, config.seed, config.horizon)
+    from evaluators.backends import native
+
+    return native.evaluate_returns(task, stacked, spec, episodes, config.seed, horizon=config.horizon)
+
+
+def score_population(task: Task, behaviour: BehaviourSet, result: PopulationResult, config: EvalConfig) -> Scores:
+    P, S = result.status.shape
+    flat = {k: v.reshape((P * S,) + v.shape[2:]) for k, v in result.params.items()}
+    returns = evaluate_returns(task, flat, config.episodes, config).reshape(P, S, config.episodes)
+    per_seed = behaviour.normalise(returns.mean(axis=2))
+    fitness, spread, reasons = [], [], []
+    for p in range(P):
+        reason = result.reason(p)
+        reasons.append(reason)
+        if reason is not None:
+            per_seed[p] = np.nan
+            fitness.append(None)
+            spread.append(None)
+        else:
+            fitness.append(float(per_seed[p].mean()))
+            spread.append(float(per_seed[p].std()))
+    return Scores(fitness, spread, per_seed, reasons, returns)
+
+
+def score_policy(task: Task, behaviour: BehaviourSet, params: dict, config: EvalConfig, spec=POLICY_SPEC):
+    """(mean, std over episodes) normalised score of one policy (e.g. the reference)."""
+    stacked = {k: np.asarray(v)[None] for k, v in params.items()}
+    r = behaviour.normalise(evaluate_returns(task, stacked, config.episodes, config, spec)[0])
+    return float(r.mean()), float(r.std())

@@ -1,0 +1,95 @@
+"""The reference policy: behaviour cloning on the dataset.
+
+The reference is fitted to every live step of both segments of every pair (chosen and
+rejected alike), by maximum likelihood under the same binned likelihood that preference
+training uses. It is therefore the behaviour mixture that generated the data, which is
+the reference that DPO's derivation assumes (the data are samples of pi_ref), rather
+than SFT on the chosen responses. A Gaussian MLP (2 x 64, swish) with the observation
+normaliser set from the dataset; cached next to the dataset it was fitted to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evaluators import policies as policy_io
+from evaluators.datasets import PreferenceDataset
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    steps: int = 3000
+    batch: int = 512
+    learning_rate: float = 1e-3
+    bins: int = 41
+    seed: int = 0
+
+    def key(self, dataset_digest: str) -> str:
+        blob = json.dumps({"config": dataclasses.asdict(self), "dataset": dataset_digest}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = ReferenceConfig()) -> dict:
+    from evaluators.trainer import POLICY_SPEC, optimizer
+
+    obs = np.concatenate([dataset.obs_w, dataset.obs_l]).reshape(-1, dataset.obs_w.shape[-1])
+    act = np.concatenate([dataset.act_w, dataset.act_l]).reshape(-1, dataset.act_w.shape[-1])
+    alive = np.concatenate([dataset.alive_w, dataset.alive_l]).reshape(-1) > 0
+    obs, act = obs[alive], act[alive]
+    lo, hi = policy_io.bin_edges(act, config.bins)
+    key = jax.random.PRNGKey(config.seed)
+    params = policy_io.init_params(key, obs.shape[1], act.shape[1], config.hidden, init_std=0.3)
+    params["obs_mean"] = jnp.asarray(obs.mean(axis=0), jnp.float32)
+    params["obs_std"] = jnp.asarray(np.maximum(obs.std(axis=0), 1e-3), jnp.float32)
+    opt = optimizer(config.learning_rate, 10.0, params)
+    data = jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi)
+
+    def nll(p, idx):
+        loc, std = policy_io.forward(p, data[0][idx], POLICY_SPEC, jnp)
+        return -policy_io.binned_log_likelihood(loc, std, data[1][idx], data[2][idx]).mean()
+
+    @jax.jit
+    def fit(params):
+        def step(carry, i):
+            p, s = carry
+            idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch,), 0, obs.shape[0])
+            loss, g = jax.value_and_grad(nll)(p, idx)
+            u, s = opt.update(g, s, p)
+            return (jax.tree.map(lambda a, b: a + b, p, u), s), loss
+
+        (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(config.steps))
+        return p, losses
+
+    fitted, _ = fit(params)
+    return {k: np.asarray(v) for k, v in fitted.items()}
+
+
+def load_or_fit(dataset: PreferenceDataset, dataset_path: str, config: ReferenceConfig = ReferenceConfig(),
+                rebuild: bool = False) -> tuple[dict, str]:
+    """The cached reference for ``dataset`` (fitted on a miss). Returns (params, path)."""
+    from evaluators.errors import InputError
+    from evaluators.trainer import POLICY_SPEC
+
+    path = f"{os.path.splitext(dataset_path)[0]}.ref-{config.key(dataset.digest)}.npz"
+    if os.path.exists(path) and not rebuild:
+        try:
+            params, _, meta = policy_io.load(path)
+        except Exception as e:  # noqa: BLE001 - unreadable means corrupt
+            raise InputError(f"reference cache file {path} is corrupt ({type(e).__name__}); rebuild with "
+                             f"--rebuild") from None
+        if meta.get("dataset_digest") != dataset.digest:
+            raise InputError(f"reference cache file {path} is stale (fitted to another dataset); rebuild with "
+                             f"--rebuild")
+        return params, path
+    params = behaviour_cloning(dataset, config)
+    policy_io.save(path, params, POLICY_SPEC, {"dataset_digest": dataset.digest,
+                                               "config": dataclasses.asdict(config)})
+    return params, path

@@ -1,0 +1,230 @@
+"""The offline preference-optimisation trainer: a population of losses, one jitted program.
+
+For every candidate loss (an encoded program of the grammar's array interpreter, with
+its constants) and every inner seed, a Gaussian MLP policy initialised from the
+reference is trained on the preference dataset with optax Adam. All runs of a
+population are one jitted function of array inputs: changing the losses does not
+recompile. Runs go one after another on a CPU (``lax.map``; vmap buys no speed there)
+and side by side on an accelerator (``vmap``); with several devices the run axis is
+sharded across them.
+
+Every candidate sees the same batches for the same inner seed (common random numbers),
+so differences in score come from the losses. A run whose loss, gradient or parameters
+go non-finite stops updating at that step and is reported with the step and reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from evaluators import policies as policy_io
+from evaluators.datasets import PreferenceDataset
+from grammar import interpreter
+
+POLICY_SPEC = policy_io.PolicySpec(activation="swish", squash=False, std="softplus")
+STATUS = {0: "ok", 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite parameters"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The inner loop's budget and settings (the defaults fit a 2-core CPU; see README)."""
+
+    steps: int = 200
+    batch_pairs: int = 32
+    learning_rate: float = 3e-4
+    grad_clip: float = 1.0
+    bins: int = 41
+    program_length: int = 96
+    n_constants: int = 8
+    mode: str = "auto"  # "map" (CPU), "vmap" (accelerator) or "auto"
+
+    def validate(self) -> "TrainConfig":
+        from evaluators.errors import InputError
+
+        if self.steps < 1:
+            raise InputError(f"training steps must be at least 1, got {self.steps}")
+        if self.batch_pairs < 1:
+            raise InputError(f"batch size must be at least 1 pair, got {self.batch_pairs}")
+        if not self.learning_rate > 0:
+            raise InputError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.mode not in ("auto", "map", "vmap"):
+            raise InputError(f"mode must be auto, map or vmap, not {self.mode!r}")
+        return self
+
+    @property
+    def shape(self) -> interpreter.ProgramShape:
+        return interpreter.ProgramShape(self.program_length, self.n_constants)
+
+    def resolved_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+@functools.partial(jax.tree_util.register_dataclass,
+                   data_fields=["obs", "lo", "hi", "alive", "ref_logp"], meta_fields=[])
+@dataclasses.dataclass(frozen=True)
+class TrainData:
+    """Device arrays of a dataset, prepared once: observations, bin edges, masks and the
+    reference's log-likelihoods."""
+
+    obs: jnp.ndarray      # (N, 2, H, obs)  [:, 0] chosen, [:, 1] rejected
+    lo: jnp.ndarray       # (N, 2, H, act)
+    hi: jnp.ndarray       # (N, 2, H, act)
+    alive: jnp.ndarray    # (N, 2, H)
+    ref_logp: jnp.ndarray  # (N, 2)
+
+    @property
+    def size(self) -> int:
+        return int(self.obs.shape[0])
+
+
+def segment_log_likelihood(params, obs, lo, hi, alive):
+    """Summed binned log-likelihood of segments; leading axes are batch axes."""
+    loc, std = policy_io.forward(params, obs, POLICY_SPEC, jnp)
+    return (policy_io.binned_log_likelihood(loc, std, lo, hi) * alive).sum(axis=-1)
+
+
+def prepare(dataset: PreferenceDataset, reference: dict, config: TrainConfig) -> TrainData:
+    obs = np.stack([dataset.obs_w, dataset.obs_l], axis=1)
+    act = np.stack([dataset.act_w, dataset.act_l], axis=1)
+    alive = np.stack([dataset.alive_w, dataset.alive_l], axis=1).astype(np.float32)
+    lo, hi = policy_io.bin_edges(act, config.bins)
+    ref = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
+    ref_logp = jax.jit(segment_log_likelihood)(ref, jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi),
+                                               jnp.asarray(alive))
+    return TrainData(jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(alive), ref_logp)
+
+
+FROZEN = ("obs_mean", "obs_std")
+
+
+def optimizer(learning_rate: float, grad_clip: float, params) -> optax.GradientTransformation:
+    """Adam with global-norm clipping on the network; the observation normaliser is frozen."""
+    labels = {k: "frozen" if k in FROZEN else "train" for k in params}
+    return optax.multi_transform(
+        {"train": optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(learning_rate)),
+         "frozen": optax.set_to_zero()}, labels)
+
+
+def _train_one(program, consts, seed, init_params, data: TrainData, config: TrainConfig, imode: str):
+    """One run: returns (params, status code, step of failure, last loss, train accuracy)."""
+    opt = optimizer(config.learning_rate, config.grad_clip, init_params)
+    key = jax.random.PRNGKey(seed)
+    n, steps = data.size, config.steps
+
+    def loss_fn(params, idx, progress):
+        logp = segment_log_likelihood(params, data.obs[idx], data.lo[idx], data.hi[idx], data.alive[idx])
+        lengths = data.alive[idx].sum(axis=-1)
+        ref = data.ref_logp[idx]
+        t = jnp.full(idx.shape, progress, jnp.float32)
+        terms = jnp.stack([logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], lengths[:, 0], lengths[:, 1], t])
+        losses = interpreter.evaluate(program, terms, consts, imode)
+        margin = (logp[:, 0] - ref[:, 0]) - (logp[:, 1] - ref[:, 1])
+        return losses.mean(), (margin > 0).mean()
+
+    def step(carry, i):
+        params, opt_state, status, failed_at, last_loss = carry
+        idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch_pairs,), 0, n)
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, idx, i / steps)
+        updates, new_opt = opt.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        finite_loss = jnp.isfinite(loss)
+        finite_grad = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        finite_params = jnp.all(jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
+        code = jnp.where(~finite_loss, 1, jnp.where(~finite_grad, 2, jnp.where(~finite_params, 3, 0)))
+        ok = (status == 0) & (code == 0)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+        params = keep(new_params, params)
+        opt_state = keep(new_opt, opt_state)
+        failed_at = jnp.where((status == 0) & (code != 0), i, failed_at)
+        status = jnp.where(status == 0, code, status)
+        last_loss = jnp.where(ok, loss, last_loss)
+        return (params, opt_state, status, failed_at, last_loss), acc
+
+    carry = (init_params, opt.init(init_params), jnp.int32(0), jnp.int32(-1), jnp.float32(jnp.nan))
+    (params, _, status, failed_at, last_loss), acc = jax.lax.scan(step, carry, jnp.arange(steps))
+    return params, status, failed_at, last_loss, acc[-max(1, steps // 10):].mean()
+
+
+_TRACES = [0]
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _train_population(programs, consts, seeds, init_params, data: TrainData, config: TrainConfig):
+    _TRACES[0] += 1  # runs only while tracing, i.e. once per compilation
+    mode = config.resolved_mode()
+    imode = "switch" if mode == "map" else "select"
+
+    def one(args):
+        prog, c, s = args
+        return _train_one(prog, c, s, init_params, data, config, imode)
+
+    if mode == "map":
+        return jax.lax.map(one, (programs, consts, seeds))
+    return jax.vmap(lambda p, c, s: one((p, c, s)))(programs, consts, seeds)
+
+
+def _sharded(fn, n_runs: int):
+    """Shards the run axis over local devices when there are several (a no-op on one)."""
+    devices = jax.local_devices()
+    if len(devices) < 2 or n_runs % len(devices):
+        return fn, None
+    mesh = jax.sharding.Mesh(np.array(devices), ("runs",))
+    return fn, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+
+
+@dataclasses.dataclass
+class PopulationResult:
+    """Trained parameters and training diagnostics of P candidates x S seeds."""
+
+    params: dict[str, np.ndarray]  # leaves shaped (P, S, ...)
+    status: np.ndarray             # (P, S) codes of STATUS
+    failed_at: np.ndarray          # (P, S) step of the first non-finite value, -1 if none
+    final_loss: np.ndarray         # (P, S)
+    train_accuracy: np.ndarray     # (P, S) share of pairs ranked right by the implicit reward
+
+    def reason(self, p: int) -> str | None:
+        bad = [(int(self.status[p, s]), int(self.failed_at[p, s])) for s in range(self.status.shape[1])
+               if self.status[p, s] != 0]
+        if not bad:
+            return None
+        code, step = bad[0]
+        return f"{STATUS[code]} at training step {step} (seed {len(bad)} of {self.status.shape[1]} failed)" \
+            if len(bad) < self.status.shape[1] else f"{STATUS[code]} at training step {step}"
+
+
+def train_population(programs: Sequence[interpreter.Program], constants: np.ndarray, seeds: Sequence[int],
+                     reference: dict, data: TrainData, config: TrainConfig) -> PopulationResult:
+    """Trains every candidate with every seed; one compilation per (P x S, shapes)."""
+    P, S = len(programs), len(seeds)
+    stacked = interpreter.stack(programs)
+    rep = lambda a: np.repeat(np.asarray(a), S, axis=0)  # noqa: E731
+    flat_programs = {k: jnp.asarray(rep(v)) for k, v in stacked.items()}
+    flat_consts = jnp.asarray(rep(constants), jnp.float32)
+    flat_seeds = jnp.asarray(np.tile(np.asarray(seeds, np.int32), P))
+    init = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
+    fn, sharding = _sharded(_train_population, P * S)
+    if sharding is not None:
+        flat_programs, flat_consts, flat_seeds = jax.device_put((flat_programs, flat_consts, flat_seeds), sharding)
+    params, status, failed_at, loss, acc = fn(flat_programs, flat_consts, flat_seeds, init, data, config)
+    shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
+    return PopulationResult({k: shape(v) for k, v in params.items()}, shape(status), shape(failed_at),
+                            shape(loss), shape(acc))
+
+
+def compilations() -> int:
+    """How many times the population trainer has been traced (and so compiled) in this process."""
+    return _TRACES[0]
+
+
+def describe(config: TrainConfig) -> dict[str, Any]:
+    return {**dataclasses.asdict(config), "resolved_mode": config.resolved_mode(),
+            "devices": [str(d) for d in jax.local_devices()]}

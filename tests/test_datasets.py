@@ -1,0 +1,102 @@
+"""Preference datasets: deterministic, defects as specified, cached safely."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from evaluators import datasets
+from evaluators.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def built():
+    out = {}
+    for setting in datasets.SETTINGS:
+        cfg = datasets.DatasetConfig(task="pendulum", setting=setting, eps=0.3, pairs=2000, segment=20, seed=0)
+        out[setting] = datasets.build(cfg)
+    return out
+
+
+def test_same_seed_same_hash(built):
+    cfg = datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=2000, segment=20, seed=0)
+    assert datasets.build(cfg).digest == built["noisy"].digest
+    other = datasets.build(datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=2000,
+                                                  segment=20, seed=1))
+    assert other.digest != built["noisy"].digest
+
+
+def test_label_noise_rate_close_to_eps(built):
+    rate = built["noisy"].summary()["flip_rate"]
+    assert abs(rate - 0.3) < 0.035  # binomial sd at 2000 pairs is 0.010
+    assert built["clean"].summary()["flip_rate"] == 0.0
+    assert built["noisy"].summary()["label_agreement"] < built["clean"].summary()["label_agreement"]
+
+
+def test_clean_labels_follow_returns(built):
+    s = built["clean"].summary()
+    assert s["label_agreement"] > 0.6
+    assert s["chosen_return_mean"] > s["rejected_return_mean"]
+
+
+def test_mixed_has_many_poor_pairs(built):
+    mixed, clean = built["mixed"], built["clean"]
+    poor = 3  # the poorer half of six policies
+    both_poor = lambda d: np.mean((d.pol_w < poor) & (d.pol_l < poor))  # noqa: E731
+    assert both_poor(mixed) > 0.65 and both_poor(clean) < 0.4
+
+
+def test_shuffled_pairs_unrelated_states(built):
+    shuffled, clean = built["shuffled"], built["clean"]
+    # the first observation of a pair is the shared prompt in clean data, not in shuffled data
+    same_clean = np.mean(np.all(np.isclose(clean.obs_w[:, 0], clean.obs_l[:, 0]), axis=1))
+    same_shuffled = np.mean(np.all(np.isclose(shuffled.obs_w[:, 0], shuffled.obs_l[:, 0]), axis=1))
+    assert same_clean == 1.0 and same_shuffled < 0.05
+
+
+def test_segments_stop_at_termination(built):
+    d = built["clean"]
+    assert d.obs_w.shape == (2000, 20, 4) and d.act_w.shape == (2000, 20, 1)
+    assert np.all(d.len_w >= 1) and np.all(d.len_w <= 20)
+    assert np.all(np.diff(d.alive_w, axis=1) <= 0)
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(task="chess"), "unknown task 'chess'"),
+    (dict(setting="adversarial"), "unknown setting 'adversarial'"),
+    (dict(eps=0.5), "eps must be in [0, 0.5)"),
+    (dict(eps=-0.1), "eps must be in [0, 0.5)"),
+    (dict(pairs=0), "pairs must be at least 1"),
+    (dict(segment=0), "segment length must be at least 1"),
+])
+def test_bad_config(kwargs, fragment):
+    with pytest.raises(InputError) as info:
+        datasets.DatasetConfig(**{"task": "pendulum", **kwargs}).validate()
+    assert fragment in str(info.value)
+
+
+def test_cache_round_trip_and_corruption(tmp_path):
+    cfg = datasets.DatasetConfig(task="pendulum", setting="clean", pairs=50, segment=10, seed=5)
+    ds, path, built = datasets.load_or_build(cfg, directory=str(tmp_path))
+    assert built and os.path.exists(path)
+    again, _, built2 = datasets.load_or_build(cfg, directory=str(tmp_path))
+    assert not built2 and again.digest == ds.digest
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    # flip bytes in the middle of the file: the content hash (or the zip) catches it
+    raw = bytearray(open(path, "rb").read())
+    for i in range(len(raw) // 2, len(raw) // 2 + 64):
+        raw[i] ^= 0xFF
+    open(path, "wb").write(bytes(raw))
+    with pytest.raises(InputError, match="is corrupt"):
+        datasets.load_or_build(cfg, directory=str(tmp_path))
+    rebuilt, _, built3 = datasets.load_or_build(cfg, rebuild=True, directory=str(tmp_path))
+    assert built3 and rebuilt.digest == ds.digest
+
+
+def test_missing_behaviour_policies(tmp_path):
+    from evaluators.behaviour import load_behaviour
+
+    with pytest.raises(InputError, match="discover data policies --task pendulum"):
+        load_behaviour("pendulum", directory=str(tmp_path))

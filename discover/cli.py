@@ -162,6 +162,7 @@ def export_cmd(
     rank: int = typer.Option(1, "--rank", help="Which of the run's hall of fame (1 = best)."),
     fmt: str = typer.Option("jax", "--format", "-f", help="jax, torch or trl."),
     output: str = typer.Option(..., "--output", "-o", help="The .py file to write."),
+    results_dir: str = typer.Option("results", help="Where runs are."),
 ):
     """Write a loss as a standalone Python module (JAX or PyTorch) or a TRL trainer."""
     from grammar import export, zoo
@@ -175,13 +176,12 @@ def export_cmd(
         expr, constants = z.expr, z.constants
         title, provenance = f"{zoo_name}: {z.formula}", z.reference
     else:
+        from discover.report import ranked_entry
         from discover.store import RunStore
 
-        store = RunStore.open(run)
-        entry = store.hall_of_fame_entry(rank)
-        expr, constants = entry.expr, entry.constants
+        store = RunStore.open(run, results_dir)
+        expr, constants, provenance = ranked_entry(store, rank)
         title = f"Discovered loss, rank {rank} of run {store.name}"
-        provenance = entry.provenance
     if fmt == "trl":
         src = export.export_trl(expr, constants, title, provenance)
     else:
@@ -303,6 +303,198 @@ def bench_cmd(
     t = out["timing"]
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
                   f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s)")
+
+
+# --------------------------------------------------------------------------- the search
+def estimate_generation_seconds(search, exp_config) -> float:
+    """A conservative cost model of one generation on this machine (for --time-limit checks):
+    about 2.5 us per (pair x step x training step) per run, plus scoring and compilation."""
+    t = exp_config.train
+    runs = search.population * len(search.inner_seeds)
+    train = runs * t.steps * t.batch_pairs * exp_config.dataset.segment * 2.5e-6
+    score = runs * exp_config.eval.episodes * 1000 * 4 / 150_000
+    return train + score
+
+
+@app.command("run")
+def run_cmd(
+    grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml)."),
+    task: str = typer.Option("hopper", help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    setting: str = typer.Option("noisy", help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(0.3, help="Label-flip probability for noisy data."),
+    population: int = typer.Option(32, help="New candidates trained per generation."),
+    generations: int = typer.Option(10, help="Generations."),
+    seed: int = typer.Option(0, help="Search seed."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop starting generations after this many minutes."),
+    backend: str = typer.Option("auto", help="Simulator: auto (MJX on accelerators), native or mjx."),
+    steps: int = typer.Option(200, help="Training steps per candidate."),
+    batch: int = typer.Option(32, help="Pairs per training batch."),
+    lr: float = typer.Option(3e-4, help="Adam learning rate of the inner loop."),
+    pairs: int = typer.Option(2000, help="Pairs in the dataset."),
+    segment: int = typer.Option(25, help="Control steps per segment."),
+    episodes: int = typer.Option(4, help="Evaluation episodes per trained policy."),
+    es: str = typer.Option("snes", help="Constant search: snes, cma_es or open_es."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
+    results_dir: str = typer.Option("results", help="Where runs are written."),
+):
+    """Search a grammar for preference losses; print the hall of fame as closed forms."""
+    import dataclasses as dc
+
+    from discover import report
+    from discover.bench import experiment_config
+    from discover.experiment import Experiment, ExperimentConfig
+    from discover.search import Search, SearchConfig
+    from discover.store import RunStore
+    from grammar import language
+
+    if resume:
+        store = RunStore.open(resume, results_dir)
+        cfg = store.config()
+        g = language.load(store.file("grammar.yaml"))
+        search_cfg = SearchConfig.from_dict(cfg["search"])
+        exp_cfg = ExperimentConfig.from_dict(cfg["experiment"])
+        console.print(f"resuming run [bold]{store.name}[/] ({store.path})")
+    else:
+        if grammar is None:
+            raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
+        g = language.load(grammar)
+        exp_cfg = experiment_config(task, setting, eps, pairs, segment, 0, steps, batch, lr, episodes, backend)
+        exp_cfg = dc.replace(exp_cfg, train=dc.replace(exp_cfg.train, program_length=max(96, g.limits.max_size)))
+        search_cfg = SearchConfig(population=population, generations=generations, seed=seed, es=es,
+                                  time_limit_min=time_limit).validate()
+        exp_cfg.validate()
+        if time_limit is not None:
+            estimate = estimate_generation_seconds(search_cfg, exp_cfg) + 30
+            if time_limit * 60 < estimate:
+                raise UsageProblem(f"--time-limit {time_limit:g} min is shorter than one generation (about "
+                                   f"{estimate / 60:.1f} min with these settings); raise it or lower "
+                                   f"--population or --steps")
+        run_name = name or f"{g.name}-{task}-{setting}-s{seed}"
+        store = RunStore.create(results_dir, run_name, {
+            "search": search_cfg.to_dict(), "experiment": exp_cfg.to_dict(), "grammar_name": g.name,
+            "grammar_path": g.path, "command": "discover run", "versions": _versions()}, g.path)
+        console.print(f"run [bold]{store.name}[/] -> {store.path}")
+
+    started = time.time()
+    with console.status("preparing the dataset and the reference policy ..."):
+        exp = Experiment(exp_cfg, log=console.print)
+    ref_mean, ref_std = exp.reference_score()
+    d = exp_cfg.dataset
+    console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
+                  + f", {d.pairs} pairs x {d.segment} steps; reference (BC) scores {ref_mean:.1f} ± {ref_std:.1f}; "
+                  f"{search_cfg.population} candidates x {len(search_cfg.inner_seeds)} seeds per generation, "
+                  f"{exp_cfg.train.steps} training steps each")
+
+    def on_generation(info):
+        done = info["generation"] + 1
+        remaining = search_cfg.generations - done
+        avg = sum(h["seconds"] for h in search.history[-3:]) / max(len(search.history[-3:]), 1)
+        console.print(report.generation_line(info, search_cfg.generations, remaining * avg if remaining else 0.0),
+                      highlight=False)
+
+    search = Search(g, exp, search_cfg, store, report=on_generation)
+    state = store.latest_checkpoint()
+    if state is not None:
+        search.restore(state)
+        console.print(f"restored generation {search.generation + 1} of {search_cfg.generations} "
+                      f"({len(search.cache)} candidates known)")
+
+    def should_stop(gen, elapsed):
+        if search_cfg.time_limit_min is None or not search.history:
+            return False
+        last = search.history[-1]["seconds"]
+        final = last * (search_cfg.final_top + 15) * len(search_cfg.holdout_seeds) / (
+            search_cfg.population * len(search_cfg.inner_seeds)) + 20
+        if (time.time() - started) + last + final > search_cfg.time_limit_min * 60:
+            console.print(f"[yellow]time limit: stopping after generation {gen}[/]")
+            return True
+        return False
+
+    try:
+        search.run(should_stop)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]; generations up to {search.generation + 1} are saved. "
+                      f"Resume with: discover run --resume {store.name}")
+        raise typer.Exit(130)
+    hof = search.hall_of_fame()
+    store.write("hall_of_fame.json", hof)
+    with console.status("re-scoring the best losses and the zoo on held-out seeds ..."):
+        final = search.final_evaluation(log=lambda m: None)
+    final["wall_s"] = search.elapsed_before + (time.time() - started)
+    final["generations_run"] = search.generation + 1
+    store.write("final.json", final)
+    plots_written = report.write_plots(store, search.history, hof)
+    console.print(report.pareto_table(hof))
+    console.print(report.final_table(final))
+    console.print(f"{search.stats['trained']} candidates trained, {search.stats['cache_hits']} cache hits, "
+                  f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
+                  f"{(time.time() - started) / 60:.1f} min this session. Results in {store.path} "
+                  f"({', '.join(os.path.basename(p) for p in plots_written)}).")
+    console.print(f"Export the best: discover export {store.name} --rank 1 --format torch --output loss.py")
+
+
+def trainer_compilations() -> int:
+    from evaluators import trainer
+
+    return trainer.compilations()
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("jax", "mujoco", "mujoco-mjx", "evosax", "optax", "sympy", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@app.command("show")
+def show_cmd(
+    run: str = typer.Argument(..., help="A run under results/ (or a path to one)."),
+    latex: bool = typer.Option(False, "--latex", help="Closed forms in LaTeX."),
+    top: int = typer.Option(10, help="Rows of the hall of fame."),
+    results_dir: str = typer.Option("results"),
+):
+    """Show a run: held-out table, hall of fame with closed forms and constants, Pareto front."""
+    from discover import report
+    from discover.store import RunStore
+
+    store = RunStore.open(run, results_dir)
+    cfg = store.config()
+    d = cfg["experiment"]["dataset"]
+    console.print(f"run [bold]{store.name}[/]: grammar {cfg['grammar_name']}, task {d['task']}, {d['setting']}"
+                  + (f" (eps {d['eps']})" if d["setting"] == "noisy" else "")
+                  + f", population {cfg['search']['population']}, generations {cfg['search']['generations']}")
+    if store.has("hall_of_fame.json"):
+        hof = store.read("hall_of_fame.json", "hall of fame")
+    else:
+        from discover.search import Search
+
+        hof = Search.hall_of_fame_from_records(store.candidates())
+        console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
+    console.print(report.hall_of_fame_table(hof, latex=latex, top=top))
+    console.print(report.pareto_table(hof))
+    if store.has("final.json"):
+        console.print(report.final_table(store.read("final.json", "final results"), latex=latex))
+
+
+@app.command("plot")
+def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("results")):
+    """Write PNG plots of a run: fitness over generations and the Pareto front."""
+    from discover import report
+    from discover.search import Search
+    from discover.store import RunStore
+
+    store = RunStore.open(run, results_dir)
+    state = store.latest_checkpoint()
+    history = state.get("history", []) if state else []
+    hof = Search.hall_of_fame_from_records(store.candidates())
+    for path in report.write_plots(store, history, hof):
+        console.print(f"wrote {path}")
 
 
 def main() -> None:

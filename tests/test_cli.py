@@ -27,7 +27,7 @@ def assert_user_error(result, fragment):
 def test_help_lists_commands():
     out = discover("--help")
     assert out.returncode == 0
-    for cmd in ("zoo", "expr", "export", "grammar"):
+    for cmd in ("zoo", "expr", "export", "grammar", "run", "show", "plot", "bench", "data"):
         assert cmd in out.stdout
 
 
@@ -63,6 +63,18 @@ def test_export_zoo(tmp_path):
     (("grammar", "check", "no_such_grammar.yaml"), "grammar file not found"),
     (("export", "--zoo", "nope", "--output", "x.py"), "unknown zoo loss 'nope'"),
     (("export", "--zoo", "dpo", "--format", "onnx", "--output", "x.py"), "--format must be"),
+    (("run", "--grammar", "mirror.yaml", "--time-limit", "0.01"), "shorter than one generation"),
+    (("run", "--grammar", "mirror.yaml", "--task", "humanoid_football"), "unknown task 'humanoid_football'"),
+    (("run", "--grammar", "mirror.yaml", "--setting", "weird"), "unknown setting 'weird'"),
+    (("run", "--grammar", "mirror.yaml", "--eps", "0.7"), "eps must be in [0, 0.5)"),
+    (("run", "--grammar", "mirror.yaml", "--steps", "0"), "training steps must be at least 1"),
+    (("run", "--grammar", "nonexistent.yaml"), "grammar file not found"),
+    (("run",), "give --grammar FILE"),
+    (("run", "--resume", "no-such-run"), "no run named 'no-such-run'"),
+    (("show", "no-such-run"), "no run named 'no-such-run'"),
+    (("export", "no-such-run", "--output", "x.py"), "no run named 'no-such-run'"),
+    (("bench", "--losses", "dpo,magic"), "unknown zoo loss 'magic'"),
+    (("data", "build", "--task", "pendulum", "--eps", "0.5", "--setting", "noisy"), "eps must be in [0, 0.5)"),
 ])
 def test_user_errors(tmp_path, args, fragment):
     assert_user_error(discover(*args, cwd=tmp_path), fragment)
@@ -72,3 +84,9 @@ def test_bad_grammar_file_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("start: Loss\nnonterminals:\n  Loss:\n    productions:\n      - \"frob(logp_w)\"\n")
     assert_user_error(discover("grammar", "check", str(bad)), "bad.yaml:5:")
+
+
+def test_no_run_directory_left_after_a_rejected_request(tmp_path):
+    discover("run", "--grammar", "mirror.yaml", "--time-limit", "0.01", cwd=tmp_path)
+    discover("run", "--grammar", "mirror.yaml", "--task", "nope", cwd=tmp_path)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

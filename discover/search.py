@@ -1,0 +1,568 @@
+"""The search: evolution over the grammar's derivation trees and their constants.
+
+Schedule (one batch of exactly ``population`` new candidates per generation, trained and
+scored together by one compiled program):
+
+- generation 0: the zoo losses the grammar derives (its seeds, at the zoo's constants),
+  then ramped half-and-half random trees at the constants' defaults;
+- generation g >= 1: ``es_trees x es_popsize`` slots go to the constant search: the best
+  structures so far (that have constants) each get an evosax strategy (SNES by default)
+  over their constants, mapped to [0, 1] on each constant's scale; it asks for
+  ``es_popsize`` constant vectors per generation and is told their fitness (negated:
+  evosax minimises). The other slots are offspring of the structure search: crossover,
+  subtree mutation, point mutation or shrinking of parents chosen by tournament on
+  fitness minus ``complexity_penalty`` x complexity, from a (mu + lambda) pool of the
+  best candidate per structure; offspring inherit their parents' constants, jittered
+  with probability ``p_constant_jitter``.
+
+Gates before training, each recorded with its reason: the grammar's limits and
+constraints (size, depth, increasing mirror maps, forbidden nestings), and finite loss
+and gradients on probe inputs (the reference's log-likelihoods on the dataset with
+margins out to +-``probe_margin``). A candidate is identified by its canonical hash and
+constants; the same key is never trained twice. At the end the best structures and the
+zoo baselines are re-scored on held-out inner seeds and evaluation episodes that the
+search never used.
+
+All randomness comes from ``np.random.default_rng([seed, generation])`` and fixed JAX
+keys, so a run resumed from a checkpoint ends as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from discover import variation
+from discover.errors import RunError
+from discover.experiment import Experiment
+from discover.store import RunStore
+from evaluators import trainer
+from grammar import derivation, interpreter, symbolic, zoo
+from grammar.derivation import Node
+from grammar.expr import to_text
+from grammar.language import Grammar
+
+ES_ALGORITHMS = ("snes", "cma_es", "open_es")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    population: int = 32
+    generations: int = 10
+    seed: int = 0
+    inner_seeds: tuple[int, ...] = (0, 1)
+    holdout_seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
+    holdout_eval_seed: int = 777_000
+    tournament: int = 3
+    complexity_penalty: float = 0.05
+    p_crossover: float = 0.3
+    p_subtree: float = 0.35
+    p_point: float = 0.25
+    p_shrink: float = 0.1
+    p_constant_jitter: float = 0.3
+    es: str = "snes"
+    es_trees: int = 2
+    es_popsize: int = 4
+    es_std: float = 0.15
+    final_top: int = 5
+    probe_margin: float = 1000.0
+    time_limit_min: float | None = None
+
+    def validate(self) -> "SearchConfig":
+        if self.population < 2:
+            raise RunError(f"population must be at least 2, got {self.population}")
+        if self.generations < 1:
+            raise RunError(f"generations must be at least 1, got {self.generations}")
+        if self.es not in ES_ALGORITHMS:
+            raise RunError(f"unknown constant search {self.es!r}; choose {', '.join(ES_ALGORITHMS)}")
+        if self.es_trees * self.es_popsize >= self.population:
+            raise RunError("es_trees x es_popsize must leave room for structure offspring")
+        if self.es == "open_es" and self.es_popsize % 2:
+            raise RunError("open_es needs an even es_popsize (antithetic sampling)")
+        if set(self.inner_seeds) & set(self.holdout_seeds):
+            raise RunError("held-out seeds must differ from the search's inner seeds")
+        if self.time_limit_min is not None and not self.time_limit_min > 0:
+            raise RunError(f"time limit must be positive, got {self.time_limit_min}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "SearchConfig":
+        d = dict(d)
+        for k in ("inner_seeds", "holdout_seeds"):
+            d[k] = tuple(d[k])
+        return SearchConfig(**d)
+
+
+@dataclasses.dataclass
+class Candidate:
+    node: Node
+    expr: object
+    constants: dict[str, float]
+    hash: str
+    origin: str
+    parents: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return candidate_key(self.hash, self.constants)
+
+
+def candidate_key(h: str, constants: dict[str, float]) -> str:
+    return h + "|" + ",".join(f"{k}={constants[k]:.5g}" for k in sorted(constants))
+
+
+def penalised(rec: dict, penalty: float) -> float:
+    if rec.get("fitness") is None:
+        return -math.inf
+    return rec["fitness"] - penalty * rec["complexity"]
+
+
+# --------------------------------------------------------------------------- constant search
+class ConstantSearch:
+    """evosax strategies over the constants of a few structures, in unit coordinates."""
+
+    def __init__(self, config: SearchConfig):
+        self.config = config
+        self.states: dict[str, dict] = {}  # hash -> {"names", "state" (pytree), "derivation"}
+
+    def _strategy(self, dim: int):
+        import optax
+        from evosax.algorithms import CMA_ES, SNES, Open_ES
+
+        template = jnp.zeros(dim)
+        n = self.config.es_popsize
+        if self.config.es == "snes":
+            es = SNES(population_size=n, solution=template)
+            return es, es.default_params.replace(std_init=self.config.es_std)
+        if self.config.es == "cma_es":
+            es = CMA_ES(population_size=n, solution=template)
+            return es, es.default_params.replace(std_init=self.config.es_std)
+        es = Open_ES(population_size=n, solution=template,
+                     std_schedule=optax.constant_schedule(self.config.es_std),
+                     optimizer=optax.adam(0.05))
+        return es, es.default_params
+
+    def ask(self, g: Grammar, h: str, node: Node, names: list[str], best: dict[str, float],
+            key: jax.Array) -> list[dict[str, float]]:
+        es, params = self._strategy(len(names))
+        if h not in self.states:
+            mean = jnp.asarray([g.constants[n].to_unit(best[n]) for n in names], jnp.float32)
+            self.states[h] = {"names": names, "state": es.init(jax.random.PRNGKey(0), mean, params),
+                              "derivation": derivation.to_text(node)}
+        entry = self.states[h]
+        pop, entry["state"] = es.ask(key, entry["state"], params)
+        entry["asked"] = np.asarray(pop)
+        return [{n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, row)}
+                for row in entry["asked"]]
+
+    def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
+        entry = self.states[h]
+        es, params = self._strategy(len(entry["names"]))
+        # evosax minimises: negate, and a rejected setting counts as very bad.
+        f = jnp.asarray([-v if v is not None else 1e3 for v in fitness], jnp.float32)
+        entry["state"], _ = es.tell(key, jnp.asarray(entry["asked"]), f, entry["state"], params)
+        entry.pop("asked", None)
+
+    def to_json(self) -> dict:
+        out = {}
+        for h, e in self.states.items():
+            leaves = jax.tree.leaves(e["state"])
+            out[h] = {"names": e["names"], "derivation": e["derivation"],
+                      "leaves": [np.asarray(x).tolist() for x in leaves],
+                      "dtypes": [str(np.asarray(x).dtype) for x in leaves]}
+        return out
+
+    def load_json(self, data: dict) -> None:
+        for h, e in data.items():
+            es, params = self._strategy(len(e["names"]))
+            fresh = es.init(jax.random.PRNGKey(0), jnp.zeros(len(e["names"])), params)
+            treedef = jax.tree.structure(fresh)
+            leaves = [jnp.asarray(np.asarray(v, dtype=d)) for v, d in zip(e["leaves"], e["dtypes"])]
+            self.states[h] = {"names": e["names"], "derivation": e["derivation"],
+                              "state": jax.tree.unflatten(treedef, leaves)}
+
+
+# --------------------------------------------------------------------------- the search
+class Search:
+    def __init__(self, grammar: Grammar, experiment: Experiment, config: SearchConfig, store: RunStore,
+                 report: Callable[[dict], None] | None = None):
+        self.g = grammar
+        self.exp = experiment
+        self.config = config.validate()
+        self.store = store
+        self.report = report or (lambda info: None)
+        self.cache: dict[str, dict] = {}
+        self.pool: list[str] = []
+        self.es = ConstantSearch(config)
+        self.generation = -1
+        self.history: list[dict] = []
+        self.elapsed_before = 0.0
+        self.stats = {"cache_hits": 0, "rejected": 0, "trained": 0}
+        self._probe_fn = None
+        self._seed_records: list[dict] = []
+
+    # -- candidates
+    def make(self, node: Node, constants: dict[str, float] | None, origin: str, parents=()) -> Candidate:
+        expr = derivation.expand(self.g, node)
+        consts = {}
+        for c in expr.constants:
+            value = (constants or {}).get(c, self.g.constants[c].default)
+            consts[c] = self.g.constants[c].clip(float(value))
+        return Candidate(node, expr, consts, symbolic.canonical_hash(expr), origin, tuple(parents))
+
+    def record(self, cand: Candidate, generation: int, **fields) -> dict:
+        rec = {
+            "generation": generation, "key": cand.key, "hash": cand.hash,
+            "derivation": derivation.to_text(cand.node), "expression": to_text(cand.expr),
+            "closed_form": symbolic.text(cand.expr), "complexity": symbolic.complexity(cand.expr),
+            "constants": cand.constants, "origin": cand.origin, "parents": list(cand.parents),
+            "fitness": None, "spread": None, "per_seed": None, "reason": None, "trained": False,
+        }
+        rec.update(fields)
+        return rec
+
+    # -- gates
+    def _probe_inputs(self):
+        rng = np.random.default_rng(12345)
+        data = self.exp.data
+        n = 64
+        idx = rng.integers(0, data.size, n)
+        ref = np.asarray(data.ref_logp)[idx]
+        lengths = np.asarray(data.alive).sum(axis=-1)[idx]
+        margins = np.concatenate([np.linspace(-self.config.probe_margin, self.config.probe_margin, n // 2),
+                                  rng.normal(0, 5, n - n // 2)])
+        # split each margin between the two responses; keep log-likelihoods below 0
+        logp_w = np.minimum(ref[:, 0] + margins / 2, -1e-3)
+        logp_l = np.minimum(ref[:, 1] - margins / 2, -1e-3)
+        t = np.linspace(0, 1, n)
+        return jnp.asarray(np.stack([logp_w, logp_l, ref[:, 0], ref[:, 1], lengths[:, 0], lengths[:, 1], t]),
+                           jnp.float32)
+
+    def probe(self, cands: list[Candidate]) -> list[str | None]:
+        """Reasons to reject (None: finite loss and gradients on the probe inputs)."""
+        if self._probe_fn is None:
+            terms = self._probe_inputs()
+            mode = interpreter.default_mode()
+
+            @jax.jit
+            def fn(programs, consts):
+                def one(p, c):
+                    value, grad = jax.value_and_grad(
+                        lambda tm: interpreter.evaluate(p, tm, c, mode).mean())(terms)
+                    per = interpreter.evaluate(p, terms, c, mode)
+                    return jnp.all(jnp.isfinite(per)) & jnp.isfinite(value), jnp.all(jnp.isfinite(grad[:4]))
+
+                if mode == "switch":
+                    return jax.lax.map(lambda pc: one(*pc), (programs, consts))
+                return jax.vmap(one)(programs, consts)
+
+            self._probe_fn = fn
+        shape = self.exp.config.train.shape
+        reasons: list[str | None] = []
+        encoded = []
+        for c in cands:
+            try:
+                encoded.append(interpreter.encode(c.expr, shape))
+                reasons.append(None)
+            except interpreter.ProgramTooLong as e:
+                encoded.append(None)
+                reasons.append(str(e))
+        todo = [i for i, p in enumerate(encoded) if p is not None]
+        P = self.config.population
+        for start in range(0, len(todo), P):
+            chunk = todo[start:start + P]
+            progs = [encoded[i] for i in chunk]
+            consts = [encoded[i].constant_vector(cands[i].constants, shape) for i in chunk]
+            while len(progs) < P:  # fixed shape: one compilation
+                progs.append(progs[0])
+                consts.append(consts[0])
+            ok_value, ok_grad = self._probe_fn(interpreter.stack(progs), jnp.asarray(np.stack(consts)))
+            for j, i in enumerate(chunk):
+                if not bool(ok_value[j]):
+                    reasons[i] = f"non-finite loss on probe inputs (|margin| <= {self.config.probe_margin:g})"
+                elif not bool(ok_grad[j]):
+                    reasons[i] = f"non-finite gradient on probe inputs (|margin| <= {self.config.probe_margin:g})"
+        return reasons
+
+    # -- batches
+    def initial_proposals(self, rng: np.random.Generator) -> list[Candidate]:
+        out = []
+        for name, text in self.g.seeds.items():
+            if name in zoo.ZOO:
+                node = derivation.parse_derivation(self.g, text)
+                out.append(self.make(node, zoo.ZOO[name].constants, f"zoo:{name}"))
+        for node in derivation.ramped_half_and_half(self.g, rng, 4 * self.config.population):
+            out.append(self.make(node, None, "random"))
+        return out
+
+    def offspring(self, rng: np.random.Generator) -> Candidate:
+        cfg = self.config
+        probs = np.array([cfg.p_crossover, cfg.p_subtree, cfg.p_point, cfg.p_shrink])
+        op = variation.OPERATORS[int(rng.choice(4, p=probs / probs.sum()))]
+        a = self.cache[self.tournament(rng)]
+        node_a = derivation.parse_derivation(self.g, a["derivation"])
+        parents = [a["key"]]
+        constants = dict(a["constants"])
+        if op == "crossover":
+            b = self.cache[self.tournament(rng)]
+            parents.append(b["key"])
+            child = variation.crossover(self.g, rng, node_a, derivation.parse_derivation(self.g, b["derivation"]))
+            constants = {**b["constants"], **a["constants"]}
+        elif op == "subtree":
+            child = variation.subtree_mutation(self.g, rng, node_a)
+        elif op == "point":
+            child = variation.point_mutation(self.g, rng, node_a)
+        else:
+            child = variation.shrink(self.g, rng, node_a)
+        if rng.uniform() < cfg.p_constant_jitter:
+            for k in list(constants):
+                if k in self.g.constants:
+                    c = self.g.constants[k]
+                    constants[k] = c.from_unit(c.to_unit(c.clip(constants[k])) + rng.normal(0, 0.1))
+        return self.make(child, constants, op, parents)
+
+    def tournament(self, rng: np.random.Generator) -> str:
+        entrants = [self.pool[int(i)] for i in rng.integers(0, len(self.pool), self.config.tournament)]
+        return max(entrants, key=lambda k: penalised(self.cache[k], self.config.complexity_penalty))
+
+    def build_batch(self, gen: int) -> tuple[list[Candidate], list[dict], dict[str, list[tuple]]]:
+        """Exactly ``population`` new valid candidates (or fewer if the grammar runs dry),
+        the records of rejected proposals, and the ES slots by structure hash."""
+        rng = np.random.default_rng([self.config.seed, gen])
+        P = self.config.population
+        batch: list[Candidate] = []
+        rejected: list[dict] = []
+        es_slots: dict[str, list[int]] = {}
+        keys = set()
+
+        def admit(cands: list[Candidate]) -> None:
+            fresh = []
+            for c in cands:
+                if c.key in self.cache or c.key in keys:
+                    self.stats["cache_hits"] += 1
+                    continue
+                reason = derivation.check(self.g, c.node, c.expr)
+                if reason:
+                    keys.add(c.key)
+                    rejected.append(self.record(c, gen, reason=reason))
+                    continue
+                fresh.append(c)
+                keys.add(c.key)
+            for c, reason in zip(fresh, self.probe(fresh)):
+                if reason:
+                    rejected.append(self.record(c, gen, reason=reason))
+                elif len(batch) < P:
+                    batch.append(c)
+
+        if gen == 0:
+            admit(self.initial_proposals(rng))
+        else:
+            key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
+            for j, (h, rec) in enumerate(self.es_targets()):
+                node = derivation.parse_derivation(self.g, rec["derivation"])
+                names = sorted(rec["constants"])
+                settings = self.es.ask(self.g, h, node, names, rec["constants"], jax.random.fold_in(key, j))
+                # Each sample keeps a slot: ("new", batch index), ("known", key) or ("rejected", None).
+                slots = []
+                for c in (self.make(node, s, "es", [rec["key"]]) for s in settings):
+                    if c.key in self.cache or c.key in keys:
+                        self.stats["cache_hits"] += 1
+                        slots.append(("known", c.key))
+                        continue
+                    keys.add(c.key)
+                    reason = derivation.check(self.g, c.node, c.expr) or self.probe([c])[0]
+                    if reason:
+                        rejected.append(self.record(c, gen, reason=reason))
+                        slots.append(("rejected", None))
+                    else:
+                        batch.append(c)
+                        slots.append(("new", len(batch) - 1))
+                es_slots[h] = slots
+        tries = 0
+        while len(batch) < P and tries < 30 and (gen > 0 or tries < 10):
+            need = P - len(batch)
+            if gen == 0:
+                proposals = [self.make(n, None, "random")
+                             for n in derivation.ramped_half_and_half(self.g, rng, 2 * need)]
+            else:
+                proposals = [self.offspring(rng) for _ in range(2 * need)]
+            admit(proposals)
+            tries += 1
+        return batch, rejected, es_slots
+
+    def es_targets(self) -> list[tuple[str, dict]]:
+        best: dict[str, dict] = {}
+        for rec in self.cache.values():
+            if rec.get("fitness") is None or not rec["constants"]:
+                continue
+            if rec["hash"] not in best or rec["fitness"] > best[rec["hash"]]["fitness"]:
+                best[rec["hash"]] = rec
+        ranked = sorted(best.items(), key=lambda kv: -kv[1]["fitness"])
+        return ranked[: self.config.es_trees]
+
+    # -- one generation
+    def run_generation(self, gen: int) -> dict:
+        t0 = time.perf_counter()
+        batch, rejected, es_slots = self.build_batch(gen)
+        if not batch:
+            raise RunError(f"grammar {self.g.name} yields no new valid candidate in generation {gen}")
+        n_real = len(batch)
+        padded = batch + [batch[i % n_real] for i in range(self.config.population - n_real)]
+        t1 = time.perf_counter()
+        scores, result, timing = self.exp.evaluate([c.expr for c in padded], [c.constants for c in padded],
+                                                   self.config.inner_seeds)
+        records = []
+        for i, c in enumerate(batch):
+            rec = self.record(
+                c, gen, fitness=scores.fitness[i], spread=scores.spread[i],
+                per_seed=[None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
+                reason=scores.reasons[i], trained=True,
+                train_accuracy=float(np.mean(result.train_accuracy[i])),
+                final_loss=[float(v) for v in result.final_loss[i]])
+            records.append(rec)
+        key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
+        for j, (h, slots) in enumerate(es_slots.items()):
+            fits = []
+            for kind, value in slots:
+                if kind == "new":
+                    fits.append(records[value]["fitness"])
+                elif kind == "known":  # repeated a known candidate: its cached fitness
+                    fits.append((self.cache.get(value) or {}).get("fitness"))
+                else:
+                    fits.append(None)
+            self.es.tell(h, fits, jax.random.fold_in(key, 1000 + j))
+        for rec in rejected + records:
+            self.cache[rec["key"]] = rec
+        self.stats["rejected"] += len(rejected)
+        self.stats["trained"] += len(records)
+        self.update_pool(records)
+        self.store.append_candidates(rejected + records)
+        self.generation = gen
+        fits = [r["fitness"] for r in records if r["fitness"] is not None]
+        best = self.best()
+        info = {
+            "generation": gen, "new": len(records), "rejected": len(rejected), "padding": self.config.population - n_real,
+            "best_fitness": best["fitness"] if best else None,
+            "best_closed_form": best["closed_form"] if best else None,
+            "generation_best": max(fits) if fits else None,
+            "median": float(np.median(fits)) if fits else None,
+            "seconds": time.perf_counter() - t0, "train_s": timing["train_s"], "score_s": timing["score_s"],
+            "propose_s": t1 - t0, "compilations": trainer.compilations(),
+        }
+        self.history.append(info)
+        self.store.write_checkpoint(gen, self.state())
+        return info
+
+    def update_pool(self, records: list[dict]) -> None:
+        best: dict[str, dict] = {}
+        for k in self.pool + [r["key"] for r in records]:
+            rec = self.cache[k]
+            if rec.get("fitness") is None:
+                continue
+            if rec["hash"] not in best or rec["fitness"] > best[rec["hash"]]["fitness"]:
+                best[rec["hash"]] = rec
+        ranked = sorted(best.values(), key=lambda r: -penalised(r, self.config.complexity_penalty))
+        self.pool = [r["key"] for r in ranked[: self.config.population]]
+        if not self.pool:
+            raise RunError("no candidate of this generation trained to a finite loss; the grammar or the "
+                           "training settings produce only non-finite losses")
+
+    def best(self) -> dict | None:
+        scored = [r for r in self.cache.values() if r.get("fitness") is not None]
+        return max(scored, key=lambda r: r["fitness"]) if scored else None
+
+    # -- state
+    def state(self) -> dict:
+        return {"generation": self.generation, "pool": self.pool, "es": self.es.to_json(),
+                "history": self.history, "stats": self.stats,
+                "elapsed_s": self.elapsed_before + (time.perf_counter() - self._started if hasattr(self, "_started") else 0)}
+
+    def restore(self, state: dict) -> None:
+        gen = int(state["generation"])
+        self.store.truncate_candidates(gen)
+        for rec in self.store.candidates(gen):
+            self.cache[rec["key"]] = rec
+        self.pool = list(state["pool"])
+        missing = [k for k in self.pool if k not in self.cache]
+        if missing:
+            raise RunError(f"checkpoint of generation {gen} refers to candidates missing from the log "
+                           f"({len(missing)} of {len(self.pool)}); the run directory is inconsistent")
+        self.es.load_json(state.get("es", {}))
+        self.history = list(state.get("history", []))
+        self.stats = dict(state.get("stats", self.stats))
+        self.generation = gen
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+
+    # -- driver
+    def run(self, should_stop: Callable[[int, float], bool] | None = None) -> None:
+        self._started = time.perf_counter()
+        for gen in range(self.generation + 1, self.config.generations):
+            elapsed = self.elapsed_before + time.perf_counter() - self._started
+            if should_stop and should_stop(gen, elapsed):
+                break
+            info = self.run_generation(gen)
+            info["elapsed_s"] = self.elapsed_before + time.perf_counter() - self._started
+            info.update(self.stats)
+            self.report(info)
+
+    # -- results
+    def hall_of_fame(self, top: int = 20) -> dict:
+        return Search.hall_of_fame_from_records(self.cache.values(), top)
+
+    @staticmethod
+    def hall_of_fame_from_records(records, top: int = 20) -> dict:
+        """Best candidate per structure by fitness, and the Pareto front of fitness vs complexity."""
+        best: dict[str, dict] = {}
+        for rec in records:
+            if rec.get("fitness") is None:
+                continue
+            if rec["hash"] not in best or rec["fitness"] > best[rec["hash"]]["fitness"]:
+                best[rec["hash"]] = rec
+        ranked = sorted(best.values(), key=lambda r: -r["fitness"])
+        front, best_so_far = [], -math.inf
+        for r in sorted(best.values(), key=lambda r: (r["complexity"], -r["fitness"])):
+            if r["fitness"] > best_so_far:
+                front.append(r)
+                best_so_far = r["fitness"]
+        return {"ranked": ranked[:top], "pareto": front, "structures": len(best)}
+
+    def final_evaluation(self, log: Callable[[str], None] = print) -> dict:
+        """Re-scores the best structures and the zoo on held-out seeds and episodes."""
+        hof = self.hall_of_fame(self.config.final_top)
+        chosen = hof["ranked"][: self.config.final_top]
+        entries = []
+        for i, rec in enumerate(chosen, 1):
+            node = derivation.parse_derivation(self.g, rec["derivation"])
+            entries.append(("discovered", f"#{i}", derivation.expand(self.g, node), rec["constants"], rec))
+        for name, z in zoo.ZOO.items():
+            entries.append(("zoo", name, z.expr, z.constants, None))
+        log(f"re-scoring {len(chosen)} discovered losses and {len(zoo.ZOO)} zoo baselines on "
+            f"{len(self.config.holdout_seeds)} held-out seeds ...")
+        scores, result, timing = self.exp.evaluate([e[2] for e in entries], [e[3] for e in entries],
+                                                   self.config.holdout_seeds, eval_seed=self.config.holdout_eval_seed)
+        ref_mean, ref_std = self.exp.reference_score()
+        zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
+        rows = []
+        for i, (kind, name, expr, consts, rec) in enumerate(entries):
+            rows.append({
+                "kind": kind, "name": name, "closed_form": symbolic.text(expr), "latex": symbolic.latex(expr),
+                "expression": to_text(expr), "constants": consts, "complexity": symbolic.complexity(expr),
+                "derivation": rec["derivation"] if rec else None, "key": rec["key"] if rec else None,
+                "search_fitness": rec["fitness"] if rec else None,
+                "heldout_mean": scores.fitness[i], "heldout_std": scores.spread[i],
+                "heldout_per_seed": [None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
+                "reason": scores.reasons[i],
+                "zoo_form": zoo_forms.get(rec["hash"]) if rec else name,
+            })
+        return {"rows": rows, "reference": {"mean": ref_mean, "std": ref_std},
+                "holdout_seeds": list(self.config.holdout_seeds), "holdout_eval_seed": self.config.holdout_eval_seed,
+                "timing": timing, "compilations": trainer.compilations()}

@@ -1,0 +1,153 @@
+"""The search on the tiny task with small budgets."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import textwrap
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import pair_inputs
+from discover import report
+from discover.errors import RunError
+from discover.search import Search, SearchConfig
+from discover.store import RunStore
+from grammar import export, language, lowering, zoo
+
+pytestmark = pytest.mark.slow
+
+CONFIG = SearchConfig(population=16, generations=3, seed=7, es_trees=1, es_popsize=4, final_top=2,
+                      holdout_seeds=(100, 101))
+
+
+def new_search(tmp_path, experiment, grammar, name="run", config=CONFIG):
+    store = RunStore.create(str(tmp_path), name, {"search": config.to_dict(),
+                                                  "experiment": experiment.config.to_dict(),
+                                                  "grammar_name": grammar.name}, grammar.path)
+    return Search(grammar, experiment, config, store), store
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, pendulum_experiment, mirror):
+    tmp = tmp_path_factory.mktemp("runs")
+    search, store = new_search(tmp, pendulum_experiment, mirror, "full")
+    search.run()
+    return search, store
+
+
+def test_zoo_is_in_generation_zero(finished):
+    _, store = finished
+    gen0 = [r for r in store.candidates() if r["generation"] == 0]
+    origins = {r["origin"] for r in gen0}
+    assert {f"zoo:{n}" for n in zoo.ZOO} <= origins
+
+
+def test_no_canonical_repeat_is_trained(finished):
+    _, store = finished
+    trained = [r["key"] for r in store.candidates() if r["trained"]]
+    assert len(trained) == len(set(trained))
+    assert len(trained) == CONFIG.population * CONFIG.generations
+
+
+def test_constant_search_and_variation_produce_candidates(finished):
+    _, store = finished
+    origins = {r["origin"] for r in store.candidates() if r["generation"] > 0}
+    assert "es" in origins
+    assert origins & {"crossover", "subtree", "point", "shrink"}
+
+
+def test_rejected_candidates_carry_reasons(tmp_path, pendulum_experiment):
+    # a grammar whose second production is log of a negative number: rejected by the probe
+    path = tmp_path / "bad_half.yaml"
+    path.write_text(textwrap.dedent("""\
+        start: Loss
+        primitives: [softplus, log]
+        constants:
+          beta: {default: 0.1, low: 0.01, high: 10.0, scale: log}
+        definitions:
+          r_w: logp_w - ref_w
+          r_l: logp_l - ref_l
+        nonterminals:
+          Loss:
+            productions:
+              - {name: good, expr: "softplus(-Scale * (r_w - r_l))"}
+              - {name: bad, expr: "log(logp_w) + Scale"}
+          Scale:
+            productions: [beta, "2 * beta", "beta / 2", "3 * beta", "beta * beta"]
+        """))
+    g = language.load(str(path))
+    cfg = dataclasses.replace(CONFIG, population=4, generations=1, es_trees=0, es_popsize=0)
+    search, store = new_search(tmp_path, pendulum_experiment, g, "bad", cfg)
+    search.run()
+    rejected = [r for r in store.candidates() if not r["trained"]]
+    assert rejected and all(r["reason"] for r in rejected)
+    assert any("non-finite loss on probe inputs" in r["reason"] for r in rejected)
+
+
+def test_resume_equals_uninterrupted(tmp_path, finished, pendulum_experiment, mirror):
+    _, full_store = finished
+    search, store = new_search(tmp_path, pendulum_experiment, mirror, "resumed")
+    search.run(should_stop=lambda gen, elapsed: gen >= 2)  # "killed" after generation 2 of 3
+    # a kill in the middle of generation 3 leaves a torn log line and no checkpoint
+    with open(store.file("candidates.jsonl"), "a") as f:
+        f.write(json.dumps({"generation": 2, "key": "junk|"}) + "\n" + '{"generation": 2, "ke')
+    again = Search(mirror, pendulum_experiment, CONFIG, RunStore(store.path))
+    again.restore(RunStore(store.path).latest_checkpoint())
+    again.run()
+    a = [(r["key"], r["fitness"]) for r in full_store.candidates()]
+    b = [(r["key"], r["fitness"]) for r in RunStore(store.path).candidates()]
+    assert a == b
+    assert again.hall_of_fame()["ranked"][0]["key"] == finished[0].hall_of_fame()["ranked"][0]["key"]
+
+
+def test_exported_discovered_loss_equals_engine(tmp_path, finished):
+    search, store = finished
+    hof = search.hall_of_fame()
+    store.write("hall_of_fame.json", hof)
+    for rank in (1, 2, 3):
+        expr, constants, provenance = report.ranked_entry(store, rank)
+        src = export.export_module(expr, constants, "jax", "test", provenance)
+        path = tmp_path / f"rank{rank}.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(f"rank{rank}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        x = pair_inputs(np.random.default_rng(rank), 32)
+        engine = np.asarray(lowering.lower(expr)({k: jnp.asarray(v, jnp.float32) for k, v in x.items()},
+                                                 {k: jnp.float32(v) for k, v in constants.items()}))
+        out = np.asarray(mod.loss(x["logp_w"], x["logp_l"], x["ref_w"], x["ref_l"], chosen_lengths=x["len_w"],
+                                  rejected_lengths=x["len_l"], progress=x["t"]))
+        np.testing.assert_allclose(out, engine, rtol=1e-5, atol=1e-5)
+        assert store.name in provenance
+
+
+def test_final_evaluation_uses_heldout_seeds(finished):
+    search, _ = finished
+    final = search.final_evaluation(log=lambda m: None)
+    kinds = [r["kind"] for r in final["rows"]]
+    assert kinds.count("discovered") == CONFIG.final_top and kinds.count("zoo") == len(zoo.ZOO)
+    assert final["holdout_seeds"] == [100, 101]
+    assert not set(final["holdout_seeds"]) & set(CONFIG.inner_seeds)
+    assert all(len(r["heldout_per_seed"]) == 2 for r in final["rows"])
+
+
+def test_bad_run_requests(tmp_path, finished):
+    with pytest.raises(RunError, match="no run named 'nope'"):
+        RunStore.open("nope", str(tmp_path))
+    _, store = finished
+    with pytest.raises(RunError, match="already exists"):
+        RunStore.create(os.path.dirname(store.path), store.name, {}, store.file("grammar.yaml"))
+    # corrupt checkpoint
+    bad = tmp_path / "corrupt"
+    (bad / "checkpoints").mkdir(parents=True)
+    (bad / "config.json").write_text("{}")
+    (bad / "checkpoints" / "gen-0000.json").write_text('{"generation": 0, "pool": [')
+    with pytest.raises(RunError, match="checkpoint is corrupt"):
+        RunStore.open(str(bad)).latest_checkpoint()
+    with pytest.raises(RunError, match="population must be at least 2"):
+        SearchConfig(population=1).validate()

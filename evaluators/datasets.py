@@ -146,22 +146,22 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
 class _AssignedActor:
     """Acts for a batch where environment i follows behaviour policy ``assign[i]`` (sampling)."""
 
-    def __init__(self, behaviour: BehaviourSet, assign: np.ndarray, rng: np.random.Generator):
-        from evaluators import policies as policy_io
-
-        self.policy_io = policy_io
+    def __init__(self, behaviour: BehaviourSet, assign: np.ndarray, act_dim: int, rng: np.random.Generator):
         self.behaviour = behaviour
         self.assign = assign
+        self.act_dim = act_dim
         self.rng = rng
         self.live = np.arange(len(assign))
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
+        from evaluators import policies as policy_io
+
         which = self.assign[self.live]
-        out = np.zeros((len(obs), self.behaviour.params[0][f"b{self.policy_io.num_layers(self.behaviour.params[0]) - 1}"].shape[0] // 2))
+        out = np.zeros((len(obs), self.act_dim))
         noise = self.rng.standard_normal(out.shape)
         for k in np.unique(which):
             rows = which == k
-            loc, std = self.policy_io.forward(self.behaviour.params[k], obs[rows], self.behaviour.spec, np)
+            loc, std = policy_io.forward(self.behaviour.params[k], obs[rows], self.behaviour.spec, np)
             u = loc + std * noise[rows]
             out[rows] = np.tanh(u) if self.behaviour.spec.squash else np.clip(u, -1.0, 1.0)
         return out
@@ -180,10 +180,10 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
     sim = NativeSimulator(task, nthread)
     try:
         # 1. Prompt states: states visited by each behaviour policy, acting stochastically.
+        act_dim = sim.model.nu
         episodes = np.repeat(np.arange(K), config.prompt_episodes)
-        actor = _AssignedActor(behaviour, episodes, rng)
-        prompts_traj = _run_recording_states(sim, actor, len(episodes), rng)
-        states, alive, owner = prompts_traj
+        states, alive = _run_recording_states(sim, _AssignedActor(behaviour, episodes, act_dim, rng),
+                                              len(episodes), rng)
         live = [(e, t) for e in range(len(episodes)) for t in range(int(alive[e].sum()))]
         by_policy = {k: [i for i, (e, _) in enumerate(live) if episodes[e] == k] for k in range(K)}
         N = config.pairs
@@ -202,7 +202,7 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
 
         # 3. Roll out both continuations from the same prompt state.
         assign = np.concatenate([pol_a, pol_b])
-        seg = sim.run(_AssignedActor(behaviour, assign, rng), 2 * N, rng, horizon=config.segment,
+        seg = sim.run(_AssignedActor(behaviour, assign, act_dim, rng), 2 * N, rng, horizon=config.segment,
                       initial=np.concatenate([prompt_states, prompt_states]), record=True)
         ret = seg.returns
         ret_a, ret_b = ret[:N], ret[N:]
@@ -261,7 +261,7 @@ def _run_recording_states(sim, actor, n: int, rng: np.random.Generator):
         nxt = sim.step(s, np.clip(actor(obs), -1.0, 1.0))
         current[live] = nxt
         live = live[task.healthy(nxt[:, sim.qpos_slice], nxt[:, sim.qvel_slice], np).astype(bool)]
-    return states, alive, None
+    return states, alive
 
 
 # --------------------------------------------------------------------------- cache

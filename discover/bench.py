@@ -19,9 +19,58 @@ from evaluators import trainer
 from grammar import symbolic, zoo
 
 
-def run_bench(config: ExperimentConfig, losses: Sequence[str], seeds: Sequence[int], out_dir: str,
+# Seeds the search never uses (it trains on 0, 1 and re-scores on 100-104).
+BENCH_SEED_BASE = 1000
+BENCH_EVAL_SEED = 555_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    kind: str  # "zoo" or "discovered"
+    expr: object
+    constants: dict
+    source: str = ""
+
+
+def zoo_entries(names: Sequence[str]) -> list[Entry]:
+    return [Entry(z.name, "zoo", z.expr, dict(z.constants), z.reference) for z in (zoo.get(n) for n in names)]
+
+
+def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
+    """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss (by held-out score when finished)."""
+    from discover.errors import RunError
+    from discover.report import ranked_entry
+    from discover.store import RunStore
+
+    out = []
+    for spec in specs:
+        run, _, rank = spec.partition(":")
+        try:
+            r = int(rank) if rank else 1
+        except ValueError:
+            raise RunError(f"bad --include {spec!r}: use RUN or RUN:RANK") from None
+        store = RunStore.open(run, results_dir)
+        expr, constants, provenance = ranked_entry(store, r)
+        out.append(Entry(f"{store.name}#{r}", "discovered", expr, dict(constants), provenance))
+    return out
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Mean of a - b over paired seeds with a 95% t confidence interval."""
+    from scipy import stats
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    d = d[np.isfinite(d)]
+    n = len(d)
+    if n < 2:
+        return {"mean": float(d.mean()) if n else None, "low": None, "high": None, "n": n}
+    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n))
+    return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half), "n": n}
+
+
+def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print) -> dict:
-    entries = [zoo.get(name) for name in losses]
     started = time.perf_counter()
     exp = Experiment(config, log=log)
     prepared = time.perf_counter()
@@ -32,15 +81,23 @@ def run_bench(config: ExperimentConfig, losses: Sequence[str], seeds: Sequence[i
     rows = []
     for i, z in enumerate(entries):
         rows.append({
-            "name": z.name, "closed_form": symbolic.text(z.expr), "constants": z.constants,
+            "name": z.name, "kind": z.kind, "source": z.source,
+            "closed_form": symbolic.text(z.expr), "expression": str(z.expr), "constants": z.constants,
             "fitness": scores.fitness[i], "spread": scores.spread[i],
             "per_seed": [None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
             "reason": scores.reasons[i],
             "train_accuracy": float(np.mean(result.train_accuracy[i])),
             "final_loss": [float(v) for v in result.final_loss[i]],
         })
+    baselines = [r for r in rows if r["kind"] == "zoo" and r["fitness"] is not None]
+    best = max(baselines, key=lambda r: r["fitness"]) if baselines else None
+    for r in rows:
+        if best is not None and r is not best and r["fitness"] is not None:
+            r["vs_best_baseline"] = {"baseline": best["name"],
+                                     **paired_difference(r["per_seed"], best["per_seed"])}
     out = {
         "task": config.dataset.task, "setting": config.dataset.setting,
+        "best_baseline": best["name"] if best else None,
         "config": config.to_dict(), "seeds": list(seeds),
         "dataset": {"path": exp.dataset_path, **exp.dataset.summary()},
         "reference": {"mean": ref_mean, "std": ref_std},
@@ -68,7 +125,8 @@ def default_losses() -> list[str]:
 
 
 def experiment_config(task: str, setting: str, eps: float, pairs: int, segment: int, data_seed: int,
-                      steps: int, batch: int, lr: float, episodes: int, backend: str) -> ExperimentConfig:
+                      steps: int, batch: int, lr: float, episodes: int, backend: str,
+                      eval_seed: int = 10_000) -> ExperimentConfig:
     from evaluators import datasets, fitness
 
     base = ExperimentConfig()
@@ -76,7 +134,7 @@ def experiment_config(task: str, setting: str, eps: float, pairs: int, segment: 
         dataset=datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment,
                                        seed=data_seed),
         train=dataclasses.replace(base.train, steps=steps, batch_pairs=batch, learning_rate=lr),
-        eval=fitness.EvalConfig(episodes=episodes, backend=backend),
+        eval=fitness.EvalConfig(episodes=episodes, backend=backend, seed=eval_seed),
         reference=base.reference,
     )
 

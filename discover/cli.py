@@ -267,6 +267,7 @@ def bench_cmd(
     eps: float = typer.Option(0.3, help="Label-flip probability (noisy)."),
     seeds: int = typer.Option(5, help="Inner training seeds per loss."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
+    include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
     pairs: int = typer.Option(2000),
     segment: int = typer.Option(25),
     data_seed: int = typer.Option(0),
@@ -278,27 +279,33 @@ def bench_cmd(
     name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
 ):
-    """Evaluate zoo losses with identical data, seeds and budget; table, results.json and a bar chart."""
-    from discover.bench import default_losses, experiment_config, run_bench
-    from grammar import zoo
+    """Evaluate zoo losses (and discovered ones) with identical data, seeds and budget, on
+    seeds no search uses; table with paired differences to the best baseline, results.json
+    and a bar chart."""
+    from discover import bench
 
-    names = [n.strip() for n in losses.split(",") if n.strip()] if losses else default_losses()
-    for n in names:
-        zoo.get(n)
+    names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
+    entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
     if seeds < 1:
         raise UsageProblem("--seeds must be at least 1")
-    cfg = experiment_config(task, setting, eps, pairs, segment, data_seed, steps, batch, lr, episodes, backend)
+    cfg = bench.experiment_config(task, setting, eps, pairs, segment, data_seed, steps, batch, lr, episodes,
+                                  backend, eval_seed=bench.BENCH_EVAL_SEED)
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
-    out = run_bench(cfg, names, list(range(seeds)), out_dir, log=console.print)
+    out = bench.run_bench(cfg, entries, [bench.BENCH_SEED_BASE + i for i in range(seeds)], out_dir,
+                          log=console.print)
     table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
                   + f": normalised return, mean ± std over {seeds} seeds")
-    for col in ("loss", "score", "train acc.", "closed form"):
-        table.add_column(col)
+    for col in ("loss", "score", f"vs {out['best_baseline']} (95% CI)", "train acc.", "closed form"):
+        table.add_column(col, overflow="fold")
     ref = out["reference"]
-    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "")
+    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "")
     for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
-        table.add_row(r["name"], score, f"{r['train_accuracy']:.2f}", r["closed_form"])
+        vs = r.get("vs_best_baseline")
+        diff = (f"{vs['mean']:+.1f} [{vs['low']:+.1f}, {vs['high']:+.1f}]" if vs and vs["low"] is not None
+                else "")
+        name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else r["name"]
+        table.add_row(name_, score, diff, f"{r['train_accuracy']:.2f}", r["closed_form"])
     console.print(table)
     t = out["timing"]
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "

@@ -5,8 +5,8 @@ its constants) and every inner seed, a Gaussian MLP policy initialised from the
 reference is trained on the preference dataset with optax Adam. All runs of a
 population are one jitted function of array inputs: changing the losses does not
 recompile. Runs go one after another on a CPU (``lax.map``; vmap buys no speed there)
-and side by side on an accelerator (``vmap``); with several devices the run axis is
-sharded across them.
+and side by side on an accelerator (``vmap``); with several local devices the run axis
+is split across them with ``shard_map`` (a no-op with one device).
 
 Every candidate sees the same batches for the same inner seed (common random numbers),
 so differences in score come from the losses. A run whose loss, gradient or parameters
@@ -157,9 +157,8 @@ def _train_one(program, consts, seed, init_params, data: TrainData, config: Trai
 _TRACES = [0]
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def _train_population(programs, consts, seeds, init_params, data: TrainData, config: TrainConfig):
-    _TRACES[0] += 1  # runs only while tracing, i.e. once per compilation
+def _run_axis(programs, consts, seeds, init_params, data: TrainData, config: TrainConfig):
+    """Trains the runs on this device: one after another (map) or side by side (vmap)."""
     mode = config.resolved_mode()
     imode = "switch" if mode == "map" else "select"
 
@@ -172,13 +171,20 @@ def _train_population(programs, consts, seeds, init_params, data: TrainData, con
     return jax.vmap(lambda p, c, s: one((p, c, s)))(programs, consts, seeds)
 
 
-def _sharded(fn, n_runs: int):
-    """Shards the run axis over local devices when there are several (a no-op on one)."""
-    devices = jax.local_devices()
-    if len(devices) < 2 or n_runs % len(devices):
-        return fn, None
-    mesh = jax.sharding.Mesh(np.array(devices), ("runs",))
-    return fn, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+@functools.partial(jax.jit, static_argnames=("config", "n_devices"))
+def _train_population(programs, consts, seeds, init_params, data: TrainData, config: TrainConfig,
+                      n_devices: int = 1):
+    _TRACES[0] += 1  # runs only while tracing, i.e. once per compilation
+    if n_devices == 1:
+        return _run_axis(programs, consts, seeds, init_params, data, config)
+    # Split the run axis over the local devices; each trains its share.
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n_devices]), ("runs",))
+    runs = P("runs")
+    fn = jax.shard_map(lambda p, c, s, i, d: _run_axis(p, c, s, i, d, config), mesh=mesh,
+                       in_specs=(runs, runs, runs, P(), P()), out_specs=runs, check_vma=False)
+    return fn(programs, consts, seeds, init_params, data)
 
 
 @dataclasses.dataclass
@@ -211,10 +217,11 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
     flat_consts = jnp.asarray(rep(constants), jnp.float32)
     flat_seeds = jnp.asarray(np.tile(np.asarray(seeds, np.int32), P))
     init = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
-    fn, sharding = _sharded(_train_population, P * S)
-    if sharding is not None:
-        flat_programs, flat_consts, flat_seeds = jax.device_put((flat_programs, flat_consts, flat_seeds), sharding)
-    params, status, failed_at, loss, acc = fn(flat_programs, flat_consts, flat_seeds, init, data, config)
+    # Shard the runs over the local devices when they divide evenly (one device: no-op).
+    n_dev = len(jax.local_devices())
+    n_dev = n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1
+    params, status, failed_at, loss, acc = _train_population(flat_programs, flat_consts, flat_seeds, init, data,
+                                                             config, n_devices=n_dev)
     shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
     return PopulationResult({k: shape(v) for k, v in params.items()}, shape(status), shape(failed_at),
                             shape(loss), shape(acc))

@@ -71,3 +71,20 @@ def test_gym_env_matches_task_definition():
         obs, r, term, trunc, _ = env.step(np.zeros(3))
         total, steps, done = total + r, steps + 1, term or trunc
     assert 0 < steps <= task.episode_length and total > 0
+
+
+@pytest.mark.parametrize("name", ["hopper", "walker2d", "half_cheetah", "pendulum"])
+def test_every_task_steps(name):
+    from evaluators.tasks import TASK_MODULES
+
+    assert name in TASK_MODULES
+    task = get_task(name)
+    sim = native.NativeSimulator(task)
+    try:
+        traj = sim.run(lambda obs: np.zeros((len(obs), sim.model.nu)), 2, np.random.default_rng(0), horizon=20,
+                       record=True)
+    finally:
+        sim.close()
+    assert np.all(np.isfinite(traj.obs)) and np.all(np.isfinite(traj.rewards))
+    expected = {"hopper": 11, "walker2d": 17, "half_cheetah": 17, "pendulum": 4}[name]
+    assert traj.obs.shape[-1] == expected

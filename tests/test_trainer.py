@@ -65,3 +65,41 @@ def test_training_moves_the_policy(pendulum_experiment):
     moved = max(float(np.abs(result.params[k][0, 0] - exp.reference[k]).max()) for k in exp.reference)
     assert moved > 1e-4
     assert 0.0 <= result.train_accuracy[0, 0] <= 1.0
+
+
+SHARD_SCRIPT = """
+import jax, numpy as np
+assert len(jax.local_devices()) == 2, jax.local_devices()
+from discover.experiment import Experiment, ExperimentConfig
+from evaluators import datasets, fitness, reference, trainer
+from grammar import zoo
+cfg = ExperimentConfig(dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=300, segment=20, seed=0),
+                       train=trainer.TrainConfig(steps=30, batch_pairs=16), eval=fitness.EvalConfig(episodes=2),
+                       reference=reference.ReferenceConfig(steps=800))
+exp = Experiment(cfg)
+names = ["dpo", "ipo", "orpo", "simpo"]
+scores, result, _ = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
+np.save("{out}", result.final_loss)
+"""
+
+
+@pytest.mark.slow
+def test_sharding_over_two_devices_matches_one(tmp_path, pendulum_experiment):
+    """The run axis split over two (virtual CPU) devices trains exactly what one device does."""
+    import os
+    import subprocess
+    import sys
+
+    from discover.experiment import Experiment
+
+    out = tmp_path / "losses.npy"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    subprocess.run([sys.executable, "-c", SHARD_SCRIPT.format(out=out)], check=True, env=env, timeout=600,
+                   capture_output=True)
+    cfg = dataclasses.replace(pendulum_experiment.config,
+                              train=trainer.TrainConfig(steps=30, batch_pairs=16),
+                              eval=fitness.EvalConfig(episodes=2))
+    exp = Experiment(cfg)
+    names = ["dpo", "ipo", "orpo", "simpo"]
+    _, result, _ = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
+    np.testing.assert_allclose(np.load(out), result.final_loss, rtol=1e-5)

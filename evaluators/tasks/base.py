@@ -54,4 +54,25 @@ class Task:
 
 
 def always_healthy(qpos, qvel, xp):
-    return xp.asarray(True)
+    return xp.ones(qpos.shape[:-1], bool)
+
+
+def planar_observation(velocity_clip: float | None):
+    """gym's planar locomotion observation: [qpos[1:], qvel] (x position hidden), the
+    velocities clipped to +-``velocity_clip`` when given."""
+
+    def observation(qpos, qvel, xp):
+        v = qvel if velocity_clip is None else xp.clip(qvel, -velocity_clip, velocity_clip)
+        return xp.concatenate([qpos[..., 1:], v], axis=-1)
+
+    return observation
+
+
+def forward_reward(healthy_bonus: float, ctrl_cost: float):
+    """gym's locomotion reward: forward velocity of the root + bonus - ctrl_cost |a|^2."""
+
+    def reward(qpos_before, qpos_after, qvel_after, action, dt, xp):
+        forward = (qpos_after[..., 0] - qpos_before[..., 0]) / dt
+        return forward + healthy_bonus - ctrl_cost * xp.sum(action * action, axis=-1)
+
+    return reward

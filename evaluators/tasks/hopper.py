@@ -5,20 +5,11 @@ obs = [qpos[1:], clip(qvel, -10, 10)] (11); reward = forward velocity of the tor
 beyond 0.2 rad, or any joint state leaves [-100, 100]; 1000 control steps of 4 x 2 ms.
 """
 
-from evaluators.tasks.base import Task
+from evaluators.tasks.base import Task, forward_reward, planar_observation
 
 # brax's hopper.xml puts the slide joints at the torso (z = 1.25 m) without a joint ref,
 # so qpos[1] is the displacement of the torso from its initial height.
 TORSO_HEIGHT = 1.25
-
-
-def observation(qpos, qvel, xp):
-    return xp.concatenate([qpos[..., 1:], xp.clip(qvel, -10.0, 10.0)], axis=-1)
-
-
-def reward(qpos_before, qpos_after, qvel_after, action, dt, xp):
-    forward = (qpos_after[..., 0] - qpos_before[..., 0]) / dt
-    return forward + 1.0 - 1e-3 * xp.sum(action * action, axis=-1)
 
 
 def healthy(qpos, qvel, xp):
@@ -37,8 +28,8 @@ TASK = Task(
     xml="hopper.xml",
     frame_skip=4,
     episode_length=1000,
-    observation=observation,
-    reward=reward,
+    observation=planar_observation(10.0),
+    reward=forward_reward(healthy_bonus=1.0, ctrl_cost=1e-3),
     healthy=healthy,
     description="one-legged hopper, gym Hopper-v4 reward and termination",
 )

@@ -4,18 +4,9 @@ obs = [qpos[1:], clip(qvel, -10, 10)] (17); reward = forward velocity + 1 - 1e-3
 the episode ends when the torso leaves 0.8-2.0 m height or tilts beyond 1 rad.
 """
 
-from evaluators.tasks.base import Task
+from evaluators.tasks.base import Task, forward_reward, planar_observation
 
 TORSO_HEIGHT = 1.25
-
-
-def observation(qpos, qvel, xp):
-    return xp.concatenate([qpos[..., 1:], xp.clip(qvel, -10.0, 10.0)], axis=-1)
-
-
-def reward(qpos_before, qpos_after, qvel_after, action, dt, xp):
-    forward = (qpos_after[..., 0] - qpos_before[..., 0]) / dt
-    return forward + 1.0 - 1e-3 * xp.sum(action * action, axis=-1)
 
 
 def healthy(qpos, qvel, xp):
@@ -29,8 +20,8 @@ TASK = Task(
     xml="walker2d.xml",
     frame_skip=4,
     episode_length=1000,
-    observation=observation,
-    reward=reward,
+    observation=planar_observation(10.0),
+    reward=forward_reward(healthy_bonus=1.0, ctrl_cost=1e-3),
     healthy=healthy,
     description="planar biped, gym Walker2d-v4 reward and termination",
 )

@@ -278,6 +278,15 @@ def _train_sb3(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
     return checkpoints
 
 
+def _spill(task: Task, checkpoint: tuple[int, dict], spec) -> None:
+    """Keeps every raw checkpoint on disk while training runs (a kill loses nothing)."""
+    from evaluators.datasets import cache_dir
+
+    step, params = checkpoint
+    policy_io.save(os.path.join(cache_dir(), "checkpoints", task.name, f"step-{step:09d}.npz"), params, spec,
+                   {"step": step})
+
+
 def sac_to_policy(model, obs_dim: int) -> dict[str, np.ndarray]:
     """Converts an SB3 SAC actor (no observation normalisation) to this project's format."""
     actor = model.policy.actor
@@ -317,6 +326,7 @@ def _train_sac(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
         def _on_step(self) -> bool:
             if self.num_timesteps % every == 0:
                 checkpoints.append((self.num_timesteps, sac_to_policy(model, obs_dim)))
+                _spill(task, checkpoints[-1], SAC_SPEC)
                 eps = [e["r"] for e in self.model.ep_info_buffer] or [float("nan")]
                 log(f"[sac {task.name}] step {self.num_timesteps:>10,d}  train return "
                     f"{np.mean(eps):8.1f}  ({time.time() - started:6.0f} s)")

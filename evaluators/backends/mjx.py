@@ -83,6 +83,16 @@ class MjxSimulator:
         return self is other
 
 
+_SIMULATORS: dict[str, MjxSimulator] = {}
+
+
+def simulator(task: Task) -> MjxSimulator:
+    """One simulator (and so one compiled rollout per shape) per task and process."""
+    if task.name not in _SIMULATORS:
+        _SIMULATORS[task.name] = MjxSimulator(task)
+    return _SIMULATORS[task.name]
+
+
 def evaluate_returns(task: Task, policies, spec: policy_io.PolicySpec, episodes: int, seed: int,
                      horizon: int | None = None) -> np.ndarray:
     """(P, episodes) deterministic returns, the MJX counterpart of ``native.evaluate_returns``.
@@ -97,6 +107,5 @@ def evaluate_returns(task: Task, policies, spec: policy_io.PolicySpec, episodes:
     qpos, qvel = initial_qpos_qvel(task, task.mj_model(), episodes, np.random.default_rng(seed))
     qpos, qvel = np.tile(qpos, (P, 1)), np.tile(qvel, (P, 1))
     per_env = {k: np.repeat(np.asarray(v), episodes, axis=0) for k, v in stacked.items()}
-    sim = MjxSimulator(task)
-    rewards, _, _ = sim.run(per_env, spec, qpos, qvel, horizon or task.episode_length)
+    rewards, _, _ = simulator(task).run(per_env, spec, qpos, qvel, horizon or task.episode_length)
     return rewards.sum(axis=1).reshape(P, episodes)

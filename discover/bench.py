@@ -78,10 +78,13 @@ def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequenc
         f"{config.train.batch_pairs} pairs per batch) ...")
     scores, result, timing = exp.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
     ref_mean, ref_std = exp.reference_score()
+    zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
     rows = []
     for i, z in enumerate(entries):
+        same = zoo_forms.get(symbolic.canonical_hash(z.expr))
         rows.append({
             "name": z.name, "kind": z.kind, "source": z.source,
+            "same_form_as": same if z.kind == "discovered" else None,
             "closed_form": symbolic.text(z.expr), "expression": str(z.expr), "constants": z.constants,
             "fitness": scores.fitness[i], "spread": scores.spread[i],
             "per_seed": [None if np.isnan(v) else float(v) for v in scores.per_seed[i]],

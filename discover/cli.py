@@ -504,6 +504,19 @@ def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("re
         console.print(f"wrote {path}")
 
 
+@app.command("report")
+def report_cmd(
+    spec: str = typer.Option("results/report.yaml", help="The report spec (which searches and benches)."),
+    output: str = typer.Option("results/REPORT.md", "--output", "-o"),
+    results_dir: str = typer.Option("results"),
+):
+    """Write the markdown report (tables, verdicts, transfer matrix) from committed results."""
+    from discover import markdown_report
+
+    path = markdown_report.write(spec, output, results_dir)
+    console.print(f"wrote {path}")
+
+
 def main() -> None:
     """Entry point: runs the app, turning user errors into one line and exit code 2
     (typer itself reports bad options and arguments, also with exit code 2)."""

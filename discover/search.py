@@ -300,7 +300,8 @@ class Search:
             if name in zoo.ZOO:
                 node = derivation.parse_derivation(self.g, text)
                 out.append(self.make(node, zoo.ZOO[name].constants, f"zoo:{name}"))
-        for node in derivation.ramped_half_and_half(self.g, rng, 4 * self.config.population):
+        # twice the free slots; the caller tops up if too few are new and valid
+        for node in derivation.ramped_half_and_half(self.g, rng, 2 * max(self.config.population - len(out), 1)):
             out.append(self.make(node, None, "random"))
         return out
 

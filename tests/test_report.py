@@ -1,0 +1,60 @@
+"""Report verdicts and paired statistics, on synthetic results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from discover import markdown_report
+from discover.bench import paired_difference
+from discover.store import RunStore
+
+
+def test_paired_difference_interval():
+    rng = np.random.default_rng(0)
+    base = rng.normal(50, 5, 10)
+    better = base + 3 + rng.normal(0, 0.5, 10)
+    d = paired_difference(better, base)
+    assert d["n"] == 10 and d["low"] > 0 and d["low"] < d["mean"] < d["high"]
+    same = paired_difference(base, base)
+    assert same["mean"] == 0 and same["low"] == 0 and same["high"] == 0
+    assert paired_difference([1.0], [0.0])["low"] is None
+
+
+def bench_json(diff_low, diff_high, same=None):
+    row = {"name": "run#1", "kind": "discovered", "fitness": 60.0, "spread": 1.0, "reason": None,
+           "closed_form": "softplus(beta*(r_l - r_w))", "expression": "softplus(-beta * (logp_w - logp_l))",
+           "constants": {"beta": 0.3}, "same_form_as": same,
+           "vs_best_baseline": {"baseline": "dpo", "mean": (diff_low + diff_high) / 2, "low": diff_low,
+                                "high": diff_high, "n": 10}}
+    base = {"name": "dpo", "kind": "zoo", "fitness": 55.0, "spread": 2.0, "reason": None,
+            "closed_form": "-log_sigmoid(beta*(-r_l + r_w))", "expression": "x", "constants": {"beta": 0.1}}
+    return {"task": "hopper", "setting": "noisy", "best_baseline": "dpo", "seeds": list(range(10)),
+            "config": {"dataset": {"eps": 0.2}}, "reference": {"mean": 40.0, "std": 3.0}, "losses": [row, base]}
+
+
+@pytest.mark.parametrize("low,high,word", [(1.0, 5.0, "**Yes**"), (-5.0, -1.0, "**No**"),
+                                           (-1.0, 3.0, "**Not beyond the seed spread**")])
+def test_verdicts(low, high, word):
+    b = bench_json(low, high)
+    assert markdown_report.verdict(b["losses"][0], b).startswith(word)
+
+
+def test_report_from_results(tmp_path):
+    results = tmp_path / "results"
+    store = RunStore(str(results / "run"))
+    (results / "run" / "checkpoints").mkdir(parents=True)
+    store.write("config.json", {"grammar_name": "mirror", "search": {"population": 32, "generations": 10,
+                                                                      "inner_seeds": [0, 1]}})
+    store.write("final.json", {"holdout_seeds": [100, 101], "wall_s": 480, "generations_run": 10, "rows": [
+        {"kind": "discovered", "name": "#1", "heldout_mean": 60.0, "latex": r"\operatorname{softplus}", "complexity": 8}]})
+    (results / "cmp").mkdir()
+    (results / "cmp" / "results.json").write_text(json.dumps(bench_json(1.0, 5.0, same="dpo")))
+    spec = tmp_path / "report.yaml"
+    spec.write_text("title: T\nsearches:\n  - {label: noisy, run: run, bench: cmp}\ntransfer: [cmp]\n")
+    text = markdown_report.build(str(spec), str(results))
+    assert "**Yes**" in text and "same form as the zoo's dpo" in text
+    assert "| run#1 | 60.0 (+3.0 [+1.0, +5.0]) |" in text
+    assert "wall time 8.0 min" in text

@@ -400,7 +400,12 @@ def run_cmd(
         console.print(report.generation_line(info, search_cfg.generations, remaining * avg if remaining else 0.0),
                       highlight=False)
 
-    search = Search(g, exp, search_cfg, store, report=on_generation)
+    status = console.status("starting ...")
+
+    def on_phase(text):
+        status.update(f"{text}  [dim]({(time.time() - started) / 60:.1f} min)[/]")
+
+    search = Search(g, exp, search_cfg, store, report=on_generation, phase=on_phase)
     state = store.latest_checkpoint()
     if state is not None:
         search.restore(state)
@@ -419,7 +424,8 @@ def run_cmd(
         return False
 
     try:
-        search.run(should_stop)
+        with status:
+            search.run(should_stop)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]; generations up to {search.generation + 1} are saved. "
                       f"Resume with: discover run --resume {store.name}")

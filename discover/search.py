@@ -194,12 +194,13 @@ class ConstantSearch:
 # --------------------------------------------------------------------------- the search
 class Search:
     def __init__(self, grammar: Grammar, experiment: Experiment, config: SearchConfig, store: RunStore,
-                 report: Callable[[dict], None] | None = None):
+                 report: Callable[[dict], None] | None = None, phase: Callable[[str], None] | None = None):
         self.g = grammar
         self.exp = experiment
         self.config = config.validate()
         self.store = store
         self.report = report or (lambda info: None)
+        self.phase = phase or (lambda text: None)
         self.cache: dict[str, dict] = {}
         self.pool: list[str] = []
         self.es = ConstantSearch(config)
@@ -413,12 +414,16 @@ class Search:
     # -- one generation
     def run_generation(self, gen: int) -> dict:
         t0 = time.perf_counter()
+        self.phase(f"generation {gen + 1}/{self.config.generations}: proposing and gating candidates")
         batch, rejected, es_slots = self.build_batch(gen)
         if not batch:
             raise RunError(f"grammar {self.g.name} yields no new valid candidate in generation {gen}")
         n_real = len(batch)
         padded = batch + [batch[i % n_real] for i in range(self.config.population - n_real)]
         t1 = time.perf_counter()
+        runs = len(padded) * len(self.config.inner_seeds)
+        self.phase(f"generation {gen + 1}/{self.config.generations}: training and scoring {len(batch)} new "
+                   f"candidates ({runs} runs{', compiling first' if trainer.compilations() == 0 else ''})")
         scores, result, timing = self.exp.evaluate([c.expr for c in padded], [c.constants for c in padded],
                                                    self.config.inner_seeds)
         records = []

@@ -434,6 +434,8 @@ def run_cmd(
     store.write("hall_of_fame.json", hof)
     with console.status("re-scoring the best losses and the zoo on held-out seeds ..."):
         final = search.final_evaluation(log=lambda m: None)
+    with console.status("training curves of the best loss and DPO ..."):
+        final["training_curves"] = search.training_curves(final)
     final["wall_s"] = search.elapsed_before + (time.time() - started)
     final["generations_run"] = search.generation + 1
     store.write("final.json", final)

@@ -59,3 +59,23 @@ def pareto(complexities, fitnesses, front, path: str, title: str) -> str:
     ax.set_title(title)
     ax.legend()
     return _save(fig, path)
+
+
+def training_curves(steps, curves: dict, reference: float, path: str, title: str) -> str:
+    """curves: name -> (S, K) normalised scores after each block of steps."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, scores in curves.items():
+        scores = np.asarray(scores, float)
+        xs = np.concatenate([[0], steps])
+        mean = np.concatenate([[reference], np.nanmean(scores, axis=0)])
+        std = np.concatenate([[0.0], np.nanstd(scores, axis=0)])
+        ax.plot(xs, mean, marker=".", label=name)
+        ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
+    ax.axhline(reference, color="tab:orange", ls="--", lw=1, label="reference (BC)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("normalised return (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

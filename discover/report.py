@@ -117,6 +117,12 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
 
 def write_plots(store: RunStore, history: list[dict], hof: dict) -> list[str]:
     out = []
+    final = store.read("final.json") if store.has("final.json") else {}
+    curves = final.get("training_curves") or {}
+    if curves:
+        out.append(plots.training_curves(curves["steps"], curves["curves"], curves["reference"],
+                                         store.file("training_curves.png"),
+                                         f"run {store.name}: held-out training curves"))
     if history:
         gens = [h["generation"] + 1 for h in history]
         out.append(plots.fitness_over_generations(

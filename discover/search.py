@@ -541,6 +541,23 @@ class Search:
                 best_so_far = r["fitness"]
         return {"ranked": ranked[:top], "pareto": front, "structures": len(best)}
 
+    def training_curves(self, final: dict, points: int = 8) -> dict:
+        """Normalised return during training of the best held-out discovered loss and of DPO."""
+        best = max((r for r in final["rows"] if r["kind"] == "discovered" and r["heldout_mean"] is not None),
+                   key=lambda r: r["heldout_mean"], default=None)
+        if best is None:
+            return {}
+        from discover.report import expression_of
+
+        dpo = zoo.ZOO["dpo"]
+        entries = [(f"discovered {best['name']}", expression_of(best), best["constants"]),
+                   ("dpo", dpo.expr, dpo.constants)]
+        steps, scores = self.exp.training_curves([e[1] for e in entries], [e[2] for e in entries],
+                                                 self.config.holdout_seeds, points,
+                                                 eval_seed=self.config.holdout_eval_seed)
+        return {"steps": steps.tolist(), "reference": self.exp.reference_score()[0],
+                "curves": {name: scores[i].tolist() for i, (name, _, _) in enumerate(entries)}}
+
     def final_evaluation(self, log: Callable[[str], None] = print) -> dict:
         """Re-scores the best structures and the zoo on held-out seeds and episodes."""
         hof = self.hall_of_fame(self.config.final_top)

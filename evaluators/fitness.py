@@ -85,6 +85,15 @@ def score_population(task: Task, behaviour: BehaviourSet, result: PopulationResu
     return Scores(fitness, spread, per_seed, reasons, returns)
 
 
+def score_snapshots(task: Task, behaviour: BehaviourSet, result: PopulationResult, config: EvalConfig) -> np.ndarray:
+    """(P, S, K) normalised scores of the K parameter snapshots of every run (training curves)."""
+    P, S = result.status.shape
+    K = next(iter(result.params.values())).shape[2]
+    flat = {k: v.reshape((P * S * K,) + v.shape[3:]) for k, v in result.params.items()}
+    returns = evaluate_returns(task, flat, config.episodes, config).reshape(P, S, K, config.episodes)
+    return behaviour.normalise(returns.mean(axis=3))
+
+
 def score_policy(task: Task, behaviour: BehaviourSet, params: dict, config: EvalConfig, spec=POLICY_SPEC):
     """(mean, std over episodes) normalised score of one policy (e.g. the reference)."""
     stacked = {k: np.asarray(v)[None] for k, v in params.items()}

@@ -44,6 +44,7 @@ class TrainConfig:
     program_length: int = 96
     n_constants: int = 8
     mode: str = "auto"  # "map" (CPU), "vmap" (accelerator) or "auto"
+    snapshots: int = 0  # > 0: also return the parameters after every steps/snapshots steps
 
     def validate(self) -> "TrainConfig":
         from evaluators.errors import InputError
@@ -56,6 +57,8 @@ class TrainConfig:
             raise InputError(f"learning rate must be positive, got {self.learning_rate}")
         if self.mode not in ("auto", "map", "vmap"):
             raise InputError(f"mode must be auto, map or vmap, not {self.mode!r}")
+        if self.snapshots and self.steps % self.snapshots:
+            raise InputError(f"steps ({self.steps}) must be a multiple of snapshots ({self.snapshots})")
         return self
 
     @property
@@ -150,8 +153,20 @@ def _train_one(program, consts, seed, init_params, data: TrainData, config: Trai
         return (params, opt_state, status, failed_at, last_loss), acc
 
     carry = (init_params, opt.init(init_params), jnp.int32(0), jnp.int32(-1), jnp.float32(jnp.nan))
-    (params, _, status, failed_at, last_loss), acc = jax.lax.scan(step, carry, jnp.arange(steps))
-    return params, status, failed_at, last_loss, acc[-max(1, steps // 10):].mean()
+    if not config.snapshots:
+        (params, _, status, failed_at, last_loss), acc = jax.lax.scan(step, carry, jnp.arange(steps))
+        return params, status, failed_at, last_loss, acc[-max(1, steps // 10):].mean()
+    # The same steps, cut into equal blocks; the parameters after each block are kept.
+    every = steps // config.snapshots
+
+    def block(carry, b):
+        carry, acc = jax.lax.scan(step, carry, b * every + jnp.arange(every))
+        return carry, (carry[0], acc)
+
+    (params, _, status, failed_at, last_loss), (snaps, acc) = jax.lax.scan(block, carry,
+                                                                          jnp.arange(config.snapshots))
+    acc = acc.reshape(-1)
+    return snaps, status, failed_at, last_loss, acc[-max(1, steps // 10):].mean()
 
 
 _TRACES = [0]
@@ -191,7 +206,7 @@ def _train_population(programs, consts, seeds, init_params, data: TrainData, con
 class PopulationResult:
     """Trained parameters and training diagnostics of P candidates x S seeds."""
 
-    params: dict[str, np.ndarray]  # leaves shaped (P, S, ...)
+    params: dict[str, np.ndarray]  # leaves shaped (P, S, ...), or (P, S, snapshots, ...) with snapshots
     status: np.ndarray             # (P, S) codes of STATUS
     failed_at: np.ndarray          # (P, S) step of the first non-finite value, -1 if none
     final_loss: np.ndarray         # (P, S)

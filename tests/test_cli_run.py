@@ -1,0 +1,73 @@
+"""`discover run` end to end on the tiny task, then show, export, plot and resume."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from test_cli import discover
+
+pytestmark = pytest.mark.slow
+
+RUN = ("run", "--grammar", "mirror.yaml", "--task", "pendulum", "--population", "16", "--generations", "2",
+       "--steps", "40", "--pairs", "200", "--segment", "20", "--episodes", "2", "--name", "tiny")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("cli")
+    out = discover(*RUN, cwd=cwd)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return cwd, out
+
+
+def test_run_prints_hall_of_fame_and_writes_store(finished_run):
+    cwd, out = finished_run
+    assert "gen 1/2" in out.stdout and "gen 2/2" in out.stdout
+    assert "held-out scores" in out.stdout and "Pareto front" in out.stdout
+    run = cwd / "results" / "tiny"
+    for name in ("config.json", "grammar.yaml", "candidates.jsonl", "hall_of_fame.json", "final.json",
+                 "fitness.png", "pareto.png", "training_curves.png", "checkpoints/gen-0001.json"):
+        assert (run / name).exists(), name
+
+
+def test_show_and_latex(finished_run):
+    cwd, _ = finished_run
+    out = discover("show", "tiny", "--latex", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    assert "hall of fame" in out.stdout and "\\" in out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["jax", "torch", "trl"])
+def test_export_from_run(finished_run, fmt):
+    cwd, _ = finished_run
+    target = cwd / f"best_{fmt}.py"
+    out = discover("export", "tiny", "--rank", "1", "--format", fmt, "--output", str(target), cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    src = target.read_text()
+    assert "def loss(" in src and "mpo-discover run tiny" in src
+    if fmt == "jax":
+        spec = importlib.util.spec_from_file_location("best", target)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        x = -np.arange(1.0, 5.0)
+        assert np.all(np.isfinite(np.asarray(mod.loss(x, x * 2, x, x * 1.5, chosen_lengths=x * 0 + 10,
+                                                     rejected_lengths=x * 0 + 10, progress=0.5))))
+    if fmt == "trl":
+        compile(src, str(target), "exec")
+
+
+def test_rank_out_of_range(finished_run):
+    cwd, _ = finished_run
+    out = discover("export", "tiny", "--rank", "99", "--output", "x.py", cwd=cwd)
+    assert out.returncode == 2 and "out of range" in out.stderr
+
+
+def test_plot_and_resume_of_a_finished_run(finished_run):
+    cwd, _ = finished_run
+    assert discover("plot", "tiny", cwd=cwd).returncode == 0
+    again = discover("run", "--resume", "tiny", cwd=cwd)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "restored generation 2 of 2" in again.stdout

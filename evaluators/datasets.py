@@ -9,8 +9,8 @@ deviation of segment returns. Settings:
 
 - ``clean``: both continuations by policies drawn uniformly from the graded set;
 - ``noisy``: clean, then every label flipped with probability ``eps``;
-- ``mixed``: a share ``mixed_poor_fraction`` of pairs has both continuations by the
-  poorer half of the policies, so "chosen" is often only relatively better;
+- ``mixed``: a share ``mixed_poor_fraction`` of pairs has both continuations by poor
+  policies (normalised return below 50), so "chosen" is often only relatively better;
 - ``shuffled``: clean, then each rejected segment is swapped for that of another pair,
   so chosen and rejected start from unrelated states.
 
@@ -36,7 +36,7 @@ from evaluators.errors import InputError
 from evaluators.tasks import get_task
 
 SETTINGS = ("clean", "noisy", "mixed", "shuffled")
-DATASET_VERSION = 1
+DATASET_VERSION = 2
 ARRAYS = ("obs_w", "act_w", "alive_w", "ret_w", "pol_w", "obs_l", "act_l", "alive_l", "ret_l", "pol_l",
           "flipped", "prompt_policy")
 
@@ -195,7 +195,8 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
         pol_a = rng.integers(0, K, size=N)
         pol_b = rng.integers(0, K, size=N)
         if config.setting == "mixed":
-            poor = max(1, K // 2)
+            # poor: below half of the expert's normalised return (policies are sorted by return)
+            poor = max(1, int(np.sum(behaviour.normalise(behaviour.returns) < 50.0)))
             both_poor = rng.uniform(size=N) < config.mixed_poor_fraction
             pol_a = np.where(both_poor, rng.integers(0, poor, size=N), pol_a)
             pol_b = np.where(both_poor, rng.integers(0, poor, size=N), pol_b)

@@ -22,6 +22,10 @@ from grammar import symbolic, zoo
 # Seeds the search never uses (it trains on 0, 1 and re-scores on 100-104).
 BENCH_SEED_BASE = 1000
 BENCH_EVAL_SEED = 555_000
+# Tuning the baselines' constants uses yet other seeds and evaluation episodes.
+TUNE_SEEDS = (2000, 2001)
+TUNE_EVAL_SEED = 666_000
+TUNE_POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)  # positions in each constant's range, on its scale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,37 @@ def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
     return out
 
 
+def tuning_grid(constants: dict) -> list[dict]:
+    """The default and five points across each constant's range (mirror.yaml's bounds and
+    scales), all combinations."""
+    import itertools
+
+    from grammar import language
+
+    bounds = language.load("mirror.yaml").constants
+    axes = []
+    for name, default in constants.items():
+        c = bounds[name]
+        axes.append(sorted({float(default)} | {round(c.from_unit(u), 6) for u in TUNE_POINTS}))
+    return [dict(zip(constants, combo)) for combo in itertools.product(*axes)]
+
+
+def tune_zoo(exp: Experiment, names: Sequence[str], log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Best constants of each zoo loss on the tuning seeds (grid search, one population)."""
+    jobs = []
+    for n in names:
+        z = zoo.get(n)
+        for consts in tuning_grid(z.constants) if z.constants else []:
+            jobs.append((n, z.expr, consts))
+    log(f"tuning the constants of {len(names)} baselines: {len(jobs)} settings x {len(TUNE_SEEDS)} seeds ...")
+    scores, _, _ = exp.evaluate([j[1] for j in jobs], [j[2] for j in jobs], TUNE_SEEDS, eval_seed=TUNE_EVAL_SEED)
+    best: dict[str, tuple[float, dict]] = {}
+    for (n, _, consts), f in zip(jobs, scores.fitness):
+        if f is not None and (n not in best or f > best[n][0]):
+            best[n] = (f, consts)
+    return {n: c for n, (_, c) in best.items()}
+
+
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
     """Mean of a - b over paired seeds with a 95% t confidence interval."""
     from scipy import stats
@@ -70,10 +105,22 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
 
 
 def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, tune: bool = False) -> dict:
     started = time.perf_counter()
     exp = Experiment(config, log=log)
     prepared = time.perf_counter()
+    tuned: dict[str, dict] = {}
+    if tune:
+        names = [e.name for e in entries if e.kind == "zoo" and e.constants]
+        tuned = tune_zoo(exp, names, log)
+        extra = []
+        for e in entries:
+            if e.kind == "zoo" and e.name in tuned and tuned[e.name] != e.constants:
+                consts = ", ".join(f"{k}={v:.3g}" for k, v in tuned[e.name].items())
+                extra.append(Entry(f"{e.name} (tuned: {consts})", "zoo", e.expr, tuned[e.name],
+                                   e.source + "; constants tuned on seeds " + ", ".join(map(str, TUNE_SEEDS))))
+        entries = list(entries) + extra
+    tuned_at = time.perf_counter()
     log(f"training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} steps, "
         f"{config.train.batch_pairs} pairs per batch) ...")
     scores, result, timing = exp.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
@@ -109,7 +156,9 @@ def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequenc
                       "expert_return": exp.behaviour.expert_return,
                       "normalised": [float(v) for v in exp.behaviour.normalise(exp.behaviour.returns)]},
         "losses": rows,
-        "timing": {"prepare_s": prepared - started, **timing, "total_s": time.perf_counter() - started},
+        "tuned": tuned,
+        "timing": {"prepare_s": prepared - started, "tune_s": tuned_at - prepared, **timing,
+                   "total_s": time.perf_counter() - started},
         "compilations": trainer.compilations(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax_backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.local_devices()]},
@@ -129,13 +178,13 @@ def default_losses() -> list[str]:
 
 def experiment_config(task: str, setting: str, eps: float, pairs: int, segment: int, data_seed: int,
                       steps: int, batch: int, lr: float, episodes: int, backend: str,
-                      eval_seed: int = 10_000) -> ExperimentConfig:
+                      eval_seed: int = 10_000, label_horizon: int = 500) -> ExperimentConfig:
     from evaluators import datasets, fitness
 
     base = ExperimentConfig()
     return ExperimentConfig(
         dataset=datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment,
-                                       seed=data_seed),
+                                       seed=data_seed, label_horizon=label_horizon),
         train=dataclasses.replace(base.train, steps=steps, batch_pairs=batch, learning_rate=lr),
         eval=fitness.EvalConfig(episodes=episodes, backend=backend, seed=eval_seed),
         reference=base.reference,

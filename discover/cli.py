@@ -230,13 +230,15 @@ def data_build(
     eps: float = typer.Option(0.3, help="Label-flip probability (noisy), in [0, 0.5)."),
     pairs: int = typer.Option(2000),
     segment: int = typer.Option(25, help="Control steps per segment (H)."),
+    label_horizon: int = typer.Option(500, help="Steps whose return labels a pair (at least --segment)."),
     seed: int = typer.Option(0),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
     from evaluators import datasets, reference
 
-    cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed)
+    cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
+                                 label_horizon=label_horizon)
     ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
     _, ref_path = reference.load_or_fit(ds, path, rebuild=rebuild)
     s = ds.summary()
@@ -268,8 +270,11 @@ def bench_cmd(
     seeds: int = typer.Option(5, help="Inner training seeds per loss."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
+    tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on separate seeds) "
+                                                   "and report it at its best constants."),
     pairs: int = typer.Option(2000),
     segment: int = typer.Option(25),
+    label_horizon: int = typer.Option(500, help="Steps whose return labels a pair."),
     data_seed: int = typer.Option(0),
     steps: int = typer.Option(200, help="Training steps per run."),
     batch: int = typer.Option(32, help="Pairs per batch."),
@@ -289,10 +294,10 @@ def bench_cmd(
     if seeds < 1:
         raise UsageProblem("--seeds must be at least 1")
     cfg = bench.experiment_config(task, setting, eps, pairs, segment, data_seed, steps, batch, lr, episodes,
-                                  backend, eval_seed=bench.BENCH_EVAL_SEED)
+                                  backend, eval_seed=bench.BENCH_EVAL_SEED, label_horizon=label_horizon)
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     out = bench.run_bench(cfg, entries, [bench.BENCH_SEED_BASE + i for i in range(seeds)], out_dir,
-                          log=console.print)
+                          log=console.print, tune=tune)
     table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
                   + f": normalised return, mean ± std over {seeds} seeds")
     for col in ("loss", "score", f"vs {out['best_baseline']} (95% CI)", "train acc.", "closed form"):
@@ -339,6 +344,7 @@ def run_cmd(
     lr: float = typer.Option(3e-4, help="Adam learning rate of the inner loop."),
     pairs: int = typer.Option(2000, help="Pairs in the dataset."),
     segment: int = typer.Option(25, help="Control steps per segment."),
+    label_horizon: int = typer.Option(500, help="Steps whose return labels a pair."),
     episodes: int = typer.Option(4, help="Evaluation episodes per trained policy."),
     es: str = typer.Option("snes", help="Constant search: snes, cma_es or open_es."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
@@ -366,7 +372,8 @@ def run_cmd(
         if grammar is None:
             raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
         g = language.load(grammar)
-        exp_cfg = experiment_config(task, setting, eps, pairs, segment, 0, steps, batch, lr, episodes, backend)
+        exp_cfg = experiment_config(task, setting, eps, pairs, segment, 0, steps, batch, lr, episodes, backend,
+                                    label_horizon=label_horizon)
         exp_cfg = dc.replace(exp_cfg, train=dc.replace(exp_cfg.train, program_length=max(96, g.limits.max_size)))
         search_cfg = SearchConfig(population=population, generations=generations, seed=seed, es=es,
                                   time_limit_min=time_limit).validate()

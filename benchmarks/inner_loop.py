@@ -26,7 +26,7 @@ from grammar import derivation, language, symbolic, zoo
 
 def population(g, rng, n, seen):
     out = []
-    for name, text in g.seeds.items():
+    for name in g.seeds:
         if len(out) < n // 2 and name in zoo.ZOO and symbolic.canonical_hash(zoo.ZOO[name].expr) not in seen:
             seen.add(symbolic.canonical_hash(zoo.ZOO[name].expr))
             out.append((zoo.ZOO[name].expr, zoo.ZOO[name].constants))

@@ -86,7 +86,7 @@ def main():
         for e in pop:
             fn = lowering.lower(e)
             cv = {c: jnp.float32(g.constants[c].default) for c in e.constants}
-            f = jax.jit(jax.value_and_grad(lambda inp, c: fn(inp, c).sum(), argnums=(0, 1)))
+            f = jax.jit(jax.value_and_grad(lambda inp, c, fn=fn: fn(inp, c).sum(), argnums=(0, 1)))
             t0 = time.perf_counter()
             jax.block_until_ready(f(x, cv))
             t1 = time.perf_counter()

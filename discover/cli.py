@@ -436,7 +436,7 @@ def run_cmd(
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]; generations up to {search.generation + 1} are saved. "
                       f"Resume with: discover run --resume {store.name}")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     hof = search.hall_of_fame()
     store.write("hall_of_fame.json", hof)
     with console.status("re-scoring the best losses and the zoo on held-out seeds ..."):

@@ -20,7 +20,6 @@ fractions of the best return. The kept files are small ``.npz`` policies under
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import time

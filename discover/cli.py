@@ -524,10 +524,14 @@ def report_cmd(
     spec: str = typer.Option("results/report.yaml", help="The report spec (which searches and benches)."),
     output: str = typer.Option("results/REPORT.md", "--output", "-o"),
     results_dir: str = typer.Option("results"),
+    bench: Optional[str] = typer.Option(None, "--bench", help="Instead: print one bench as a markdown table."),
 ):
     """Write the markdown report (tables, verdicts, transfer matrix) from committed results."""
     from discover import markdown_report
 
+    if bench:
+        print(markdown_report.bench_summary(markdown_report._load_bench(results_dir, bench)))
+        return
     path = markdown_report.write(spec, output, results_dir)
     console.print(f"wrote {path}")
 

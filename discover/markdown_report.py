@@ -162,3 +162,29 @@ def write(spec_path: str, output: str, results_dir: str = "results") -> str:
     text = build(spec_path, results_dir)
     atomic_write_text(output, text)
     return output
+
+
+def bench_summary(bench: dict) -> str:
+    """A compact markdown table of a bench: each zoo loss at its constants and tuned."""
+    rows = {}
+    for r in bench["losses"]:
+        if r["kind"] != "zoo":
+            continue
+        base = r["name"].split(" (tuned")[0]
+        rows.setdefault(base, {})["tuned" if "(tuned" in r["name"] else "default"] = r
+    ref = bench["reference"]
+    lines = [f"{_setting_label(bench)}: reference (BC) {ref['mean']:.1f}; expert 100, random actions 0; "
+             f"mean ± std over {len(bench['seeds'])} seeds.", "",
+             "| loss | at the zoo's constants | tuned constants | tuned score |", "|---|---|---|---|"]
+
+    def key(item):
+        best = max((v["fitness"] for v in item[1].values() if v["fitness"] is not None), default=-1e9)
+        return -best
+
+    for name, d in sorted(rows.items(), key=key):
+        default = d.get("default")
+        tuned = d.get("tuned")
+        fmt = lambda r: f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r and r["fitness"] is not None else "-"  # noqa: E731
+        consts = ", ".join(f"{k}={v:.3g}" for k, v in tuned["constants"].items()) if tuned else "(as default)"
+        lines.append(f"| {name} | {fmt(default)} | {consts} | {fmt(tuned)} |")
+    return "\n".join(lines) + "\n"

@@ -347,6 +347,9 @@ def run_cmd(
     label_horizon: int = typer.Option(500, help="Steps whose return labels a pair."),
     episodes: int = typer.Option(4, help="Evaluation episodes per trained policy."),
     es: str = typer.Option("snes", help="Constant search: snes, cma_es or open_es."),
+    reevaluate: int = typer.Option(6, help="Elites re-trained on fresh seeds per generation (0: off)."),
+    max_seeds: int = typer.Option(8, help="Seeds after which an elite is no longer re-trained."),
+    final_top: int = typer.Option(5, help="Discovered losses re-scored on held-out seeds at the end."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
@@ -376,6 +379,7 @@ def run_cmd(
                                     label_horizon=label_horizon)
         exp_cfg = dc.replace(exp_cfg, train=dc.replace(exp_cfg.train, program_length=max(96, g.limits.max_size)))
         search_cfg = SearchConfig(population=population, generations=generations, seed=seed, es=es,
+                                  reevaluate=reevaluate, max_seeds=max_seeds, final_top=final_top,
                                   time_limit_min=time_limit).validate()
         exp_cfg.validate()
         if time_limit is not None:
@@ -449,7 +453,8 @@ def run_cmd(
     plots_written = report.write_plots(store, search.history, hof)
     console.print(report.pareto_table(hof))
     console.print(report.final_table(final))
-    console.print(f"{search.stats['trained']} candidates trained, {search.stats['cache_hits']} cache hits, "
+    console.print(f"{search.stats['trained']} candidates trained, {search.stats.get('reevaluated', 0)} elite "
+                  f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
                   f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
                   f"{(time.time() - started) / 60:.1f} min this session. Results in {store.path} "
                   f"({', '.join(os.path.basename(p) for p in plots_written)}).")

@@ -67,12 +67,12 @@ class Experiment:
         consts = np.stack([p.constant_vector(c, shape) for p, c in zip(programs, constants)])
         return programs, consts
 
-    def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int],
+    def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int] | np.ndarray,
                  eval_seed: int | None = None) -> tuple[fitness.Scores, trainer.PopulationResult, dict]:
         """Trains every loss with every seed, then scores the trained policies."""
         programs, consts = self.encode(exprs, constants)
         t0 = time.perf_counter()
-        result = trainer.train_population(programs, consts, list(seeds), self.reference, self.data,
+        result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data,
                                           self.config.train)
         t1 = time.perf_counter()
         ev = self.config.eval if eval_seed is None else dataclasses.replace(self.config.eval, seed=eval_seed)

@@ -23,16 +23,18 @@ def generation_line(info: dict, total: int, eta_s: float | None) -> str:
     form = info.get("best_closed_form") or "-"
     if len(form) > 90:
         form = form[:87] + "..."
-    return (f"[bold]gen {info['generation'] + 1}/{total}[/]  best {_fmt(info['best_fitness'])}  "
+    seeds = f" ({info['best_seeds']} seeds)" if info.get("best_seeds") else ""
+    again = f"  re-trained {info['reevaluated']}" if info.get("reevaluated") else ""
+    return (f"[bold]gen {info['generation'] + 1}/{total}[/]  best {_fmt(info['best_fitness'])}{seeds}  "
             f"gen best {_fmt(info['generation_best'])}  median {_fmt(info['median'])}  "
-            f"{rate * 60:.0f} cand/min  cache hits {info['cache_hits']}  rejected {info['rejected']}  "
+            f"{rate * 60:.0f} cand/min{again}  cache hits {info['cache_hits']}  rejected {info['rejected']}  "
             f"compilations {info['compilations']}  {info['elapsed_s'] / 60:.1f} min{eta}\n    {form}")
 
 
 def final_table(final: dict, latex: bool = False) -> Table:
     table = Table(title=f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
                         f"episodes): normalised return, mean ± std over seeds", show_lines=False)
-    for col in ("loss", "held-out", "search", "complexity", "closed form", "constants"):
+    for col in ("loss", "held-out", "search (seeds)", "complexity", "closed form", "constants"):
         table.add_column(col, overflow="fold")
     ref = final["reference"]
     table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "", "")
@@ -46,7 +48,8 @@ def final_table(final: dict, latex: bool = False) -> Table:
         held = (f"{r['heldout_mean']:.1f} ± {r['heldout_std']:.1f}" if r["heldout_mean"] is not None
                 else f"[red]{r['reason']}[/]")
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
-        table.add_row(name, held, _fmt(r["search_fitness"]), str(r["complexity"]),
+        search = _fmt(r["search_fitness"]) + (f" ({r['search_seeds']})" if r.get("search_seeds") else "")
+        table.add_row(name, held, search, str(r["complexity"]),
                       r["latex"] if latex else r["closed_form"], consts)
     return table
 

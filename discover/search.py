@@ -71,6 +71,9 @@ class SearchConfig:
     es_popsize: int = 4
     es_std: float = 0.15
     final_top: int = 5
+    reevaluate: int = 6
+    max_seeds: int = 8
+    reeval_seed_base: int = 10_000
     probe_margin: float = 1000.0
     time_limit_min: float | None = None
 
@@ -81,8 +84,16 @@ class SearchConfig:
             raise RunError(f"generations must be at least 1, got {self.generations}")
         if self.es not in ES_ALGORITHMS:
             raise RunError(f"unknown constant search {self.es!r}; choose {', '.join(ES_ALGORITHMS)}")
-        if self.es_trees * self.es_popsize >= self.population:
-            raise RunError("es_trees x es_popsize must leave room for structure offspring")
+        if self.es_trees * self.es_popsize + self.reevaluate >= self.population:
+            raise RunError("es_trees x es_popsize + reevaluate must leave room for structure offspring")
+        if self.reevaluate < 0:
+            raise RunError(f"reevaluate must be 0 or more, got {self.reevaluate}")
+        if self.max_seeds < len(self.inner_seeds):
+            raise RunError("max_seeds must be at least the number of inner seeds")
+        reeval_top = self.reeval_seed_base + len(self.inner_seeds) * self.generations
+        if self.reevaluate and any(self.reeval_seed_base <= s < reeval_top
+                                   for s in (*self.inner_seeds, *self.holdout_seeds)):
+            raise RunError("re-evaluation seeds overlap the inner or held-out seeds")
         if self.es == "open_es" and self.es_popsize % 2:
             raise RunError("open_es needs an even es_popsize (antithetic sampling)")
         if set(self.inner_seeds) & set(self.holdout_seeds):
@@ -97,9 +108,16 @@ class SearchConfig:
     @staticmethod
     def from_dict(d: dict) -> "SearchConfig":
         d = dict(d)
+        d.setdefault("reevaluate", 0)  # runs made before re-evaluation existed
         for k in ("inner_seeds", "holdout_seeds"):
             d[k] = tuple(d[k])
         return SearchConfig(**d)
+
+    def reeval_seeds(self, generation: int) -> tuple[int, ...]:
+        """Fresh training seeds for the elites re-trained in ``generation``: never the inner,
+        held-out or benchmark seeds, and different in every generation."""
+        S = len(self.inner_seeds)
+        return tuple(self.reeval_seed_base + generation * S + i for i in range(S))
 
 
 @dataclasses.dataclass
@@ -207,7 +225,7 @@ class Search:
         self.generation = -1
         self.history: list[dict] = []
         self.elapsed_before = 0.0
-        self.stats = {"cache_hits": 0, "rejected": 0, "trained": 0}
+        self.stats = {"cache_hits": 0, "rejected": 0, "trained": 0, "reevaluated": 0}
         self._probe_fn = None
         self._seed_records: list[dict] = []
 
@@ -336,11 +354,11 @@ class Search:
         entrants = [self.pool[int(i)] for i in rng.integers(0, len(self.pool), self.config.tournament)]
         return max(entrants, key=lambda k: penalised(self.cache[k], self.config.complexity_penalty))
 
-    def build_batch(self, gen: int) -> tuple[list[Candidate], list[dict], dict[str, list[tuple]]]:
-        """Exactly ``population`` new valid candidates (or fewer if the grammar runs dry),
-        the records of rejected proposals, and the ES slots by structure hash."""
+    def build_batch(self, gen: int, size: int | None = None) -> tuple[list[Candidate], list[dict], dict[str, list[tuple]]]:
+        """Exactly ``size`` (default: population) new valid candidates (or fewer if the grammar
+        runs dry), the records of rejected proposals, and the ES slots by structure hash."""
         rng = np.random.default_rng([self.config.seed, gen])
-        P = self.config.population
+        P = self.config.population if size is None else size
         batch: list[Candidate] = []
         rejected: list[dict] = []
         es_slots: dict[str, list[int]] = {}
@@ -412,33 +430,56 @@ class Search:
         return ranked[: self.config.es_trees]
 
     # -- one generation
+    def reeval_targets(self, gen: int) -> list[dict]:
+        """The elites to re-train on fresh seeds this generation: the best of the pool (by
+        penalised fitness) that have fewer than ``max_seeds`` seeds behind their fitness."""
+        if gen == 0 or not self.config.reevaluate:
+            return []
+        out = []
+        for k in self.pool:
+            rec = self.cache[k]
+            if rec.get("fitness") is not None and len(rec.get("per_seed") or []) < self.config.max_seeds:
+                out.append(rec)
+            if len(out) == self.config.reevaluate:
+                break
+        return out
+
     def run_generation(self, gen: int) -> dict:
         t0 = time.perf_counter()
         self.phase(f"generation {gen + 1}/{self.config.generations}: proposing and gating candidates")
-        batch, rejected, es_slots = self.build_batch(gen)
+        elites = self.reeval_targets(gen)
+        batch, rejected, es_slots = self.build_batch(gen, self.config.population - len(elites))
         if not batch:
             raise RunError(f"grammar {self.g.name} yields no new valid candidate in generation {gen}")
         n_real = len(batch)
-        padded = batch + [batch[i % n_real] for i in range(self.config.population - n_real)]
+        # One program shape per run: new candidates, then the elites re-trained on fresh seeds,
+        # then padding (repeats of new candidates, discarded).
+        again = [self.make(derivation.parse_derivation(self.g, r["derivation"]), r["constants"], r["origin"],
+                           r.get("parents", ())) for r in elites]
+        slots = batch + again
+        padded = slots + [batch[i % n_real] for i in range(self.config.population - len(slots))]
+        inner, fresh = tuple(self.config.inner_seeds), self.config.reeval_seeds(gen)
+        seeds = np.array([fresh if len(batch) <= i < len(slots) else inner for i in range(len(padded))])
         t1 = time.perf_counter()
-        runs = len(padded) * len(self.config.inner_seeds)
+        runs = len(padded) * len(inner)
         self.phase(f"generation {gen + 1}/{self.config.generations}: training and scoring {len(batch)} new "
-                   f"candidates ({runs} runs{', compiling first' if trainer.compilations() == 0 else ''})")
-        scores, result, timing = self.exp.evaluate([c.expr for c in padded], [c.constants for c in padded],
-                                                   self.config.inner_seeds)
+                   f"candidates{f' and re-training {len(again)} elites' if again else ''} "
+                   f"({runs} runs{', compiling first' if trainer.compilations() == 0 else ''})")
+        scores, result, timing = self.exp.evaluate([c.expr for c in padded], [c.constants for c in padded], seeds)
         records = []
         for i, c in enumerate(batch):
             rec = self.record(
                 c, gen, fitness=scores.fitness[i], spread=scores.spread[i],
                 per_seed=[None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
-                reason=scores.reasons[i], trained=True,
+                seeds=list(inner), reason=scores.reasons[i], trained=True,
                 train_accuracy=float(np.mean(result.train_accuracy[i])),
                 final_loss=[float(v) for v in result.final_loss[i]])
             records.append(rec)
+        updated = [self.merge_reevaluation(rec, gen, fresh, scores, n_real + j) for j, rec in enumerate(elites)]
         key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
-        for j, (h, slots) in enumerate(es_slots.items()):
+        for j, (h, es_slot) in enumerate(es_slots.items()):
             fits = []
-            for kind, value in slots:
+            for kind, value in es_slot:
                 if kind == "new":
                     fits.append(records[value]["fitness"])
                 elif kind == "known":  # repeated a known candidate: its cached fitness
@@ -446,19 +487,22 @@ class Search:
                 else:
                     fits.append(None)
             self.es.tell(h, fits, jax.random.fold_in(key, 1000 + j))
-        for rec in rejected + records:
+        for rec in rejected + records + updated:
             self.cache[rec["key"]] = rec
         self.stats["rejected"] += len(rejected)
         self.stats["trained"] += len(records)
+        self.stats["reevaluated"] = self.stats.get("reevaluated", 0) + len(updated)
         self.update_pool(records)
-        self.store.append_candidates(rejected + records)
+        self.store.append_candidates(rejected + records + updated)
         self.generation = gen
         fits = [r["fitness"] for r in records if r["fitness"] is not None]
         best = self.best()
         info = {
-            "generation": gen, "new": len(records), "rejected": len(rejected), "padding": self.config.population - n_real,
+            "generation": gen, "new": len(records), "rejected": len(rejected), "reevaluated": len(updated),
+            "padding": self.config.population - len(slots),
             "best_fitness": best["fitness"] if best else None,
             "best_closed_form": best["closed_form"] if best else None,
+            "best_seeds": len(best.get("per_seed") or []) if best else None,
             "generation_best": max(fits) if fits else None,
             "median": float(np.median(fits)) if fits else None,
             "seconds": time.perf_counter() - t0, "train_s": timing["train_s"], "score_s": timing["score_s"],
@@ -467,6 +511,22 @@ class Search:
         self.history.append(info)
         self.store.write_checkpoint(gen, self.state())
         return info
+
+    @staticmethod
+    def merge_reevaluation(rec: dict, gen: int, seeds: Sequence[int], scores, i: int) -> dict:
+        """The elite's record with the fresh seeds' scores added: its fitness becomes the mean
+        over every seed it has been trained with (a failure on any seed fails it)."""
+        per_seed = list(rec["per_seed"]) + [None if np.isnan(v) else float(v) for v in scores.per_seed[i]]
+        out = dict(rec, generation=gen, born=rec.get("born", rec["generation"]), per_seed=per_seed,
+                   seeds=list(rec.get("seeds") or []) + list(seeds),
+                   reevaluations=rec.get("reevaluations", 0) + 1)
+        if scores.reasons[i] is not None:
+            out.update(fitness=None, spread=None,
+                       reason=f"failed when re-trained on seeds {list(seeds)}: {scores.reasons[i]}")
+        else:
+            vals = np.array(per_seed, float)
+            out.update(fitness=float(vals.mean()), spread=float(vals.std()))
+        return out
 
     def update_pool(self, records: list[dict]) -> None:
         best: dict[str, dict] = {}
@@ -581,6 +641,7 @@ class Search:
                 "expression": to_text(expr), "constants": consts, "complexity": symbolic.complexity(expr),
                 "derivation": rec["derivation"] if rec else None, "key": rec["key"] if rec else None,
                 "search_fitness": rec["fitness"] if rec else None,
+                "search_seeds": len(rec.get("per_seed") or []) if rec else None,
                 "heldout_mean": scores.fitness[i], "heldout_std": scores.spread[i],
                 "heldout_per_seed": [None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
                 "reason": scores.reasons[i],

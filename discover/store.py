@@ -104,7 +104,10 @@ class RunStore:
             f.flush()
             os.fsync(f.fileno())
 
-    def candidates(self, up_to_generation: int | None = None) -> list[dict]:
+    def candidates(self, up_to_generation: int | None = None, latest: bool = True) -> list[dict]:
+        """The logged candidates of generations up to ``up_to_generation``. An elite re-trained on
+        fresh seeds is logged again with its merged scores; ``latest`` keeps only its last record
+        (in the position of its first)."""
         path = self.file("candidates.jsonl")
         if not os.path.exists(path):
             return []
@@ -123,11 +126,16 @@ class RunStore:
                     break
                 if up_to_generation is None or rec["generation"] <= up_to_generation:
                     out.append(rec)
+        if latest:
+            by_key: dict[str, dict] = {}
+            for rec in out:
+                by_key[rec.get("key")] = rec
+            out = list(by_key.values())
         return out
 
     def truncate_candidates(self, up_to_generation: int) -> None:
         """Drops candidates of generations after ``up_to_generation`` (resume after a kill)."""
-        keep = self.candidates(up_to_generation)
+        keep = self.candidates(up_to_generation, latest=False)
         atomic_write_text(self.file("candidates.jsonl"), "".join(json.dumps(r, default=float) + "\n" for r in keep))
 
     def write_checkpoint(self, generation: int, state: dict) -> None:

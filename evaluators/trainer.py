@@ -222,15 +222,25 @@ class PopulationResult:
             if len(bad) < self.status.shape[1] else f"{STATUS[code]} at training step {step}"
 
 
-def train_population(programs: Sequence[interpreter.Program], constants: np.ndarray, seeds: Sequence[int],
-                     reference: dict, data: TrainData, config: TrainConfig) -> PopulationResult:
-    """Trains every candidate with every seed; one compilation per (P x S, shapes)."""
-    P, S = len(programs), len(seeds)
+def train_population(programs: Sequence[interpreter.Program], constants: np.ndarray,
+                     seeds: Sequence[int] | np.ndarray, reference: dict, data: TrainData,
+                     config: TrainConfig) -> PopulationResult:
+    """Trains every candidate with every seed; one compilation per (P x S, shapes).
+
+    ``seeds`` is either S seeds shared by every candidate or a (P, S) matrix giving each
+    candidate its own (the search re-trains elites on fresh seeds in the same program)."""
+    seed_arr = np.asarray(seeds, np.int32)
+    P = len(programs)
+    if seed_arr.ndim == 1:
+        seed_arr = np.tile(seed_arr, (P, 1))
+    if seed_arr.ndim != 2 or seed_arr.shape[0] != P or seed_arr.shape[1] < 1:
+        raise ValueError(f"seeds must be (S,) or ({P}, S), got shape {np.asarray(seeds).shape}")
+    S = seed_arr.shape[1]
     stacked = interpreter.stack(programs)
     rep = lambda a: np.repeat(np.asarray(a), S, axis=0)  # noqa: E731
     flat_programs = {k: jnp.asarray(rep(v)) for k, v in stacked.items()}
     flat_consts = jnp.asarray(rep(constants), jnp.float32)
-    flat_seeds = jnp.asarray(np.tile(np.asarray(seeds, np.int32), P))
+    flat_seeds = jnp.asarray(seed_arr.reshape(-1))
     init = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
     # Shard the runs over the local devices when they divide evenly (one device: no-op).
     n_dev = len(jax.local_devices())

@@ -22,7 +22,7 @@ from grammar import export, language, lowering, zoo
 pytestmark = pytest.mark.slow
 
 CONFIG = SearchConfig(population=16, generations=3, seed=7, es_trees=1, es_popsize=4, final_top=2,
-                      holdout_seeds=(100, 101))
+                      holdout_seeds=(100, 101), reevaluate=3)
 
 
 def new_search(tmp_path, experiment, grammar, name="run", config=CONFIG):
@@ -42,7 +42,7 @@ def finished(tmp_path_factory, pendulum_experiment, mirror):
 
 def test_zoo_is_in_generation_zero(finished):
     _, store = finished
-    gen0 = [r for r in store.candidates() if r["generation"] == 0]
+    gen0 = [r for r in store.candidates() if r.get("born", r["generation"]) == 0]
     origins = {r["origin"] for r in gen0}
     assert {f"zoo:{n}" for n in zoo.ZOO} <= origins
 
@@ -51,7 +51,29 @@ def test_no_canonical_repeat_is_trained(finished):
     _, store = finished
     trained = [r["key"] for r in store.candidates() if r["trained"]]
     assert len(trained) == len(set(trained))
-    assert len(trained) == CONFIG.population * CONFIG.generations
+    R = CONFIG.reevaluate
+    assert len(trained) == CONFIG.population + (CONFIG.population - R) * (CONFIG.generations - 1)
+    # re-evaluation trains an elite again only on seeds it has not seen: no (loss, seed) run twice
+    runs, S = [], len(CONFIG.inner_seeds)
+    for rec in store.candidates(latest=False):  # each line: a training (or a re-training) of one loss
+        if rec["trained"]:
+            runs += [(rec["key"], s) for s in (rec["seeds"][-S:] if rec.get("reevaluations") else rec["seeds"])]
+    assert len(runs) == len(set(runs))
+
+
+def test_elites_are_retrained_on_fresh_seeds(finished):
+    search, store = finished
+    again = [r for r in store.candidates() if r.get("reevaluations")]
+    assert len(again) >= CONFIG.reevaluate  # every generation after the first re-trains R elites
+    inner = set(CONFIG.inner_seeds)
+    for r in again:
+        assert len(r["per_seed"]) == len(r["seeds"]) == len(CONFIG.inner_seeds) * (1 + r["reevaluations"])
+        assert not (set(r["seeds"][len(inner):]) & (inner | set(CONFIG.holdout_seeds)))
+        assert r["fitness"] == pytest.approx(np.mean(r["per_seed"]))
+        assert r["born"] < r["generation"]
+    # the search state agrees with the log
+    for r in again:
+        assert search.cache[r["key"]]["fitness"] == r["fitness"]
 
 
 def test_constant_search_and_variation_produce_candidates(finished):

@@ -60,6 +60,23 @@ def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
     return out
 
 
+def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1.0)) -> list[Entry]:
+    """For each discovered loss that uses training progress t: the same formula with t frozen
+    at each of ``points`` (0: its early-training form all along; 1: its late form). Scored
+    alongside the scheduled loss, they show what the schedule itself buys."""
+    from grammar.expr import Expr
+
+    out = []
+    for e in entries:
+        if e.kind != "discovered" or "t" not in e.expr.terminals:
+            continue
+        for p in points:
+            frozen = e.expr.substitute({("var", "t"): Expr.num(p)})
+            out.append(Entry(f"{e.name} @ t={p:g}", "discovered", frozen, dict(e.constants),
+                             f"{e.source}; training progress t frozen at {p:g}"))
+    return out
+
+
 def tuning_grid(constants: dict) -> list[dict]:
     """The default and five points across each constant's range (mirror.yaml's bounds and
     scales), all combinations."""

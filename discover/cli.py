@@ -270,6 +270,8 @@ def bench_cmd(
     seeds: int = typer.Option(5, help="Inner training seeds per loss."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
+    ablate_t: bool = typer.Option(False, "--ablate-t", help="Also each included loss that uses training "
+                                                           "progress t, with t frozen at 0 and at 1."),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on separate seeds) "
                                                    "and report it at its best constants."),
     pairs: int = typer.Option(2000),
@@ -291,6 +293,8 @@ def bench_cmd(
 
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
+    if ablate_t:
+        entries += bench.static_ablations(entries)
     if seeds < 1:
         raise UsageProblem("--seeds must be at least 1")
     cfg = bench.experiment_config(task, setting, eps, pairs, segment, data_seed, steps, batch, lr, episodes,

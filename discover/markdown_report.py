@@ -60,6 +60,26 @@ def verdict(row: dict, bench: dict) -> str:
             f"95% CI [{vs['low']:+.1f}, {vs['high']:+.1f}] over {n} paired seeds (the interval contains 0).{same}")
 
 
+def schedule_lines(row: dict, bench: dict) -> list[str]:
+    """What the loss's use of training progress t buys: the scheduled loss against the same
+    formula with t frozen (rows added by ``discover bench --ablate-t``), paired by seed."""
+    from discover.bench import paired_difference
+
+    frozen = [r for r in bench["losses"] if r["name"].startswith(row["name"] + " @ t=")]
+    if not frozen or row["fitness"] is None:
+        return []
+    parts = []
+    for r in frozen:
+        if r["fitness"] is None:
+            parts.append(f"with {r['name'].split(' @ ')[1]} it fails to train ({r['reason']})")
+            continue
+        d = paired_difference(row["per_seed"], r["per_seed"])
+        ci = f", 95% CI [{d['low']:+.1f}, {d['high']:+.1f}]" if d.get("low") is not None else ""
+        parts.append(f"frozen at {r['name'].split(' @ ')[1]} it scores {r['fitness']:.1f} ± {r['spread']:.1f} "
+                     f"(schedule minus frozen {d['mean']:+.1f}{ci})")
+    return ["Schedule: the discovered loss uses training progress t; " + "; ".join(parts) + "."]
+
+
 def bench_table(bench: dict) -> list[str]:
     ref = bench["reference"]
     lines = [f"| loss | normalised return (mean ± std, {len(bench['seeds'])} seeds) | vs {bench['best_baseline']} "
@@ -120,7 +140,8 @@ def build(spec_path: str, results_dir: str = "results") -> str:
                      f"constants: {', '.join(f'{k} = {v:.4g}' for k, v in row['constants'].items()) or 'none'}; "
                      f"complexity {best_final['complexity']}; uses training progress t: {'yes' if uses_t else 'no'}.",
                      "", f"Comparison on fresh seeds ({_setting_label(bench)}, bench `{s['bench']}`):", ""]
-        sections += bench_table(bench) + ["", f"Verdict: {verdict(row, bench)}", "",
+        sections += bench_table(bench) + ["", f"Verdict: {verdict(row, bench)}", ""] + schedule_lines(row, bench) + [
+                                          "",
                                           f"![{s['bench']}]({s['bench']}/bench.png)", ""]
         if os.path.exists(store.file("fitness.png")):
             sections += [f"![fitness over generations]({store.name}/fitness.png)", ""]
@@ -132,7 +153,7 @@ def build(spec_path: str, results_dir: str = "results") -> str:
         names = []
         for _, b in benches:
             for r in b["losses"]:
-                if r["kind"] == "discovered" and r["name"] not in names:
+                if r["kind"] == "discovered" and r["name"] not in names and " @ t=" not in r["name"]:
                     names.append(r["name"])
         out += ["## Transfer", "",
                 "Each discovered loss evaluated on the other settings and tasks (fresh seeds): score, and the "

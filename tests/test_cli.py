@@ -90,3 +90,26 @@ def test_no_run_directory_left_after_a_rejected_request(tmp_path):
     discover("run", "--grammar", "mirror.yaml", "--time-limit", "0.01", cwd=tmp_path)
     discover("run", "--grammar", "mirror.yaml", "--task", "nope", cwd=tmp_path)
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_static_ablations_freeze_training_progress():
+    from discover.bench import Entry, static_ablations
+    from grammar import lowering
+    from grammar.expr import Scope, parse
+    from grammar.primitives import TERMINALS
+
+    expr = parse("(1 - t) * (-logp_w / len_w) + t * softplus(-beta * (logp_w - logp_l))",
+                 Scope(terminals=TERMINALS, constants=("beta",)))
+    static = parse("softplus(-beta * (logp_w - logp_l))", Scope(terminals=TERMINALS, constants=("beta",)))
+    entries = [Entry("run#1", "discovered", expr, {"beta": 0.5}), Entry("dpo", "zoo", static, {"beta": 0.1})]
+    out = static_ablations(entries)
+    assert [e.name for e in out] == ["run#1 @ t=0", "run#1 @ t=1"]
+    assert all("t" not in e.expr.terminals for e in out)
+    assert static_ablations(out) == []  # nothing left to freeze
+    import numpy as np
+
+    x = {"logp_w": np.array([-3.0, -1.0]), "logp_l": np.array([-2.0, -4.0]), "ref_w": np.zeros(2),
+         "ref_l": np.zeros(2), "len_w": np.array([5.0, 5.0]), "len_l": np.array([5.0, 5.0])}
+    late = lowering.lower(out[1].expr)
+    want = lowering.lower(static)
+    np.testing.assert_allclose(late(dict(x, t=0.3), {"beta": 0.5}), want(dict(x, t=0.3), {"beta": 0.5}), rtol=1e-6)

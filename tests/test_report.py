@@ -58,3 +58,16 @@ def test_report_from_results(tmp_path):
     assert "**Yes**" in text and "same form as the zoo's dpo" in text
     assert "| run#1 | 60.0 (+3.0 [+1.0, +5.0]) |" in text
     assert "wall time 8.0 min" in text
+
+
+def test_schedule_lines_compare_the_frozen_forms():
+    b = bench_json(1.0, 5.0)
+    row = b["losses"][0]
+    row["per_seed"] = [60.0 + i for i in range(10)]
+    frozen0 = dict(row, name="run#1 @ t=0", fitness=50.0, per_seed=[50.0 + i for i in range(10)])
+    frozen1 = dict(row, name="run#1 @ t=1", fitness=None, reason="non-finite loss at step 3", per_seed=[None] * 10)
+    b["losses"] += [frozen0, frozen1]
+    (line,) = markdown_report.schedule_lines(row, b)
+    assert "frozen at t=0 it scores 50.0" in line and "schedule minus frozen +10.0" in line
+    assert "with t=1 it fails to train (non-finite loss at step 3)" in line
+    assert markdown_report.schedule_lines(b["losses"][1], b) == []  # a zoo row has no frozen forms

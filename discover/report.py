@@ -56,7 +56,7 @@ def final_table(final: dict, latex: bool = False) -> Table:
 
 def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10) -> Table:
     table = Table(title="hall of fame (best per structure, search fitness on the search's inner seeds)")
-    for col in ("rank", "fitness", "± seeds", "complexity", "closed form", "constants", "origin"):
+    for col in ("rank", "fitness", "± over seeds", "seeds", "complexity", "closed form", "constants", "origin"):
         table.add_column(col, overflow="fold")
     for i, r in enumerate(hof["ranked"][:top], 1):
         from grammar import symbolic
@@ -65,7 +65,8 @@ def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10) -> Table:
         if latex:
             form = symbolic.latex(expression_of(r))
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
-        table.add_row(str(i), _fmt(r["fitness"]), _fmt(r["spread"]), str(r["complexity"]), form, consts, r["origin"])
+        table.add_row(str(i), _fmt(r["fitness"]), _fmt(r["spread"]), str(len(r.get("per_seed") or [])),
+                      str(r["complexity"]), form, consts, r["origin"])
     return table
 
 

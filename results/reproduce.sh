@@ -4,7 +4,7 @@
 # project installed (pip install -e .). Behaviour policies are committed; to retrain them:
 #   discover data policies --task hopper       (SAC, 400k steps)
 #   discover data policies --task walker2d     (SAC, 300k steps)
-#   discover data policies --task half_cheetah (SAC, 300k steps)
+#   discover data policies --task half_cheetah (SAC, 150k steps)
 set -euo pipefail
 
 # Issue 3: the zoo on Hopper, 5 seeds, at the zoo's constants and at tuned constants.
@@ -15,19 +15,34 @@ done
 # Issue 4: the default search (the README's main job).
 discover run --grammar mirror.yaml --name default-run
 
-# Issue 5: searches per setting, and a wider one.
-discover run --grammar mirror.yaml --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02
-discover run --grammar mirror.yaml --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04
-discover run --grammar mirror.yaml --setting mixed --generations 15 --name hopper-mixed
-discover run --grammar mirror.yaml --setting mixed --population 48 --generations 20 --name hopper-mixed-wide
+# Issue 5: searches per setting (with elite re-evaluation, the default), and a wider one.
+discover run --grammar mirror.yaml --final-top 8 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02
+discover run --grammar mirror.yaml --final-top 8 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04
+discover run --grammar mirror.yaml --final-top 8 --setting mixed --generations 15 --name hopper-mixed
+discover run --grammar mirror.yaml --final-top 8 --setting mixed --population 48 --generations 20 --reevaluate 8 \
+  --name hopper-mixed-wide
+# The same first two searches without re-evaluation (the winner's curse it fixes):
+#   discover run --grammar mirror.yaml --reevaluate 0 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02-noreeval
+#   discover run --grammar mirror.yaml --reevaluate 0 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04-noreeval
 
-# Comparisons on fresh seeds (10), with tuned baselines and every discovered loss, on each
-# setting and on Walker2d and HalfCheetah with the same settings (the transfer matrix).
+# Comparisons on fresh seeds: on Hopper, 10 seeds, tuned baselines, every discovered loss
+# and (--ablate-t) each scheduled one with t frozen; on Walker2d and HalfCheetah with the
+# same settings, 5 seeds at the zoo's constants (the transfer matrix).
 INCLUDE=(--include hopper-noisy02 --include hopper-noisy04 --include hopper-mixed --include hopper-mixed-wide)
-for task in hopper walker2d half_cheetah; do
-  discover bench --task "$task" --setting noisy --eps 0.2 --seeds 10 --tune "${INCLUDE[@]}" --name "cmp-$task-noisy02"
-  discover bench --task "$task" --setting noisy --eps 0.4 --seeds 10 --tune "${INCLUDE[@]}" --name "cmp-$task-noisy04"
-  discover bench --task "$task" --setting mixed --seeds 10 --tune "${INCLUDE[@]}" --name "cmp-$task-mixed"
+discover bench --task hopper --setting noisy --eps 0.2 --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-noisy02
+discover bench --task hopper --setting noisy --eps 0.4 --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-noisy04
+discover bench --task hopper --setting mixed --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-mixed
+for task in walker2d half_cheetah; do
+  discover bench --task "$task" --setting noisy --eps 0.2 --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-noisy02"
+  discover bench --task "$task" --setting noisy --eps 0.4 --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-noisy04"
+  discover bench --task "$task" --setting mixed --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-mixed"
 done
+
+# Benchmarks quoted in the README (outputs under results/benchmarks/).
+mkdir -p results/benchmarks
+python benchmarks/interpreter.py > results/benchmarks/interpreter.txt
+python benchmarks/rollouts.py --mjx > results/benchmarks/rollouts.txt
+python benchmarks/inner_loop.py --task hopper > results/benchmarks/inner_loop.txt
+python benchmarks/search.py > results/benchmarks/search.txt
 
 discover report --spec results/report.yaml --output results/REPORT.md

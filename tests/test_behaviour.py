@@ -34,7 +34,7 @@ def test_sac_training_writes_graded_policies(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("task", ["pendulum", "hopper"])
+@pytest.mark.parametrize("task", ["pendulum", "hopper", "walker2d", "half_cheetah"])
 def test_committed_policies_are_graded(task):
     directory = behaviour.policy_dir(task)
     if not os.path.exists(os.path.join(directory, "manifest.json")):

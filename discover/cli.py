@@ -366,7 +366,7 @@ def run_cmd(
     from discover.experiment import Experiment, ExperimentConfig
     from discover.search import Search, SearchConfig
     from discover.store import RunStore
-    from grammar import language
+    from grammar import language, zoo
 
     if resume:
         store = RunStore.open(resume, results_dir)
@@ -431,7 +431,7 @@ def run_cmd(
         if search_cfg.time_limit_min is None or not search.history:
             return False
         last = search.history[-1]["seconds"]
-        final = last * (search_cfg.final_top + 15) * len(search_cfg.holdout_seeds) / (
+        final = last * (search_cfg.final_top + len(zoo.ZOO)) * len(search_cfg.holdout_seeds) / (
             search_cfg.population * len(search_cfg.inner_seeds)) + 20
         if (time.time() - started) + last + final > search_cfg.time_limit_min * 60:
             console.print(f"[yellow]time limit: stopping after generation {gen}[/]")

@@ -107,6 +107,10 @@ ZOO: dict[str, ZooLoss] = {
                 "this project: a simple temporally-aware schedule (SFT early, DPO late), in the "
                 "spirit of Alfano et al. 2024 (arXiv 2411.06568), TA-MPO",
                 "(1-t)(-m_w) + t(-ls(beta D))"),
+        ZooLoss("sft", "-m_w", {},
+                "supervised fine-tuning on the chosen responses only (the imitation term of ORPO, "
+                "Hong et al. 2024): a control that ignores the rejected response",
+                "-m_w"),
     ]
 }
 

@@ -94,5 +94,9 @@ def sft_to_dpo(lw, ll, rw, rl, nw, nl, t, beta):
     return (1 - t) * (-lw / nw) + t * (-F.logsigmoid(beta * (a - b)))
 
 
+def sft(lw, ll, rw, rl, nw, nl, t):
+    return -lw / nw
+
+
 REFERENCE = {f.__name__: f for f in [dpo, ipo, hinge, cdpo, rdpo, exo, nca, bco, sppo, apo_zero,
-                                     apo_down, discopop, simpo, orpo, sft_to_dpo]}
+                                     apo_down, discopop, simpo, orpo, sft_to_dpo, sft]}

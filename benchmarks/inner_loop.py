@@ -48,7 +48,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--episodes", type=int, default=4)
+    ap.add_argument("--episodes", type=int, default=16, help="evaluation episodes per trained policy (as discover run)")
     args = ap.parse_args()
 
     cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, args.batch, 3e-4,

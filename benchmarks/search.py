@@ -32,10 +32,12 @@ def main():
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--population", type=int, default=32)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--episodes", type=int, default=16, help="evaluation episodes per trained policy (as discover run)")
     args = ap.parse_args()
 
     g = language.load(args.grammar)
-    exp_cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, 32, 3e-4, 4, "auto")
+    exp_cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, 32, 3e-4,
+                                args.episodes, "auto")
     cfg = SearchConfig(population=args.population, generations=args.generations)
     exp = Experiment(exp_cfg)
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,23 +7,24 @@
 #   discover data policies --task half_cheetah (SAC, 150k steps)
 set -euo pipefail
 
-# Issue 3: the zoo on Hopper, 5 seeds, at the zoo's constants and at tuned constants.
+# Issue 3: the zoo on Hopper, 5 seeds, at the zoo's constants and at tuned constants (these, and
+# the issue-5 searches, ran before the default became 16 evaluation episodes).
 for s in clean noisy mixed; do
-  discover bench --task hopper --setting "$s" --eps 0.3 --seeds 5 --tune --name "bench-hopper-$s"
+  discover bench --task hopper --setting "$s" --eps 0.3 --seeds 5 --tune --episodes 4 --name "bench-hopper-$s"
 done
 
-# Issue 4: the default search (the README's main job).
-discover run --grammar mirror.yaml --name default-run
+# Issue 4: the default search (the README's main job), from an empty dataset cache.
+MPO_DISCOVER_CACHE=$(mktemp -d) discover run --grammar mirror.yaml --name default-run
 
 # Issue 5: searches per setting (with elite re-evaluation, the default), and a wider one.
-discover run --grammar mirror.yaml --final-top 8 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02
-discover run --grammar mirror.yaml --final-top 8 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04
-discover run --grammar mirror.yaml --final-top 8 --setting mixed --generations 15 --name hopper-mixed
-discover run --grammar mirror.yaml --final-top 8 --setting mixed --population 48 --generations 20 --reevaluate 8 \
+discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02
+discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04
+discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting mixed --generations 15 --name hopper-mixed
+discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting mixed --population 48 --generations 20 --reevaluate 8 \
   --name hopper-mixed-wide
 # The same first two searches without re-evaluation (the winner's curse it fixes):
-#   discover run --grammar mirror.yaml --reevaluate 0 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02-noreeval
-#   discover run --grammar mirror.yaml --reevaluate 0 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04-noreeval
+#   discover run --grammar mirror.yaml --episodes 4 --reevaluate 0 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02-noreeval
+#   discover run --grammar mirror.yaml --episodes 4 --reevaluate 0 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04-noreeval
 
 # Comparisons on fresh seeds: on Hopper, 10 seeds, tuned baselines, every discovered loss
 # and (--ablate-t) each scheduled one with t frozen; on Walker2d and HalfCheetah with the
@@ -32,6 +33,8 @@ INCLUDE=(--include hopper-noisy02 --include hopper-noisy04 --include hopper-mixe
 discover bench --task hopper --setting noisy --eps 0.2 --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-noisy02
 discover bench --task hopper --setting noisy --eps 0.4 --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-noisy04
 discover bench --task hopper --setting mixed --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-mixed
+discover bench --task hopper --setting noisy --eps 0.3 --seeds 10 --tune --ablate-t --include default-run \
+  --include hopper-noisy02 --name cmp-hopper-noisy03
 for task in walker2d half_cheetah; do
   discover bench --task "$task" --setting noisy --eps 0.2 --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-noisy02"
   discover bench --task "$task" --setting noisy --eps 0.4 --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-noisy04"
@@ -44,5 +47,6 @@ python benchmarks/interpreter.py > results/benchmarks/interpreter.txt
 python benchmarks/rollouts.py --mjx > results/benchmarks/rollouts.txt
 python benchmarks/inner_loop.py --task hopper > results/benchmarks/inner_loop.txt
 python benchmarks/search.py > results/benchmarks/search.txt
+python benchmarks/fitness_noise.py > results/benchmarks/fitness_noise.txt
 
 discover report --spec results/report.yaml --output results/REPORT.md

@@ -16,7 +16,8 @@ done
 # Issue 4: the default search (the README's main job), from an empty dataset cache.
 MPO_DISCOVER_CACHE=$(mktemp -d) discover run --grammar mirror.yaml --name default-run
 
-# Issue 5: searches per setting (with elite re-evaluation, the default), and a wider one.
+# Issue 5: searches per setting (with elite re-evaluation, the default), and a wider one. They
+# ran before `sft` joined the zoo (generation 0 seeds the zoo), so a rerun takes another path.
 discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02
 discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04
 discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting mixed --generations 15 --name hopper-mixed

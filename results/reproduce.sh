@@ -23,6 +23,8 @@ discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting noisy --
 discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting mixed --generations 15 --name hopper-mixed
 discover run --grammar mirror.yaml --episodes 4 --final-top 8 --setting mixed --population 48 --generations 20 --reevaluate 8 \
   --name hopper-mixed-wide
+# The eps-0.2 search rerun with today's defaults (16 episodes, sft in the zoo), and its comparison:
+discover run --grammar mirror.yaml --final-top 8 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02-ep16
 # The same first two searches without re-evaluation (the winner's curse it fixes):
 #   discover run --grammar mirror.yaml --episodes 4 --reevaluate 0 --setting noisy --eps 0.2 --generations 15 --name hopper-noisy02-noreeval
 #   discover run --grammar mirror.yaml --episodes 4 --reevaluate 0 --setting noisy --eps 0.4 --generations 15 --name hopper-noisy04-noreeval
@@ -36,6 +38,8 @@ discover bench --task hopper --setting noisy --eps 0.4 --seeds 10 --tune --ablat
 discover bench --task hopper --setting mixed --seeds 10 --tune --ablate-t "${INCLUDE[@]}" --name cmp-hopper-mixed
 discover bench --task hopper --setting noisy --eps 0.3 --seeds 10 --tune --ablate-t --include default-run \
   --include hopper-noisy02 --name cmp-hopper-noisy03
+discover bench --task hopper --setting noisy --eps 0.2 --seeds 10 --tune --ablate-t --include hopper-noisy02-ep16 \
+  --include hopper-noisy02 --name cmp-hopper-noisy02-ep16
 for task in walker2d half_cheetah; do
   discover bench --task "$task" --setting noisy --eps 0.2 --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-noisy02"
   discover bench --task "$task" --setting noisy --eps 0.4 --seeds 5 "${INCLUDE[@]}" --name "cmp-$task-noisy04"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -77,14 +78,19 @@ def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _mirror_constants() -> dict:
+    from grammar import language
+
+    return language.load("mirror.yaml").constants
+
+
 def tuning_grid(constants: dict) -> list[dict]:
     """The default and five points across each constant's range (mirror.yaml's bounds and
     scales), all combinations."""
     import itertools
 
-    from grammar import language
-
-    bounds = language.load("mirror.yaml").constants
+    bounds = _mirror_constants()
     axes = []
     for name, default in constants.items():
         c = bounds[name]
@@ -151,7 +157,7 @@ def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequenc
             "same_form_as": same if z.kind == "discovered" else None,
             "closed_form": symbolic.text(z.expr), "expression": str(z.expr), "constants": z.constants,
             "fitness": scores.fitness[i], "spread": scores.spread[i],
-            "per_seed": [None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
+            "per_seed": scores.seed_scores(i),
             "reason": scores.reasons[i],
             "train_accuracy": float(np.mean(result.train_accuracy[i])),
             "final_loss": [float(v) for v in result.final_loss[i]],

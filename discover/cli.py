@@ -457,7 +457,7 @@ def run_cmd(
     plots_written = report.write_plots(store, search.history, hof)
     console.print(report.pareto_table(hof))
     console.print(report.final_table(final))
-    console.print(f"{search.stats['trained']} candidates trained, {search.stats.get('reevaluated', 0)} elite "
+    console.print(f"{search.stats['trained']} candidates trained, {search.stats['reevaluated']} elite "
                   f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
                   f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
                   f"{(time.time() - started) / 60:.1f} min this session. Results in {store.path} "

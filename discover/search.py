@@ -90,9 +90,8 @@ class SearchConfig:
             raise RunError(f"reevaluate must be 0 or more, got {self.reevaluate}")
         if self.max_seeds < len(self.inner_seeds):
             raise RunError("max_seeds must be at least the number of inner seeds")
-        reeval_top = self.reeval_seed_base + len(self.inner_seeds) * self.generations
-        if self.reevaluate and any(self.reeval_seed_base <= s < reeval_top
-                                   for s in (*self.inner_seeds, *self.holdout_seeds)):
+        reeval = {s for g in range(self.generations) for s in self.reeval_seeds(g)} if self.reevaluate else set()
+        if reeval & {*self.inner_seeds, *self.holdout_seeds}:
             raise RunError("re-evaluation seeds overlap the inner or held-out seeds")
         if self.es == "open_es" and self.es_popsize % 2:
             raise RunError("open_es needs an even es_popsize (antithetic sampling)")
@@ -237,6 +236,12 @@ class Search:
             value = (constants or {}).get(c, self.g.constants[c].default)
             consts[c] = self.g.constants[c].clip(float(value))
         return Candidate(node, expr, consts, symbolic.canonical_hash(expr), origin, tuple(parents))
+
+    def from_record(self, rec: dict) -> Candidate:
+        """A logged candidate back as a Candidate (its hash and clipped constants as logged)."""
+        node = derivation.parse_derivation(self.g, rec["derivation"])
+        return Candidate(node, derivation.expand(self.g, node), dict(rec["constants"]), rec["hash"], rec["origin"],
+                         tuple(rec.get("parents", ())))
 
     def record(self, cand: Candidate, generation: int, **fields) -> dict:
         rec = {
@@ -454,8 +459,7 @@ class Search:
         n_real = len(batch)
         # One program shape per run: new candidates, then the elites re-trained on fresh seeds,
         # then padding (repeats of new candidates, discarded).
-        again = [self.make(derivation.parse_derivation(self.g, r["derivation"]), r["constants"], r["origin"],
-                           r.get("parents", ())) for r in elites]
+        again = [self.from_record(r) for r in elites]
         slots = batch + again
         padded = slots + [batch[i % n_real] for i in range(self.config.population - len(slots))]
         inner, fresh = tuple(self.config.inner_seeds), self.config.reeval_seeds(gen)
@@ -470,7 +474,7 @@ class Search:
         for i, c in enumerate(batch):
             rec = self.record(
                 c, gen, fitness=scores.fitness[i], spread=scores.spread[i],
-                per_seed=[None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
+                per_seed=scores.seed_scores(i),
                 seeds=list(inner), reason=scores.reasons[i], trained=True,
                 train_accuracy=float(np.mean(result.train_accuracy[i])),
                 final_loss=[float(v) for v in result.final_loss[i]])
@@ -491,14 +495,14 @@ class Search:
             self.cache[rec["key"]] = rec
         self.stats["rejected"] += len(rejected)
         self.stats["trained"] += len(records)
-        self.stats["reevaluated"] = self.stats.get("reevaluated", 0) + len(updated)
+        self.stats["reevaluated"] += len(updated)
         self.update_pool(records)
         self.store.append_candidates(rejected + records + updated)
         self.generation = gen
         fits = [r["fitness"] for r in records if r["fitness"] is not None]
         best = self.best()
         info = {
-            "generation": gen, "new": len(records), "rejected": len(rejected), "reevaluated": len(updated),
+            "generation": gen, "new": len(records), "rejected": len(rejected),
             "padding": self.config.population - len(slots),
             "best_fitness": best["fitness"] if best else None,
             "best_closed_form": best["closed_form"] if best else None,
@@ -516,7 +520,7 @@ class Search:
     def merge_reevaluation(rec: dict, gen: int, seeds: Sequence[int], scores, i: int) -> dict:
         """The elite's record with the fresh seeds' scores added: its fitness becomes the mean
         over every seed it has been trained with (a failure on any seed fails it)."""
-        per_seed = list(rec["per_seed"]) + [None if np.isnan(v) else float(v) for v in scores.per_seed[i]]
+        per_seed = list(rec["per_seed"]) + scores.seed_scores(i)
         out = dict(rec, generation=gen, born=rec.get("born", rec["generation"]), per_seed=per_seed,
                    seeds=list(rec.get("seeds") or []) + list(seeds),
                    reevaluations=rec.get("reevaluations", 0) + 1)
@@ -564,7 +568,7 @@ class Search:
                            f"({len(missing)} of {len(self.pool)}); the run directory is inconsistent")
         self.es.load_json(state.get("es", {}))
         self.history = list(state.get("history", []))
-        self.stats = dict(state.get("stats", self.stats))
+        self.stats = {**self.stats, **state.get("stats", {})}
         self.generation = gen
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
 
@@ -643,7 +647,7 @@ class Search:
                 "search_fitness": rec["fitness"] if rec else None,
                 "search_seeds": len(rec.get("per_seed") or []) if rec else None,
                 "heldout_mean": scores.fitness[i], "heldout_std": scores.spread[i],
-                "heldout_per_seed": [None if np.isnan(v) else float(v) for v in scores.per_seed[i]],
+                "heldout_per_seed": scores.seed_scores(i),
                 "reason": scores.reasons[i],
                 "zoo_form": zoo_forms.get(rec["hash"]) if rec else name,
             })

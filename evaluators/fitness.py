@@ -53,6 +53,10 @@ class Scores:
     reasons: list[str | None]
     raw_returns: np.ndarray  # (P, S, E)
 
+    def seed_scores(self, p: int) -> list[float | None]:
+        """Candidate p's per-seed scores as JSON values (None where the run failed)."""
+        return [None if np.isnan(v) else float(v) for v in self.per_seed[p]]
+
 
 def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfig, spec=POLICY_SPEC) -> np.ndarray:
     """(N, episodes) deterministic returns of N stacked policies on the chosen backend."""

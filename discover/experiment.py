@@ -75,18 +75,22 @@ class Experiment:
         result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data,
                                           self.config.train)
         t1 = time.perf_counter()
-        ev = self.config.eval if eval_seed is None else dataclasses.replace(self.config.eval, seed=eval_seed)
+        ev = self._eval_config(eval_seed)
         scores = fitness.score_population(self.task, self.behaviour, result, ev)
         t2 = time.perf_counter()
         return scores, result, {"train_s": t1 - t0, "score_s": t2 - t1}
+
+    def _eval_config(self, eval_seed: int | None):
+        """The evaluation settings, on other start states when ``eval_seed`` is given."""
+        return self.config.eval if eval_seed is None else dataclasses.replace(self.config.eval, seed=eval_seed)
 
     def training_curves(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int],
                         points: int = 8, eval_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Normalised return after every steps/points training steps: (steps (K,), scores (P, S, K))."""
         cfg = dataclasses.replace(self.config.train, snapshots=points).validate()
         programs, consts = self.encode(exprs, constants)
-        result = trainer.train_population(programs, consts, list(seeds), self.reference, self.data, cfg)
-        ev = self.config.eval if eval_seed is None else dataclasses.replace(self.config.eval, seed=eval_seed)
+        result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data, cfg)
+        ev = self._eval_config(eval_seed)
         scores = fitness.score_snapshots(self.task, self.behaviour, result, ev)
         steps = np.arange(1, points + 1) * (cfg.steps // points)
         return steps, scores

@@ -21,7 +21,8 @@ import numpy as np
 from discover.bench import experiment_config
 from discover.experiment import Experiment
 from evaluators import trainer
-from grammar import derivation, language, symbolic, zoo
+from grammar import derivation, symbolic, zoo
+from grammar import load as load_grammar
 
 
 def population(g, rng, n, seen):
@@ -56,7 +57,7 @@ def main():
     t0 = time.perf_counter()
     exp = Experiment(cfg)
     prep = time.perf_counter() - t0
-    g = language.load("mirror.yaml")
+    g = load_grammar("mirror.yaml")
     rng, seen = np.random.default_rng(0), set()
     pops = [population(g, rng, args.population, seen) for _ in range(2)]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX {jax.__version__} "

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grammar import derivation, interpreter, language, lowering, symbolic
+from grammar import derivation, interpreter, lowering, symbolic
+from grammar import load as load_grammar
 
 
 def distinct_population(grammar, rng, n):
@@ -44,7 +45,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
-    g = language.load(args.grammar)
+    g = load_grammar(args.grammar)
     rng = np.random.default_rng(0)
     shape = interpreter.ProgramShape(96, 8)
     pops = [distinct_population(g, rng, args.trees) for _ in range(2)]

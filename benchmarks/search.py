@@ -21,7 +21,7 @@ from discover.experiment import Experiment
 from discover.search import Search, SearchConfig
 from discover.store import RunStore
 from evaluators import trainer
-from grammar import language
+from grammar import load as load_grammar
 
 
 def main():
@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--episodes", type=int, default=16, help="evaluation episodes per trained policy (as discover run)")
     args = ap.parse_args()
 
-    g = language.load(args.grammar)
+    g = load_grammar(args.grammar)
     exp_cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, 32, 3e-4,
                                 args.episodes, "auto")
     cfg = SearchConfig(population=args.population, generations=args.generations)

@@ -80,9 +80,9 @@ def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1
 
 @functools.lru_cache(maxsize=1)
 def _mirror_constants() -> dict:
-    from grammar import language
+    from grammar import load as load_grammar
 
-    return language.load("mirror.yaml").constants
+    return load_grammar("mirror.yaml").constants
 
 
 def tuning_grid(constants: dict) -> list[dict]:

@@ -62,9 +62,10 @@ def grammar_check(
     limit: int = typer.Option(1000, help="Enumerate at most this many derivations."),
 ):
     """Validate a grammar file and summarise it."""
-    from grammar import derivation, language, symbolic, zoo
+    from grammar import derivation, symbolic, zoo
+    from grammar import load as load_grammar
 
-    g = language.load(file)
+    g = load_grammar(file)
     console.print(f"[bold green]valid[/] grammar [bold]{g.name}[/] ({g.path}); start symbol {g.start}")
     if g.description:
         console.print(g.description)
@@ -120,15 +121,16 @@ def expr_cmd(
                                           help="Resolve names with this grammar's definitions and constants."),
 ):
     """Parse a loss; print its closed form, LaTeX, canonical hash and complexity."""
-    from grammar import language, symbolic, zoo
+    from grammar import load as load_grammar
+    from grammar import symbolic, zoo
     from grammar.expr import parse
 
     if grammar:
-        g = language.load(grammar)
+        g = load_grammar(grammar)
         e = g.parse(text)
         defaults = {c: g.constants[c].default for c in e.constants}
     else:
-        g = language.load("mirror.yaml")
+        g = load_grammar("mirror.yaml")
         e = parse(text, zoo.alias_scope(tuple(g.constants)))
         defaults = {c: g.constants[c].default for c in e.constants}
     h = symbolic.canonical_hash(e)
@@ -366,19 +368,20 @@ def run_cmd(
     from discover.experiment import Experiment, ExperimentConfig
     from discover.search import Search, SearchConfig
     from discover.store import RunStore
-    from grammar import language, zoo
+    from grammar import load as load_grammar
+    from grammar import zoo
 
     if resume:
         store = RunStore.open(resume, results_dir)
         cfg = store.config()
-        g = language.load(store.file("grammar.yaml"))
+        g = load_grammar(store.file("grammar.yaml"))
         search_cfg = SearchConfig.from_dict(cfg["search"])
         exp_cfg = ExperimentConfig.from_dict(cfg["experiment"])
         console.print(f"resuming run [bold]{store.name}[/] ({store.path})")
     else:
         if grammar is None:
             raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
-        g = language.load(grammar)
+        g = load_grammar(grammar)
         exp_cfg = experiment_config(task, setting, eps, pairs, segment, 0, steps, batch, lr, episodes, backend,
                                     label_horizon=label_horizon)
         exp_cfg = dc.replace(exp_cfg, train=dc.replace(exp_cfg.train, program_length=max(96, g.limits.max_size)))
@@ -503,9 +506,9 @@ def show_cmd(
     if store.has("hall_of_fame.json"):
         hof = store.read("hall_of_fame.json", "hall of fame")
     else:
-        from discover.search import Search
+        from discover import records
 
-        hof = Search.hall_of_fame_from_records(store.candidates())
+        hof = records.hall_of_fame(store.candidates())
         console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
     console.print(report.hall_of_fame_table(hof, latex=latex, top=top))
     console.print(report.pareto_table(hof))
@@ -516,14 +519,13 @@ def show_cmd(
 @app.command("plot")
 def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("results")):
     """Write PNG plots of a run: fitness over generations and the Pareto front."""
-    from discover import report
-    from discover.search import Search
+    from discover import records, report
     from discover.store import RunStore
 
     store = RunStore.open(run, results_dir)
     state = store.latest_checkpoint()
     history = state.get("history", []) if state else []
-    hof = Search.hall_of_fame_from_records(store.candidates())
+    hof = records.hall_of_fame(store.candidates())
     for path in report.write_plots(store, history, hof):
         console.print(f"wrote {path}")
 

@@ -9,8 +9,8 @@ from rich.table import Table
 from discover import plots
 from discover.errors import RunError
 from discover.store import RunStore
-from grammar.expr import Expr, Scope, parse
-from grammar.primitives import TERMINALS
+from discover.records import expression_of
+from grammar.expr import Expr
 
 
 def _fmt(v, digits=1):
@@ -79,11 +79,6 @@ def pareto_table(hof: dict) -> Table:
     return table
 
 
-def expression_of(row: dict) -> Expr:
-    """The scored expression of a stored row (its text form uses terminals and constants only)."""
-    return parse(row["expression"], Scope(terminals=TERMINALS, constants=tuple(row["constants"])))
-
-
 def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
     """(expression, constants, provenance) of the run's rank-th loss: by held-out score when
     the run has finished, else by search fitness."""
@@ -100,8 +95,6 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
         basis = "search fitness"
         scores = lambda r: f"search fitness {r['fitness']:.1f}"  # noqa: E731
     else:
-        from discover.search import Search  # noqa: F401 - only for the message
-
         rows = [r for r in store.candidates() if r.get("fitness") is not None]
         rows.sort(key=lambda r: -r["fitness"])
         basis = "search fitness (run in progress)"

@@ -30,7 +30,6 @@ keys, so a run resumed from a checkpoint ends as the uninterrupted run would.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Callable, Sequence
 
@@ -38,8 +37,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from discover import variation
+from discover import records, variation
 from discover.errors import RunError
+from discover.records import Candidate, penalised
 from discover.experiment import Experiment
 from discover.store import RunStore
 from evaluators import trainer
@@ -117,30 +117,6 @@ class SearchConfig:
         held-out or benchmark seeds, and different in every generation."""
         S = len(self.inner_seeds)
         return tuple(self.reeval_seed_base + generation * S + i for i in range(S))
-
-
-@dataclasses.dataclass
-class Candidate:
-    node: Node
-    expr: object
-    constants: dict[str, float]
-    hash: str
-    origin: str
-    parents: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return candidate_key(self.hash, self.constants)
-
-
-def candidate_key(h: str, constants: dict[str, float]) -> str:
-    return h + "|" + ",".join(f"{k}={constants[k]:.5g}" for k in sorted(constants))
-
-
-def penalised(rec: dict, penalty: float) -> float:
-    if rec.get("fitness") is None:
-        return -math.inf
-    return rec["fitness"] - penalty * rec["complexity"]
 
 
 # --------------------------------------------------------------------------- constant search
@@ -425,12 +401,7 @@ class Search:
         return batch, rejected, es_slots
 
     def es_targets(self) -> list[tuple[str, dict]]:
-        best: dict[str, dict] = {}
-        for rec in self.cache.values():
-            if rec.get("fitness") is None or not rec["constants"]:
-                continue
-            if rec["hash"] not in best or rec["fitness"] > best[rec["hash"]]["fitness"]:
-                best[rec["hash"]] = rec
+        best = records.best_per_structure(self.cache.values(), need_constants=True)
         ranked = sorted(best.items(), key=lambda kv: -kv[1]["fitness"])
         return ranked[: self.config.es_trees]
 
@@ -470,7 +441,7 @@ class Search:
                    f"candidates{f' and re-training {len(again)} elites' if again else ''} "
                    f"({runs} runs{', compiling first' if trainer.compilations() == 0 else ''})")
         scores, result, timing = self.exp.evaluate([c.expr for c in padded], [c.constants for c in padded], seeds)
-        records = []
+        scored = []
         for i, c in enumerate(batch):
             rec = self.record(
                 c, gen, fitness=scores.fitness[i], spread=scores.spread[i],
@@ -478,31 +449,31 @@ class Search:
                 seeds=list(inner), reason=scores.reasons[i], trained=True,
                 train_accuracy=float(np.mean(result.train_accuracy[i])),
                 final_loss=[float(v) for v in result.final_loss[i]])
-            records.append(rec)
+            scored.append(rec)
         updated = [self.merge_reevaluation(rec, gen, fresh, scores, n_real + j) for j, rec in enumerate(elites)]
         key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
         for j, (h, es_slot) in enumerate(es_slots.items()):
             fits = []
             for kind, value in es_slot:
                 if kind == "new":
-                    fits.append(records[value]["fitness"])
+                    fits.append(scored[value]["fitness"])
                 elif kind == "known":  # repeated a known candidate: its cached fitness
                     fits.append((self.cache.get(value) or {}).get("fitness"))
                 else:
                     fits.append(None)
             self.es.tell(h, fits, jax.random.fold_in(key, 1000 + j))
-        for rec in rejected + records + updated:
+        for rec in rejected + scored + updated:
             self.cache[rec["key"]] = rec
         self.stats["rejected"] += len(rejected)
-        self.stats["trained"] += len(records)
+        self.stats["trained"] += len(scored)
         self.stats["reevaluated"] += len(updated)
-        self.update_pool(records)
-        self.store.append_candidates(rejected + records + updated)
+        self.update_pool(scored)
+        self.store.append_candidates(rejected + scored + updated)
         self.generation = gen
-        fits = [r["fitness"] for r in records if r["fitness"] is not None]
+        fits = [r["fitness"] for r in scored if r["fitness"] is not None]
         best = self.best()
         info = {
-            "generation": gen, "new": len(records), "rejected": len(rejected),
+            "generation": gen, "new": len(scored), "rejected": len(rejected),
             "padding": self.config.population - len(slots),
             "best_fitness": best["fitness"] if best else None,
             "best_closed_form": best["closed_form"] if best else None,
@@ -532,14 +503,8 @@ class Search:
             out.update(fitness=float(vals.mean()), spread=float(vals.std()))
         return out
 
-    def update_pool(self, records: list[dict]) -> None:
-        best: dict[str, dict] = {}
-        for k in self.pool + [r["key"] for r in records]:
-            rec = self.cache[k]
-            if rec.get("fitness") is None:
-                continue
-            if rec["hash"] not in best or rec["fitness"] > best[rec["hash"]]["fitness"]:
-                best[rec["hash"]] = rec
+    def update_pool(self, new: list[dict]) -> None:
+        best = records.best_per_structure(self.cache[k] for k in self.pool + [r["key"] for r in new])
         ranked = sorted(best.values(), key=lambda r: -penalised(r, self.config.complexity_penalty))
         self.pool = [r["key"] for r in ranked[: self.config.population]]
         if not self.pool:
@@ -586,24 +551,7 @@ class Search:
 
     # -- results
     def hall_of_fame(self, top: int = 20) -> dict:
-        return Search.hall_of_fame_from_records(self.cache.values(), top)
-
-    @staticmethod
-    def hall_of_fame_from_records(records, top: int = 20) -> dict:
-        """Best candidate per structure by fitness, and the Pareto front of fitness vs complexity."""
-        best: dict[str, dict] = {}
-        for rec in records:
-            if rec.get("fitness") is None:
-                continue
-            if rec["hash"] not in best or rec["fitness"] > best[rec["hash"]]["fitness"]:
-                best[rec["hash"]] = rec
-        ranked = sorted(best.values(), key=lambda r: -r["fitness"])
-        front, best_so_far = [], -math.inf
-        for r in sorted(best.values(), key=lambda r: (r["complexity"], -r["fitness"])):
-            if r["fitness"] > best_so_far:
-                front.append(r)
-                best_so_far = r["fitness"]
-        return {"ranked": ranked[:top], "pareto": front, "structures": len(best)}
+        return records.hall_of_fame(self.cache.values(), top)
 
     def training_curves(self, final: dict, points: int = 8) -> dict:
         """Normalised return during training of the best held-out discovered loss and of DPO."""
@@ -611,10 +559,8 @@ class Search:
                    key=lambda r: r["heldout_mean"], default=None)
         if best is None:
             return {}
-        from discover.report import expression_of
-
         dpo = zoo.ZOO["dpo"]
-        entries = [(f"discovered {best['name']}", expression_of(best), best["constants"]),
+        entries = [(f"discovered {best['name']}", records.expression_of(best), best["constants"]),
                    ("dpo", dpo.expr, dpo.constants)]
         steps, scores = self.exp.training_curves([e[1] for e in entries], [e[2] for e in entries],
                                                  self.config.holdout_seeds, points,

@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from evaluators import policies as policy_io
+from evaluators.cache import cache_dir
 from evaluators.tasks import Task
 
 POLICY_DIR = os.path.join(os.path.dirname(__file__), "behaviour_policies")
@@ -279,8 +280,6 @@ def _train_sb3(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
 
 def _spill(task: Task, checkpoint: tuple[int, dict], spec) -> None:
     """Keeps every raw checkpoint on disk while training runs (a kill loses nothing)."""
-    from evaluators.datasets import cache_dir
-
     step, params = checkpoint
     policy_io.save(os.path.join(cache_dir(), "checkpoints", task.name, f"step-{step:09d}.npz"), params, spec,
                    {"step": step})

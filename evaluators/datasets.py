@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.behaviour import BehaviourSet, load_behaviour
+from evaluators.cache import cache_dir
 from evaluators.errors import InputError
 from evaluators.tasks import get_task
 
@@ -49,11 +50,6 @@ SETTINGS = ("clean", "noisy", "mixed", "shuffled")
 DATASET_VERSION = 3
 ARRAYS = ("obs_w", "act_w", "alive_w", "ret_w", "pol_w", "obs_l", "act_l", "alive_l", "ret_l", "pol_l",
           "flipped", "prompt_policy")
-
-
-def cache_dir() -> str:
-    """``$MPO_DISCOVER_CACHE`` or ``~/.cache/mpo-discover``."""
-    return os.environ.get("MPO_DISCOVER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mpo-discover"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -119,6 +119,7 @@ class Grammar:
     forbid_nesting: tuple[tuple[str, str], ...]
     seeds: dict[str, str]
     min_depth: dict[str, int]
+    seed_lines: dict[str, int | None] = dataclasses.field(default_factory=dict)  # for error messages
 
     def scope(self) -> Scope:
         """The scope for hand-written expressions: terminals, constants, and the
@@ -186,8 +187,9 @@ def resolve_path(name_or_path: str) -> str:
     raise GrammarError(f"grammar file not found: {name_or_path} (shipped grammars: {', '.join(shipped)})")
 
 
-def load(name_or_path: str) -> Grammar:
-    """Loads and validates a grammar file. Raises :class:`GrammarError` with file and line."""
+def read(name_or_path: str) -> Grammar:
+    """Reads and validates a grammar file, all but its seeds (``grammar.load`` checks those
+    too, with the derivation parser). Raises :class:`GrammarError` with file and line."""
     path = resolve_path(name_or_path)
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
     try:
@@ -198,12 +200,12 @@ def load(name_or_path: str) -> Grammar:
     except UnicodeDecodeError:
         raise GrammarError("grammar file is not UTF-8 text", shown) from None
     try:
-        return loads(text, shown, path)
+        return reads(text, shown, path)
     except GrammarError as e:
         raise e.located(shown) from None
 
 
-def loads(text: str, shown: str = "<string>", path: str | None = None) -> Grammar:
+def reads(text: str, shown: str = "<string>", path: str | None = None) -> Grammar:
     for i, line in enumerate(text.splitlines(), 1):
         stripped = line.lstrip(" ")
         if stripped.startswith("\t"):
@@ -319,14 +321,8 @@ def _build(data: dict, shown: str, path: str | None) -> Grammar:
         terminals=terminals, primitives=primitives, constants=constants, definitions=definitions,
         nonterminals=nonterminals, limits=limits, forbid_nesting=forbid,
         seeds={str(k): str(v) for k, v in seeds.items()}, min_depth=min_depth,
+        seed_lines={str(k): _line(seeds, k) for k in seeds},
     )
-    from grammar.derivation import parse_derivation  # circular at import time only
-
-    for name, text in grammar.seeds.items():
-        try:
-            parse_derivation(grammar, text)
-        except GrammarError as e:
-            raise GrammarError(f"seed {name}: {e.message}", line=_line(seeds, name)) from None
     return grammar
 
 

@@ -23,16 +23,16 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 @pytest.fixture(scope="session")
 def mirror():
-    from grammar import language
+    from grammar import load as load_grammar
 
-    return language.load("mirror.yaml")
+    return load_grammar("mirror.yaml")
 
 
 @pytest.fixture(scope="session")
 def free():
-    from grammar import language
+    from grammar import load as load_grammar
 
-    return language.load("free.yaml")
+    return load_grammar("free.yaml")
 
 
 def pair_inputs(rng: np.random.Generator, n: int, scale: float = 5.0, length: float = 10.0):

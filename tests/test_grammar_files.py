@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from grammar import language
+from grammar import load as load_grammar
 from grammar.errors import GrammarError
 
 GOOD = """\
@@ -28,7 +28,7 @@ nonterminals:
 def load_text(tmp_path, text: str):
     path = tmp_path / "g.yaml"
     path.write_text(textwrap.dedent(text))
-    return language.load(str(path))
+    return load_grammar(str(path))
 
 
 def test_shipped_grammars_load(mirror, free):
@@ -39,8 +39,8 @@ def test_shipped_grammars_load(mirror, free):
 
 
 def test_found_by_name_and_path(mirror):
-    assert language.load("mirror").name == "mirror"
-    assert language.load(mirror.path).name == "mirror"
+    assert load_grammar("mirror").name == "mirror"
+    assert load_grammar(mirror.path).name == "mirror"
 
 
 def test_minimal_grammar_loads(tmp_path):
@@ -97,7 +97,7 @@ def test_unreachable_nonterminal(tmp_path):
 
 def test_missing_file():
     with pytest.raises(GrammarError, match="grammar file not found"):
-        language.load("/nonexistent/grammar.yaml")
+        load_grammar("/nonexistent/grammar.yaml")
 
 
 def test_seed_must_derive(tmp_path):

@@ -17,7 +17,8 @@ from discover import report
 from discover.errors import RunError
 from discover.search import Search, SearchConfig
 from discover.store import RunStore
-from grammar import export, language, lowering, zoo
+from grammar import export, lowering, zoo
+from grammar import load as load_grammar
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +103,7 @@ def test_rejected_candidates_carry_reasons(tmp_path, pendulum_experiment):
           Scale:
             productions: [beta, "2 * beta", "beta / 2", "3 * beta", "beta * beta"]
         """))
-    g = language.load(str(path))
+    g = load_grammar(str(path))
     cfg = dataclasses.replace(CONFIG, population=4, generations=1, es_trees=0, es_popsize=0)
     search, store = new_search(tmp_path, pendulum_experiment, g, "bad", cfg)
     search.run()

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from discover.bench import BENCH_EVAL_SEED, BENCH_SEED_BASE, experiment_config
-from discover.experiment import Experiment
+from evaluators.mujoco import MujocoEvaluator
 from grammar import zoo
 
 
@@ -37,11 +37,12 @@ def main():
     names = [n.strip() for n in args.losses.split(",")]
     cfg = experiment_config(args.task, args.setting, args.eps, 2000, 25, 0, 200, 32, 3e-4, args.episodes,
                             "auto", eval_seed=BENCH_EVAL_SEED)
-    exp = Experiment(cfg, log=lambda m: None)
+    exp = MujocoEvaluator(cfg, log=lambda m: None)
     seeds = [BENCH_SEED_BASE + i for i in range(args.seeds)]
     t0 = time.perf_counter()
-    scores, _, timing = exp.evaluate([zoo.get(n).expr for n in names], [zoo.get(n).constants for n in names], seeds)
-    raw = np.asarray(exp.behaviour.normalise(scores.raw_returns))  # (losses, seeds, episodes)
+    scores = exp.evaluate([zoo.get(n).expr for n in names], [zoo.get(n).constants for n in names], seeds)
+    timing = scores.timing
+    raw = np.asarray(exp.behaviour.normalise(scores.diagnostics["returns"]))  # (losses, seeds, episodes)
     print(f"{args.task} {args.setting}" + (f" eps {args.eps:g}" if args.setting == "noisy" else "")
           + f": {len(names)} losses x {args.seeds} seeds x {args.episodes} episodes; training "
           f"{timing['train_s']:.1f} s, scoring {timing['score_s']:.1f} s ({time.perf_counter() - t0:.0f} s); "

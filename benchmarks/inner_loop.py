@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from discover.bench import experiment_config
-from discover.experiment import Experiment
+from evaluators.mujoco import MujocoEvaluator
 from evaluators import trainer
 from grammar import derivation, symbolic, zoo
 from grammar import load as load_grammar
@@ -55,7 +55,7 @@ def main():
     cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, args.batch, 3e-4,
                             args.episodes, "auto")
     t0 = time.perf_counter()
-    exp = Experiment(cfg)
+    exp = MujocoEvaluator(cfg)
     prep = time.perf_counter() - t0
     g = load_grammar("mirror.yaml")
     rng, seen = np.random.default_rng(0), set()
@@ -68,7 +68,7 @@ def main():
     timings = []
     for pop in pops:
         t0 = time.perf_counter()
-        scores, _, timing = exp.evaluate([e for e, _ in pop], [c for _, c in pop], list(range(args.seeds)))
+        timing = exp.evaluate([e for e, _ in pop], [c for _, c in pop], list(range(args.seeds))).timing
         timings.append((time.perf_counter() - t0, timing))
     (first, t_first), (second, t_second) = timings
     compile_s = t_first["train_s"] - t_second["train_s"]

@@ -17,7 +17,7 @@ import time
 import jax
 
 from discover.bench import experiment_config
-from discover.experiment import Experiment
+from evaluators.mujoco import MujocoEvaluator
 from discover.search import Search, SearchConfig
 from discover.store import RunStore
 from evaluators import trainer
@@ -39,7 +39,7 @@ def main():
     exp_cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, 32, 3e-4,
                                 args.episodes, "auto")
     cfg = SearchConfig(population=args.population, generations=args.generations)
-    exp = Experiment(exp_cfg)
+    exp = MujocoEvaluator(exp_cfg)
     with tempfile.TemporaryDirectory() as tmp:
         store = RunStore.create(tmp, "bench", {"search": cfg.to_dict()}, g.path)
         search = Search(g, exp, cfg, store)

@@ -14,18 +14,20 @@ import jax
 import numpy as np
 
 from discover import plots
-from discover.experiment import Experiment, ExperimentConfig
 from discover.store import atomic_write_json
+from evaluators import seeds as seed_spaces
 from evaluators import trainer
+from evaluators.interface import Evaluator
+from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 from grammar import symbolic, zoo
 
 
-# Seeds the search never uses (it trains on 0, 1 and re-scores on 100-104).
-BENCH_SEED_BASE = 1000
-BENCH_EVAL_SEED = 555_000
-# Tuning the baselines' constants uses yet other seeds and evaluation episodes.
-TUNE_SEEDS = (2000, 2001)
-TUNE_EVAL_SEED = 666_000
+# Seeds the search never uses; tuning the baselines' constants uses yet others
+# (evaluators/seeds.py keeps every namespace disjoint).
+BENCH_SEED_BASE = seed_spaces.BENCH_TRAIN_BASE
+BENCH_EVAL_SEED = seed_spaces.BENCH_EVAL
+TUNE_SEEDS = seed_spaces.TUNE_TRAIN
+TUNE_EVAL_SEED = seed_spaces.TUNE_EVAL
 TUNE_POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)  # positions in each constant's range, on its scale
 
 
@@ -98,7 +100,7 @@ def tuning_grid(constants: dict) -> list[dict]:
     return [dict(zip(constants, combo)) for combo in itertools.product(*axes)]
 
 
-def tune_zoo(exp: Experiment, names: Sequence[str], log: Callable[[str], None] = print) -> dict[str, dict]:
+def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], None] = print) -> dict[str, dict]:
     """Best constants of each zoo loss on the tuning seeds (grid search, one population)."""
     jobs = []
     for n in names:
@@ -106,7 +108,7 @@ def tune_zoo(exp: Experiment, names: Sequence[str], log: Callable[[str], None] =
         for consts in tuning_grid(z.constants) if z.constants else []:
             jobs.append((n, z.expr, consts))
     log(f"tuning the constants of {len(names)} baselines: {len(jobs)} settings x {len(TUNE_SEEDS)} seeds ...")
-    scores, _, _ = exp.evaluate([j[1] for j in jobs], [j[2] for j in jobs], TUNE_SEEDS, eval_seed=TUNE_EVAL_SEED)
+    scores = evaluator.evaluate([j[1] for j in jobs], [j[2] for j in jobs], TUNE_SEEDS, eval_seed=TUNE_EVAL_SEED)
     best: dict[str, tuple[float, dict]] = {}
     for (n, _, consts), f in zip(jobs, scores.fitness):
         if f is not None and (n not in best or f > best[n][0]):
@@ -127,15 +129,15 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
     return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half), "n": n}
 
 
-def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
+def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False) -> dict:
     started = time.perf_counter()
-    exp = Experiment(config, log=log)
+    evaluator = MujocoEvaluator(config, log=log)
     prepared = time.perf_counter()
     tuned: dict[str, dict] = {}
     if tune:
         names = [e.name for e in entries if e.kind == "zoo" and e.constants]
-        tuned = tune_zoo(exp, names, log)
+        tuned = tune_zoo(evaluator, names, log)
         extra = []
         for e in entries:
             if e.kind == "zoo" and e.name in tuned and tuned[e.name] != e.constants:
@@ -146,8 +148,9 @@ def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequenc
     tuned_at = time.perf_counter()
     log(f"training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} steps, "
         f"{config.train.batch_pairs} pairs per batch) ...")
-    scores, result, timing = exp.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
-    ref_mean, ref_std = exp.reference_score()
+    scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
+    ref_mean, ref_std = evaluator.baseline()
+    about = evaluator.describe()
     zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
     rows = []
     for i, z in enumerate(entries):
@@ -159,8 +162,8 @@ def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequenc
             "fitness": scores.fitness[i], "spread": scores.spread[i],
             "per_seed": scores.seed_scores(i),
             "reason": scores.reasons[i],
-            "train_accuracy": float(np.mean(result.train_accuracy[i])),
-            "final_loss": [float(v) for v in result.final_loss[i]],
+            "train_accuracy": scores.mean("train_accuracy", i),
+            "final_loss": [float(v) for v in scores.diagnostics["final_loss"][i]],
         })
     baselines = [r for r in rows if r["kind"] == "zoo" and r["fitness"] is not None]
     best = max(baselines, key=lambda r: r["fitness"]) if baselines else None
@@ -172,15 +175,12 @@ def run_bench(config: ExperimentConfig, entries: Sequence[Entry], seeds: Sequenc
         "task": config.dataset.task, "setting": config.dataset.setting,
         "best_baseline": best["name"] if best else None,
         "config": config.to_dict(), "seeds": list(seeds),
-        "dataset": {"path": exp.dataset_path, **exp.dataset.summary()},
+        "dataset": about["dataset"],
         "reference": {"mean": ref_mean, "std": ref_std},
-        "behaviour": {"names": list(exp.behaviour.names), "returns": list(exp.behaviour.returns),
-                      "random_return": exp.behaviour.random_return,
-                      "expert_return": exp.behaviour.expert_return,
-                      "normalised": [float(v) for v in exp.behaviour.normalise(exp.behaviour.returns)]},
+        "behaviour": about["behaviour"],
         "losses": rows,
         "tuned": tuned,
-        "timing": {"prepare_s": prepared - started, "tune_s": tuned_at - prepared, **timing,
+        "timing": {"prepare_s": prepared - started, "tune_s": tuned_at - prepared, **scores.timing,
                    "total_s": time.perf_counter() - started},
         "compilations": trainer.compilations(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax_backend": jax.default_backend(),
@@ -201,11 +201,11 @@ def default_losses() -> list[str]:
 
 def experiment_config(task: str, setting: str, eps: float, pairs: int, segment: int, data_seed: int,
                       steps: int, batch: int, lr: float, episodes: int, backend: str,
-                      eval_seed: int = 10_000, label_horizon: int = 500) -> ExperimentConfig:
+                      eval_seed: int = seed_spaces.SEARCH_EVAL, label_horizon: int = 500) -> MujocoConfig:
     from evaluators import datasets, fitness
 
-    base = ExperimentConfig()
-    return ExperimentConfig(
+    base = MujocoConfig()
+    return MujocoConfig(
         dataset=datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment,
                                        seed=data_seed, label_horizon=label_horizon),
         train=dataclasses.replace(base.train, steps=steps, batch_pairs=batch, learning_rate=lr),

@@ -151,10 +151,9 @@ def _write_atomic(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(directory):
         raise UsageProblem(f"output directory does not exist: {directory}")
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from evaluators import atomic
+
+    atomic.write_text(path, text)
 
 
 @app.command("export")
@@ -365,8 +364,8 @@ def run_cmd(
 
     from discover import report
     from discover.bench import experiment_config
-    from discover.experiment import Experiment, ExperimentConfig
     from discover.search import Search, SearchConfig
+    from evaluators import registry
     from discover.store import RunStore
     from grammar import load as load_grammar
     from grammar import zoo
@@ -376,12 +375,14 @@ def run_cmd(
         cfg = store.config()
         g = load_grammar(store.file("grammar.yaml"))
         search_cfg = SearchConfig.from_dict(cfg["search"])
-        exp_cfg = ExperimentConfig.from_dict(cfg["experiment"])
+        evaluator_name = registry.of_store(cfg)
+        exp_cfg = registry.config_from_dict(evaluator_name, cfg["experiment"])
         console.print(f"resuming run [bold]{store.name}[/] ({store.path})")
     else:
         if grammar is None:
             raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
         g = load_grammar(grammar)
+        evaluator_name = "mujoco"
         exp_cfg = experiment_config(task, setting, eps, pairs, segment, 0, steps, batch, lr, episodes, backend,
                                     label_horizon=label_horizon)
         exp_cfg = dc.replace(exp_cfg, train=dc.replace(exp_cfg.train, program_length=max(96, g.limits.max_size)))
@@ -397,14 +398,15 @@ def run_cmd(
                                    f"--population or --steps")
         run_name = name or f"{g.name}-{task}-{setting}-s{seed}"
         store = RunStore.create(results_dir, run_name, {
-            "search": search_cfg.to_dict(), "experiment": exp_cfg.to_dict(), "grammar_name": g.name,
+            "search": search_cfg.to_dict(), "evaluator": evaluator_name, "experiment": exp_cfg.to_dict(),
+            "grammar_name": g.name,
             "grammar_path": g.path, "command": "discover run", "versions": _versions()}, g.path)
         console.print(f"run [bold]{store.name}[/] -> {store.path}")
 
     started = time.time()
     with console.status("preparing the dataset and the reference policy ..."):
-        exp = Experiment(exp_cfg, log=console.print)
-    ref_mean, ref_std = exp.reference_score()
+        evaluator = registry.get(evaluator_name)(exp_cfg, log=console.print)
+    ref_mean, ref_std = evaluator.baseline()
     d = exp_cfg.dataset
     console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
                   + f", {d.pairs} pairs x {d.segment} steps; reference (BC) scores {ref_mean:.1f} ± {ref_std:.1f}; "
@@ -423,7 +425,7 @@ def run_cmd(
     def on_phase(text):
         status.update(f"{text}  [dim]({(time.time() - started) / 60:.1f} min)[/]")
 
-    search = Search(g, exp, search_cfg, store, report=on_generation, phase=on_phase)
+    search = Search(g, evaluator, search_cfg, store, report=on_generation, phase=on_phase)
     state = store.latest_checkpoint()
     if state is not None:
         search.restore(state)

@@ -40,9 +40,9 @@ import numpy as np
 from discover import records, variation
 from discover.errors import RunError
 from discover.records import Candidate, penalised
-from discover.experiment import Experiment
 from discover.store import RunStore
 from evaluators import trainer
+from evaluators.interface import Evaluation, Evaluator
 from grammar import derivation, interpreter, symbolic, zoo
 from grammar.derivation import Node
 from grammar.expr import to_text
@@ -119,6 +119,16 @@ class SearchConfig:
         return tuple(self.reeval_seed_base + generation * S + i for i in range(S))
 
 
+def scored_fields(ev: Evaluation, i: int) -> dict:
+    """A record's score fields for candidate i of an evaluation."""
+    out = {"fitness": ev.fitness[i], "spread": ev.spread[i], "per_seed": ev.seed_scores(i), "reason": ev.reasons[i]}
+    if "train_accuracy" in ev.diagnostics:
+        out["train_accuracy"] = ev.mean("train_accuracy", i)
+    if "final_loss" in ev.diagnostics:
+        out["final_loss"] = [float(v) for v in ev.diagnostics["final_loss"][i]]
+    return out
+
+
 # --------------------------------------------------------------------------- constant search
 class ConstantSearch:
     """evosax strategies over the constants of a few structures, in unit coordinates."""
@@ -186,10 +196,10 @@ class ConstantSearch:
 
 # --------------------------------------------------------------------------- the search
 class Search:
-    def __init__(self, grammar: Grammar, experiment: Experiment, config: SearchConfig, store: RunStore,
+    def __init__(self, grammar: Grammar, evaluator: Evaluator, config: SearchConfig, store: RunStore,
                  report: Callable[[dict], None] | None = None, phase: Callable[[str], None] | None = None):
-        self.g = grammar
-        self.exp = experiment
+        self.grammar = grammar
+        self.evaluator = evaluator
         self.config = config.validate()
         self.store = store
         self.report = report or (lambda info: None)
@@ -206,17 +216,17 @@ class Search:
 
     # -- candidates
     def make(self, node: Node, constants: dict[str, float] | None, origin: str, parents=()) -> Candidate:
-        expr = derivation.expand(self.g, node)
+        expr = derivation.expand(self.grammar, node)
         consts = {}
         for c in expr.constants:
-            value = (constants or {}).get(c, self.g.constants[c].default)
-            consts[c] = self.g.constants[c].clip(float(value))
+            value = (constants or {}).get(c, self.grammar.constants[c].default)
+            consts[c] = self.grammar.constants[c].clip(float(value))
         return Candidate(node, expr, consts, symbolic.canonical_hash(expr), origin, tuple(parents))
 
     def from_record(self, rec: dict) -> Candidate:
         """A logged candidate back as a Candidate (its hash and clipped constants as logged)."""
-        node = derivation.parse_derivation(self.g, rec["derivation"])
-        return Candidate(node, derivation.expand(self.g, node), dict(rec["constants"]), rec["hash"], rec["origin"],
+        node = derivation.parse_derivation(self.grammar, rec["derivation"])
+        return Candidate(node, derivation.expand(self.grammar, node), dict(rec["constants"]), rec["hash"], rec["origin"],
                          tuple(rec.get("parents", ())))
 
     def record(self, cand: Candidate, generation: int, **fields) -> dict:
@@ -232,19 +242,18 @@ class Search:
 
     # -- gates
     def _probe_inputs(self):
+        """The evaluator's realistic terminals for 64 pairs, with the policy moved off the
+        reference by margins out to +-probe_margin, and t across [0, 1]."""
         rng = np.random.default_rng(12345)
-        data = self.exp.data
         n = 64
-        idx = rng.integers(0, data.size, n)
-        ref = np.asarray(data.ref_logp)[idx]
-        lengths = np.asarray(data.alive).sum(axis=-1)[idx]
+        x = self.evaluator.terminal_sample(n, rng)
         margins = np.concatenate([np.linspace(-self.config.probe_margin, self.config.probe_margin, n // 2),
                                   rng.normal(0, 5, n - n // 2)])
         # split each margin between the two responses; keep log-likelihoods below 0
-        logp_w = np.minimum(ref[:, 0] + margins / 2, -1e-3)
-        logp_l = np.minimum(ref[:, 1] - margins / 2, -1e-3)
+        logp_w = np.minimum(x["ref_w"] + margins / 2, -1e-3)
+        logp_l = np.minimum(x["ref_l"] - margins / 2, -1e-3)
         t = np.linspace(0, 1, n)
-        return jnp.asarray(np.stack([logp_w, logp_l, ref[:, 0], ref[:, 1], lengths[:, 0], lengths[:, 1], t]),
+        return jnp.asarray(np.stack([logp_w, logp_l, x["ref_w"], x["ref_l"], x["len_w"], x["len_l"], t]),
                            jnp.float32)
 
     def probe(self, cands: list[Candidate]) -> list[str | None]:
@@ -266,7 +275,7 @@ class Search:
                 return jax.vmap(one)(programs, consts)
 
             self._probe_fn = fn
-        shape = self.exp.config.train.shape
+        shape = self.evaluator.program_shape
         reasons: list[str | None] = []
         encoded = []
         for c in cands:
@@ -296,12 +305,12 @@ class Search:
     # -- batches
     def initial_proposals(self, rng: np.random.Generator) -> list[Candidate]:
         out = []
-        for name, text in self.g.seeds.items():
+        for name, text in self.grammar.seeds.items():
             if name in zoo.ZOO:
-                node = derivation.parse_derivation(self.g, text)
+                node = derivation.parse_derivation(self.grammar, text)
                 out.append(self.make(node, zoo.ZOO[name].constants, f"zoo:{name}"))
         # twice the free slots; the caller tops up if too few are new and valid
-        for node in derivation.ramped_half_and_half(self.g, rng, 2 * max(self.config.population - len(out), 1)):
+        for node in derivation.ramped_half_and_half(self.grammar, rng, 2 * max(self.config.population - len(out), 1)):
             out.append(self.make(node, None, "random"))
         return out
 
@@ -310,24 +319,24 @@ class Search:
         probs = np.array([cfg.p_crossover, cfg.p_subtree, cfg.p_point, cfg.p_shrink])
         op = variation.OPERATORS[int(rng.choice(4, p=probs / probs.sum()))]
         a = self.cache[self.tournament(rng)]
-        node_a = derivation.parse_derivation(self.g, a["derivation"])
+        node_a = derivation.parse_derivation(self.grammar, a["derivation"])
         parents = [a["key"]]
         constants = dict(a["constants"])
         if op == "crossover":
             b = self.cache[self.tournament(rng)]
             parents.append(b["key"])
-            child = variation.crossover(self.g, rng, node_a, derivation.parse_derivation(self.g, b["derivation"]))
+            child = variation.crossover(self.grammar, rng, node_a, derivation.parse_derivation(self.grammar, b["derivation"]))
             constants = {**b["constants"], **a["constants"]}
         elif op == "subtree":
-            child = variation.subtree_mutation(self.g, rng, node_a)
+            child = variation.subtree_mutation(self.grammar, rng, node_a)
         elif op == "point":
-            child = variation.point_mutation(self.g, rng, node_a)
+            child = variation.point_mutation(self.grammar, rng, node_a)
         else:
-            child = variation.shrink(self.g, rng, node_a)
+            child = variation.shrink(self.grammar, rng, node_a)
         if rng.uniform() < cfg.p_constant_jitter:
             for k in list(constants):
-                if k in self.g.constants:
-                    c = self.g.constants[k]
+                if k in self.grammar.constants:
+                    c = self.grammar.constants[k]
                     constants[k] = c.from_unit(c.to_unit(c.clip(constants[k])) + rng.normal(0, 0.1))
         return self.make(child, constants, op, parents)
 
@@ -351,7 +360,7 @@ class Search:
                 if c.key in self.cache or c.key in keys:
                     self.stats["cache_hits"] += 1
                     continue
-                reason = derivation.check(self.g, c.node, c.expr)
+                reason = derivation.check(self.grammar, c.node, c.expr)
                 if reason:
                     keys.add(c.key)
                     rejected.append(self.record(c, gen, reason=reason))
@@ -369,9 +378,9 @@ class Search:
         else:
             key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
             for j, (h, rec) in enumerate(self.es_targets()):
-                node = derivation.parse_derivation(self.g, rec["derivation"])
+                node = derivation.parse_derivation(self.grammar, rec["derivation"])
                 names = sorted(rec["constants"])
-                settings = self.es.ask(self.g, h, node, names, rec["constants"], jax.random.fold_in(key, j))
+                settings = self.es.ask(self.grammar, h, node, names, rec["constants"], jax.random.fold_in(key, j))
                 # Each sample keeps a slot: ("new", batch index), ("known", key) or ("rejected", None).
                 slots = []
                 for c in (self.make(node, s, "es", [rec["key"]]) for s in settings):
@@ -380,7 +389,7 @@ class Search:
                         slots.append(("known", c.key))
                         continue
                     keys.add(c.key)
-                    reason = derivation.check(self.g, c.node, c.expr) or self.probe([c])[0]
+                    reason = derivation.check(self.grammar, c.node, c.expr) or self.probe([c])[0]
                     if reason:
                         rejected.append(self.record(c, gen, reason=reason))
                         slots.append(("rejected", None))
@@ -393,7 +402,7 @@ class Search:
             need = P - len(batch)
             if gen == 0:
                 proposals = [self.make(n, None, "random")
-                             for n in derivation.ramped_half_and_half(self.g, rng, 2 * need)]
+                             for n in derivation.ramped_half_and_half(self.grammar, rng, 2 * need)]
             else:
                 proposals = [self.offspring(rng) for _ in range(2 * need)]
             admit(proposals)
@@ -426,7 +435,7 @@ class Search:
         elites = self.reeval_targets(gen)
         batch, rejected, es_slots = self.build_batch(gen, self.config.population - len(elites))
         if not batch:
-            raise RunError(f"grammar {self.g.name} yields no new valid candidate in generation {gen}")
+            raise RunError(f"grammar {self.grammar.name} yields no new valid candidate in generation {gen}")
         n_real = len(batch)
         # One program shape per run: new candidates, then the elites re-trained on fresh seeds,
         # then padding (repeats of new candidates, discarded).
@@ -440,17 +449,10 @@ class Search:
         self.phase(f"generation {gen + 1}/{self.config.generations}: training and scoring {len(batch)} new "
                    f"candidates{f' and re-training {len(again)} elites' if again else ''} "
                    f"({runs} runs{', compiling first' if trainer.compilations() == 0 else ''})")
-        scores, result, timing = self.exp.evaluate([c.expr for c in padded], [c.constants for c in padded], seeds)
-        scored = []
-        for i, c in enumerate(batch):
-            rec = self.record(
-                c, gen, fitness=scores.fitness[i], spread=scores.spread[i],
-                per_seed=scores.seed_scores(i),
-                seeds=list(inner), reason=scores.reasons[i], trained=True,
-                train_accuracy=float(np.mean(result.train_accuracy[i])),
-                final_loss=[float(v) for v in result.final_loss[i]])
-            scored.append(rec)
-        updated = [self.merge_reevaluation(rec, gen, fresh, scores, n_real + j) for j, rec in enumerate(elites)]
+        ev = self.evaluator.evaluate([c.expr for c in padded], [c.constants for c in padded], seeds)
+        scored = [self.record(c, gen, **scored_fields(ev, i), seeds=list(inner), trained=True)
+                  for i, c in enumerate(batch)]
+        updated = [self.merge_reevaluation(rec, gen, fresh, ev, n_real + j) for j, rec in enumerate(elites)]
         key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
         for j, (h, es_slot) in enumerate(es_slots.items()):
             fits = []
@@ -480,7 +482,8 @@ class Search:
             "best_seeds": len(best.get("per_seed") or []) if best else None,
             "generation_best": max(fits) if fits else None,
             "median": float(np.median(fits)) if fits else None,
-            "seconds": time.perf_counter() - t0, "train_s": timing["train_s"], "score_s": timing["score_s"],
+            "seconds": time.perf_counter() - t0, "train_s": ev.timing.get("train_s"),
+            "score_s": ev.timing.get("score_s"),
             "propose_s": t1 - t0, "compilations": trainer.compilations(),
         }
         self.history.append(info)
@@ -488,7 +491,7 @@ class Search:
         return info
 
     @staticmethod
-    def merge_reevaluation(rec: dict, gen: int, seeds: Sequence[int], scores, i: int) -> dict:
+    def merge_reevaluation(rec: dict, gen: int, seeds: Sequence[int], scores: Evaluation, i: int) -> dict:
         """The elite's record with the fresh seeds' scores added: its fitness becomes the mean
         over every seed it has been trained with (a failure on any seed fails it)."""
         per_seed = list(rec["per_seed"]) + scores.seed_scores(i)
@@ -557,15 +560,15 @@ class Search:
         """Normalised return during training of the best held-out discovered loss and of DPO."""
         best = max((r for r in final["rows"] if r["kind"] == "discovered" and r["heldout_mean"] is not None),
                    key=lambda r: r["heldout_mean"], default=None)
-        if best is None:
+        if best is None or not hasattr(self.evaluator, "training_curves"):
             return {}
         dpo = zoo.ZOO["dpo"]
         entries = [(f"discovered {best['name']}", records.expression_of(best), best["constants"]),
                    ("dpo", dpo.expr, dpo.constants)]
-        steps, scores = self.exp.training_curves([e[1] for e in entries], [e[2] for e in entries],
-                                                 self.config.holdout_seeds, points,
-                                                 eval_seed=self.config.holdout_eval_seed)
-        return {"steps": steps.tolist(), "reference": self.exp.reference_score()[0],
+        steps, scores = self.evaluator.training_curves([e[1] for e in entries], [e[2] for e in entries],
+                                                       self.config.holdout_seeds, points,
+                                                       eval_seed=self.config.holdout_eval_seed)
+        return {"steps": steps.tolist(), "reference": self.evaluator.baseline()[0],
                 "curves": {name: scores[i].tolist() for i, (name, _, _) in enumerate(entries)}}
 
     def final_evaluation(self, log: Callable[[str], None] = print) -> dict:
@@ -574,15 +577,15 @@ class Search:
         chosen = hof["ranked"][: self.config.final_top]
         entries = []
         for i, rec in enumerate(chosen, 1):
-            node = derivation.parse_derivation(self.g, rec["derivation"])
-            entries.append(("discovered", f"#{i}", derivation.expand(self.g, node), rec["constants"], rec))
+            node = derivation.parse_derivation(self.grammar, rec["derivation"])
+            entries.append(("discovered", f"#{i}", derivation.expand(self.grammar, node), rec["constants"], rec))
         for name, z in zoo.ZOO.items():
             entries.append(("zoo", name, z.expr, z.constants, None))
         log(f"re-scoring {len(chosen)} discovered losses and {len(zoo.ZOO)} zoo baselines on "
             f"{len(self.config.holdout_seeds)} held-out seeds ...")
-        scores, result, timing = self.exp.evaluate([e[2] for e in entries], [e[3] for e in entries],
-                                                   self.config.holdout_seeds, eval_seed=self.config.holdout_eval_seed)
-        ref_mean, ref_std = self.exp.reference_score()
+        scores = self.evaluator.evaluate([e[2] for e in entries], [e[3] for e in entries],
+                                         self.config.holdout_seeds, eval_seed=self.config.holdout_eval_seed)
+        ref_mean, ref_std = self.evaluator.baseline()
         zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
         rows = []
         for i, (kind, name, expr, consts, rec) in enumerate(entries):
@@ -599,4 +602,4 @@ class Search:
             })
         return {"rows": rows, "reference": {"mean": ref_mean, "std": ref_std},
                 "holdout_seeds": list(self.config.holdout_seeds), "holdout_eval_seed": self.config.holdout_eval_seed,
-                "timing": timing, "compilations": trainer.compilations()}
+                "timing": scores.timing, "compilations": trainer.compilations()}

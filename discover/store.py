@@ -1,6 +1,7 @@
 """The run store: ``results/<run>/``.
 
-    config.json          search, experiment and grammar settings (written once)
+    config.json          search settings, the evaluator ("evaluator", default mujoco) and its
+                         configuration ("experiment"), the grammar (written once)
     grammar.yaml         a copy of the grammar file
     candidates.jsonl     every candidate evaluated or rejected, one JSON object a line
     checkpoints/gen-NNNN.json   search state after generation NNNN
@@ -19,30 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from typing import Any, Iterable
 
 from discover.errors import RunError
+from evaluators import atomic
 
 
-def atomic_write_text(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, default=float) + "\n")
+atomic_write_text = atomic.write_text
+atomic_write_json = atomic.write_json
 
 
 def _read_json(path: str, what: str):

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from evaluators import atomic
 from evaluators import policies as policy_io
 from evaluators.cache import cache_dir
 from evaluators.tasks import Task
@@ -380,10 +381,7 @@ def train_behaviour_policies(
         "expert_return": max(k["return"] for k in kept), "policies": kept,
         "all_checkpoints": [{"step": s, "return": r} for (s, _), r in zip(checkpoints, measured)],
     }
-    tmp = os.path.join(out_dir, "manifest.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(tmp, os.path.join(out_dir, "manifest.json"))
+    atomic.write_text(os.path.join(out_dir, "manifest.json"), json.dumps(manifest, indent=1))
     return kept
 
 

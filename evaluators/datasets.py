@@ -36,11 +36,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 
+from evaluators import atomic
 from evaluators.behaviour import BehaviourSet, load_behaviour
 from evaluators.cache import cache_dir
 from evaluators.errors import InputError
@@ -287,16 +287,8 @@ def path_for(config: DatasetConfig, behaviour_digest: str, directory: str | None
 def save(ds: PreferenceDataset, path: str) -> None:
     header = {"config": dataclasses.asdict(ds.config), "digest": ds.digest,
               "behaviour_digest": ds.behaviour_digest, "version": DATASET_VERSION}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, __header__=np.frombuffer(json.dumps(header).encode(), np.uint8), **ds.arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_with(path, lambda f: np.savez_compressed(
+        f, __header__=np.frombuffer(json.dumps(header).encode(), np.uint8), **ds.arrays))
 
 
 def load(path: str) -> PreferenceDataset:

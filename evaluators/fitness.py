@@ -17,8 +17,9 @@ import numpy as np
 
 from evaluators.behaviour import BehaviourSet
 from evaluators.errors import InputError
+from evaluators.policies import TRAINED_SPEC
 from evaluators.tasks import Task
-from evaluators.trainer import POLICY_SPEC, PopulationResult
+from evaluators.trainer import PopulationResult
 
 BACKENDS = ("auto", "native", "mjx")
 
@@ -43,22 +44,7 @@ class EvalConfig:
         return "native" if jax.default_backend() == "cpu" else "mjx"
 
 
-@dataclasses.dataclass
-class Scores:
-    """Per candidate: fitness (None if rejected), spread over seeds, per-seed means, reason."""
-
-    fitness: list[float | None]
-    spread: list[float | None]
-    per_seed: np.ndarray  # (P, S) normalised scores (nan where the run failed)
-    reasons: list[str | None]
-    raw_returns: np.ndarray  # (P, S, E)
-
-    def seed_scores(self, p: int) -> list[float | None]:
-        """Candidate p's per-seed scores as JSON values (None where the run failed)."""
-        return [None if np.isnan(v) else float(v) for v in self.per_seed[p]]
-
-
-def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfig, spec=POLICY_SPEC) -> np.ndarray:
+def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfig, spec=TRAINED_SPEC) -> np.ndarray:
     """(N, episodes) deterministic returns of N stacked policies on the chosen backend."""
     backend = config.validate().resolved_backend()
     if backend == "mjx":
@@ -70,23 +56,13 @@ def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfi
     return native.evaluate_returns(task, stacked, spec, episodes, config.seed, horizon=config.horizon)
 
 
-def score_population(task: Task, behaviour: BehaviourSet, result: PopulationResult, config: EvalConfig) -> Scores:
+def score_population(task: Task, behaviour: BehaviourSet, result: PopulationResult,
+                     config: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised score per run (P, S), raw returns (P, S, episodes)) of trained policies."""
     P, S = result.status.shape
     flat = {k: v.reshape((P * S,) + v.shape[2:]) for k, v in result.params.items()}
     returns = evaluate_returns(task, flat, config.episodes, config).reshape(P, S, config.episodes)
-    per_seed = behaviour.normalise(returns.mean(axis=2))
-    fitness, spread, reasons = [], [], []
-    for p in range(P):
-        reason = result.reason(p)
-        reasons.append(reason)
-        if reason is not None:
-            per_seed[p] = np.nan
-            fitness.append(None)
-            spread.append(None)
-        else:
-            fitness.append(float(per_seed[p].mean()))
-            spread.append(float(per_seed[p].std()))
-    return Scores(fitness, spread, per_seed, reasons, returns)
+    return behaviour.normalise(returns.mean(axis=2)), returns
 
 
 def score_snapshots(task: Task, behaviour: BehaviourSet, result: PopulationResult, config: EvalConfig) -> np.ndarray:
@@ -98,7 +74,7 @@ def score_snapshots(task: Task, behaviour: BehaviourSet, result: PopulationResul
     return behaviour.normalise(returns.mean(axis=3))
 
 
-def score_policy(task: Task, behaviour: BehaviourSet, params: dict, config: EvalConfig, spec=POLICY_SPEC):
+def score_policy(task: Task, behaviour: BehaviourSet, params: dict, config: EvalConfig, spec=TRAINED_SPEC):
     """(mean, std over episodes) normalised score of one policy (e.g. the reference)."""
     stacked = {k: np.asarray(v)[None] for k, v in params.items()}
     r = behaviour.normalise(evaluate_returns(task, stacked, config.episodes, config, spec)[0])

@@ -21,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
-import tempfile
 from typing import Any, Mapping
 
 import numpy as np
+
+from evaluators import atomic
 
 MIN_STD = 1e-3
 
@@ -57,6 +57,11 @@ ACTIVATIONS = {
     "relu": lambda x, xp: xp.maximum(x, 0.0),
     "tanh": lambda x, xp: xp.tanh(x),
 }
+
+# The spec of every policy the offline trainer trains (and of the behaviour-cloned reference).
+TRAINED_SPEC = PolicySpec(activation="swish", squash=False, std="softplus")
+# The observation normaliser: fitted once on the data, never trained.
+NORMALISER = ("obs_mean", "obs_std")
 
 
 def num_layers(params: Params) -> int:
@@ -130,12 +135,7 @@ def save(path: str, params: Params, spec: PolicySpec, meta: Mapping[str, Any] | 
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    atomic.write_bytes(path, buf.getvalue())
 
 
 def load(path: str) -> tuple[dict[str, np.ndarray], PolicySpec, dict[str, Any]]:

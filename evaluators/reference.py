@@ -38,7 +38,7 @@ class ReferenceConfig:
 
 
 def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = ReferenceConfig()) -> dict:
-    from evaluators.trainer import POLICY_SPEC, optimizer
+    from evaluators.trainer import optimizer
 
     obs = np.concatenate([dataset.obs_w, dataset.obs_l]).reshape(-1, dataset.obs_w.shape[-1])
     act = np.concatenate([dataset.act_w, dataset.act_l]).reshape(-1, dataset.act_w.shape[-1])
@@ -49,11 +49,11 @@ def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = Refe
     params = policy_io.init_params(key, obs.shape[1], act.shape[1], config.hidden, init_std=0.3)
     params["obs_mean"] = jnp.asarray(obs.mean(axis=0), jnp.float32)
     params["obs_std"] = jnp.asarray(np.maximum(obs.std(axis=0), 1e-3), jnp.float32)
-    opt = optimizer(config.learning_rate, 10.0, params)
+    opt = optimizer(config.learning_rate, 10.0, params, policy_io.NORMALISER)
     data = jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi)
 
     def nll(p, idx):
-        loc, std = policy_io.forward(p, data[0][idx], POLICY_SPEC, jnp)
+        loc, std = policy_io.forward(p, data[0][idx], policy_io.TRAINED_SPEC, jnp)
         return -policy_io.binned_log_likelihood(loc, std, data[1][idx], data[2][idx]).mean()
 
     @jax.jit
@@ -76,7 +76,6 @@ def load_or_fit(dataset: PreferenceDataset, dataset_path: str, config: Reference
                 rebuild: bool = False) -> tuple[dict, str]:
     """The cached reference for ``dataset`` (fitted on a miss). Returns (params, path)."""
     from evaluators.errors import InputError
-    from evaluators.trainer import POLICY_SPEC
 
     path = f"{os.path.splitext(dataset_path)[0]}.ref-{config.key(dataset.digest)}.npz"
     if os.path.exists(path) and not rebuild:
@@ -90,6 +89,6 @@ def load_or_fit(dataset: PreferenceDataset, dataset_path: str, config: Reference
                              f"--rebuild")
         return params, path
     params = behaviour_cloning(dataset, config)
-    policy_io.save(path, params, POLICY_SPEC, {"dataset_digest": dataset.digest,
+    policy_io.save(path, params, policy_io.TRAINED_SPEC, {"dataset_digest": dataset.digest,
                                                "config": dataclasses.asdict(config)})
     return params, path

@@ -1,12 +1,17 @@
 """The offline preference-optimisation trainer: a population of losses, one jitted program.
 
 For every candidate loss (an encoded program of the grammar's array interpreter, with
-its constants) and every inner seed, a Gaussian MLP policy initialised from the
-reference is trained on the preference dataset with optax Adam. All runs of a
-population are one jitted function of array inputs: changing the losses does not
-recompile. Runs go one after another on a CPU (``lax.map``; vmap buys no speed there)
-and side by side on an accelerator (``vmap``); with several local devices the run axis
-is split across them with ``shard_map`` (a no-op with one device).
+its constants) and every inner seed, a policy initialised from the reference is trained
+on the preference pairs with optax Adam. The trainer is generic over the policy: the
+evaluator supplies a :class:`LikelihoodModel` (the summed log-likelihood of both
+responses of a batch of pairs under given parameters, and the parameters never trained)
+and the pairs as :class:`PairData`; the interpreter as the loss, the non-finite guards,
+the optimiser and the device layout are the same for every evaluator.
+
+All runs of a population are one jitted function of array inputs: changing the losses
+does not recompile. Runs go one after another on a CPU (``lax.map``; vmap buys no speed
+there) and side by side on an accelerator (``vmap``); with several local devices the run
+axis is split across them with ``shard_map`` (a no-op with one device).
 
 Every candidate sees the same batches for the same inner seed (common random numbers),
 so differences in score come from the losses. A run whose loss, gradient or parameters
@@ -17,19 +22,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from evaluators import policies as policy_io
-from evaluators.datasets import PreferenceDataset
 from grammar import interpreter
 
-POLICY_SPEC = policy_io.PolicySpec(activation="swish", squash=False, std="softplus")
 STATUS = {0: "ok", 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite parameters"}
+
+
+@dataclasses.dataclass(frozen=True)
+class LikelihoodModel:
+    """The policy side of training, supplied by an evaluator.
+
+    ``log_likelihood(params, inputs) -> (B, 2)``: summed log-likelihoods of the chosen
+    ([:, 0]) and rejected ([:, 1]) responses of a batch of pairs, where ``inputs`` is the
+    evaluator's pytree of per-pair arrays indexed on their leading axis. It must be a
+    module-level function (it keys the compilation cache). ``frozen``: names of parameters
+    that are never updated (e.g. an observation normaliser).
+    """
+
+    log_likelihood: Callable[[Any, Any], jnp.ndarray]
+    frozen: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,60 +89,39 @@ class TrainConfig:
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=["obs", "lo", "hi", "alive", "ref_logp"], meta_fields=[])
+                   data_fields=["inputs", "ref_logp", "lengths"], meta_fields=[])
 @dataclasses.dataclass(frozen=True)
-class TrainData:
-    """Device arrays of a dataset, prepared once: observations, bin edges, masks and the
-    reference's log-likelihoods."""
+class PairData:
+    """Device arrays of N preference pairs, prepared once by the evaluator."""
 
-    obs: jnp.ndarray      # (N, 2, H, obs)  [:, 0] chosen, [:, 1] rejected
-    lo: jnp.ndarray       # (N, 2, H, act)
-    hi: jnp.ndarray       # (N, 2, H, act)
-    alive: jnp.ndarray    # (N, 2, H)
-    ref_logp: jnp.ndarray  # (N, 2)
+    inputs: Any             # pytree of (N, ...) arrays: what ``LikelihoodModel.log_likelihood`` reads
+    ref_logp: jnp.ndarray   # (N, 2) the reference's log-likelihoods, [:, 0] chosen, [:, 1] rejected
+    lengths: jnp.ndarray    # (N, 2) response lengths (steps or tokens)
 
     @property
     def size(self) -> int:
-        return int(self.obs.shape[0])
+        return int(self.ref_logp.shape[0])
 
 
-def segment_log_likelihood(params, obs, lo, hi, alive):
-    """Summed binned log-likelihood of segments; leading axes are batch axes."""
-    loc, std = policy_io.forward(params, obs, POLICY_SPEC, jnp)
-    return (policy_io.binned_log_likelihood(loc, std, lo, hi) * alive).sum(axis=-1)
-
-
-def prepare(dataset: PreferenceDataset, reference: dict, config: TrainConfig) -> TrainData:
-    obs = np.stack([dataset.obs_w, dataset.obs_l], axis=1)
-    act = np.stack([dataset.act_w, dataset.act_l], axis=1)
-    alive = np.stack([dataset.alive_w, dataset.alive_l], axis=1).astype(np.float32)
-    lo, hi = policy_io.bin_edges(act, config.bins)
-    ref = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
-    ref_logp = jax.jit(segment_log_likelihood)(ref, jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi),
-                                               jnp.asarray(alive))
-    return TrainData(jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi), jnp.asarray(alive), ref_logp)
-
-
-FROZEN = ("obs_mean", "obs_std")
-
-
-def optimizer(learning_rate: float, grad_clip: float, params) -> optax.GradientTransformation:
-    """Adam with global-norm clipping on the network; the observation normaliser is frozen."""
-    labels = {k: "frozen" if k in FROZEN else "train" for k in params}
+def optimizer(learning_rate: float, grad_clip: float, params,
+              frozen: Sequence[str] = ()) -> optax.GradientTransformation:
+    """Adam with global-norm clipping; the parameters named in ``frozen`` are not updated."""
+    labels = {k: "frozen" if k in frozen else "train" for k in params}
     return optax.multi_transform(
         {"train": optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(learning_rate)),
          "frozen": optax.set_to_zero()}, labels)
 
 
-def _train_one(program, consts, seed, init_params, data: TrainData, config: TrainConfig, imode: str):
+def _train_one(program, consts, seed, init_params, data: PairData, model: LikelihoodModel, config: TrainConfig,
+               imode: str):
     """One run: returns (params, status code, step of failure, last loss, train accuracy)."""
-    opt = optimizer(config.learning_rate, config.grad_clip, init_params)
+    opt = optimizer(config.learning_rate, config.grad_clip, init_params, model.frozen)
     key = jax.random.PRNGKey(seed)
     n, steps = data.size, config.steps
 
     def loss_fn(params, idx, progress):
-        logp = segment_log_likelihood(params, data.obs[idx], data.lo[idx], data.hi[idx], data.alive[idx])
-        lengths = data.alive[idx].sum(axis=-1)
+        logp = model.log_likelihood(params, jax.tree.map(lambda a: a[idx], data.inputs))
+        lengths = data.lengths[idx]
         ref = data.ref_logp[idx]
         t = jnp.full(idx.shape, progress, jnp.float32)
         terms = jnp.stack([logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], lengths[:, 0], lengths[:, 1], t])
@@ -172,32 +168,32 @@ def _train_one(program, consts, seed, init_params, data: TrainData, config: Trai
 _TRACES = [0]
 
 
-def _run_axis(programs, consts, seeds, init_params, data: TrainData, config: TrainConfig):
+def _run_axis(programs, consts, seeds, init_params, data: PairData, model: LikelihoodModel, config: TrainConfig):
     """Trains the runs on this device: one after another (map) or side by side (vmap)."""
     mode = config.resolved_mode()
     imode = "switch" if mode == "map" else "select"
 
     def one(args):
         prog, c, s = args
-        return _train_one(prog, c, s, init_params, data, config, imode)
+        return _train_one(prog, c, s, init_params, data, model, config, imode)
 
     if mode == "map":
         return jax.lax.map(one, (programs, consts, seeds))
     return jax.vmap(lambda p, c, s: one((p, c, s)))(programs, consts, seeds)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "n_devices"))
-def _train_population(programs, consts, seeds, init_params, data: TrainData, config: TrainConfig,
-                      n_devices: int = 1):
+@functools.partial(jax.jit, static_argnames=("model", "config", "n_devices"))
+def _train_population(programs, consts, seeds, init_params, data: PairData, model: LikelihoodModel,
+                      config: TrainConfig, n_devices: int = 1):
     _TRACES[0] += 1  # runs only while tracing, i.e. once per compilation
     if n_devices == 1:
-        return _run_axis(programs, consts, seeds, init_params, data, config)
+        return _run_axis(programs, consts, seeds, init_params, data, model, config)
     # Split the run axis over the local devices; each trains its share.
     from jax.sharding import PartitionSpec as P
 
     mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n_devices]), ("runs",))
     runs = P("runs")
-    fn = jax.shard_map(lambda p, c, s, i, d: _run_axis(p, c, s, i, d, config), mesh=mesh,
+    fn = jax.shard_map(lambda p, c, s, i, d: _run_axis(p, c, s, i, d, model, config), mesh=mesh,
                        in_specs=(runs, runs, runs, P(), P()), out_specs=runs, check_vma=False)
     return fn(programs, consts, seeds, init_params, data)
 
@@ -223,8 +219,8 @@ class PopulationResult:
 
 
 def train_population(programs: Sequence[interpreter.Program], constants: np.ndarray,
-                     seeds: Sequence[int] | np.ndarray, reference: dict, data: TrainData,
-                     config: TrainConfig) -> PopulationResult:
+                     seeds: Sequence[int] | np.ndarray, reference: dict, data: PairData,
+                     model: LikelihoodModel, config: TrainConfig) -> PopulationResult:
     """Trains every candidate with every seed; one compilation per (P x S, shapes).
 
     ``seeds`` is either S seeds shared by every candidate or a (P, S) matrix giving each
@@ -246,7 +242,7 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
     n_dev = len(jax.local_devices())
     n_dev = n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1
     params, status, failed_at, loss, acc = _train_population(flat_programs, flat_consts, flat_seeds, init, data,
-                                                             config, n_devices=n_dev)
+                                                             model, config, n_devices=n_dev)
     shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
     return PopulationResult({k: shape(v) for k, v in params.items()}, shape(status), shape(failed_at),
                             shape(loss), shape(acc))

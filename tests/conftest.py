@@ -48,15 +48,15 @@ def pair_inputs(rng: np.random.Generator, n: int, scale: float = 5.0, length: fl
 
 
 @pytest.fixture(scope="session")
-def pendulum_experiment():
-    """A small pendulum experiment (dataset, reference, prepared data), built once."""
-    from discover.experiment import Experiment, ExperimentConfig
+def pendulum_evaluator():
+    """A small pendulum MuJoCo evaluator (dataset, reference, prepared data), built once."""
     from evaluators import datasets, fitness, reference, trainer
+    from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 
-    config = ExperimentConfig(
+    config = MujocoConfig(
         dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=300, segment=20, seed=0),
         train=trainer.TrainConfig(steps=60, batch_pairs=16),
         eval=fitness.EvalConfig(episodes=3),
         reference=reference.ReferenceConfig(steps=800),
     )
-    return Experiment(config)
+    return MujocoEvaluator(config)

@@ -1,7 +1,13 @@
-"""The `discover` command line: commands work; user errors are one line, exit code 2."""
+"""The `discover` command line: commands work; user errors are one line, exit code 2.
+
+Commands run in-process (``cli``: ``discover.cli.main`` with its arguments, stdout and
+stderr captured), so a user-error case costs milliseconds, not a new interpreter;
+``discover`` (a subprocess) checks the installed entry point itself.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,8 +18,37 @@ ENV = {**os.environ, "COLUMNS": "200"}
 
 
 def discover(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "discover.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "discover", *args], capture_output=True, text=True,
                           env=ENV, cwd=cwd, timeout=300)
+
+
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Runs ``discover ARGS`` in this process, in ``tmp_path`` unless ``cwd`` is given."""
+    from discover.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args, cwd=None):
+        monkeypatch.chdir(cwd or tmp_path)
+        monkeypatch.setattr(sys, "argv", ["discover", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return run
 
 
 def assert_user_error(result, fragment):
@@ -24,35 +59,44 @@ def assert_user_error(result, fragment):
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_help_lists_commands():
+def test_entry_point_and_every_help():
     out = discover("--help")
-    assert out.returncode == 0
+    assert out.returncode == 0, out.stderr
     for cmd in ("zoo", "expr", "export", "grammar", "run", "show", "plot", "bench", "data"):
         assert cmd in out.stdout
 
 
-def test_zoo_table():
-    out = discover("zoo")
+@pytest.mark.parametrize("command", [("zoo",), ("expr",), ("export",), ("grammar", "check"), ("run",),
+                                     ("show",), ("plot",), ("bench",), ("report",), ("data", "build"),
+                                     ("data", "policies")])
+def test_help_of_each_command(cli, command):
+    out = cli(*command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert "Usage" in out.stdout
+
+
+def test_zoo_table(cli):
+    out = cli("zoo")
     assert out.returncode == 0
     assert "discopop" in out.stdout and "log_sigmoid" in out.stdout
 
 
-def test_expr_with_leading_minus():
-    out = discover("expr", "-log_sigmoid(beta*(r_w - r_l))")
+def test_expr_with_leading_minus(cli):
+    out = cli("expr", "-log_sigmoid(beta*(r_w - r_l))")
     assert out.returncode == 0, out.stderr
     assert "same canonical form as dpo" in out.stdout
     assert "\\log\\sigma" in out.stdout
 
 
-def test_grammar_check(tmp_path):
-    out = discover("grammar", "check", "mirror.yaml", "--depth", "1")
+def test_grammar_check(cli):
+    out = cli("grammar", "check", "mirror.yaml", "--depth", "1")
     assert out.returncode == 0, out.stderr
     assert "valid" in out.stdout and "distinct canonical losses" in out.stdout
 
 
-def test_export_zoo(tmp_path):
+def test_export_zoo(cli, tmp_path):
     target = tmp_path / "dpo_loss.py"
-    out = discover("export", "--zoo", "dpo", "--format", "torch", "--output", str(target))
+    out = cli("export", "--zoo", "dpo", "--format", "torch", "--output", str(target))
     assert out.returncode == 0, out.stderr
     assert "def loss(" in target.read_text()
 
@@ -74,22 +118,28 @@ def test_export_zoo(tmp_path):
     (("show", "no-such-run"), "no run named 'no-such-run'"),
     (("export", "no-such-run", "--output", "x.py"), "no run named 'no-such-run'"),
     (("bench", "--losses", "dpo,magic"), "unknown zoo loss 'magic'"),
+    (("bench", "--seeds", "0"), "--seeds must be at least 1"),
+    (("bench", "--backend", "gpu-please"), "unknown backend 'gpu-please'"),
+    (("run", "--grammar", "mirror.yaml", "--population", "1"), "population must be at least 2"),
+    (("run", "--grammar", "mirror.yaml", "--episodes", "0"), "evaluation episodes must be at least 1"),
+    (("run", "--grammar", "mirror.yaml", "--es", "pso"), "unknown constant search 'pso'"),
+    (("run", "--grammar", "mirror.yaml", "--reevaluate", "40"), "must leave room for structure offspring"),
     (("data", "build", "--task", "pendulum", "--eps", "0.5", "--setting", "noisy"), "eps must be in [0, 0.5)"),
 ])
-def test_user_errors(tmp_path, args, fragment):
-    assert_user_error(discover(*args, cwd=tmp_path), fragment)
+def test_user_errors(cli, tmp_path, args, fragment):
+    assert_user_error(cli(*args), fragment)
+    # Rejected before any work: no run directory, no dataset built.
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
-def test_bad_grammar_file_names_file_and_line(tmp_path):
+def test_bad_grammar_file_names_file_and_line(cli, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("start: Loss\nnonterminals:\n  Loss:\n    productions:\n      - \"frob(logp_w)\"\n")
-    assert_user_error(discover("grammar", "check", str(bad)), "bad.yaml:5:")
+    assert_user_error(cli("grammar", "check", str(bad)), "bad.yaml:5:")
 
 
-def test_no_run_directory_left_after_a_rejected_request(tmp_path):
-    discover("run", "--grammar", "mirror.yaml", "--time-limit", "0.01", cwd=tmp_path)
-    discover("run", "--grammar", "mirror.yaml", "--task", "nope", cwd=tmp_path)
-    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+def test_python_m_discover_reports_user_errors(tmp_path):
+    assert_user_error(discover("run", "--grammar", "mirror.yaml", "--task", "nope", cwd=tmp_path), "unknown task")
 
 
 def test_static_ablations_freeze_training_progress():

@@ -34,9 +34,9 @@ def new_search(tmp_path, experiment, grammar, name="run", config=CONFIG):
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, pendulum_experiment, mirror):
+def finished(tmp_path_factory, pendulum_evaluator, mirror):
     tmp = tmp_path_factory.mktemp("runs")
-    search, store = new_search(tmp, pendulum_experiment, mirror, "full")
+    search, store = new_search(tmp, pendulum_evaluator, mirror, "full")
     search.run()
     return search, store
 
@@ -84,7 +84,7 @@ def test_constant_search_and_variation_produce_candidates(finished):
     assert origins & {"crossover", "subtree", "point", "shrink"}
 
 
-def test_rejected_candidates_carry_reasons(tmp_path, pendulum_experiment):
+def test_rejected_candidates_carry_reasons(tmp_path, pendulum_evaluator):
     # a grammar whose second production is log of a negative number: rejected by the probe
     path = tmp_path / "bad_half.yaml"
     path.write_text(textwrap.dedent("""\
@@ -105,21 +105,21 @@ def test_rejected_candidates_carry_reasons(tmp_path, pendulum_experiment):
         """))
     g = load_grammar(str(path))
     cfg = dataclasses.replace(CONFIG, population=4, generations=1, es_trees=0, es_popsize=0)
-    search, store = new_search(tmp_path, pendulum_experiment, g, "bad", cfg)
+    search, store = new_search(tmp_path, pendulum_evaluator, g, "bad", cfg)
     search.run()
     rejected = [r for r in store.candidates() if not r["trained"]]
     assert rejected and all(r["reason"] for r in rejected)
     assert any("non-finite loss on probe inputs" in r["reason"] for r in rejected)
 
 
-def test_resume_equals_uninterrupted(tmp_path, finished, pendulum_experiment, mirror):
+def test_resume_equals_uninterrupted(tmp_path, finished, pendulum_evaluator, mirror):
     _, full_store = finished
-    search, store = new_search(tmp_path, pendulum_experiment, mirror, "resumed")
+    search, store = new_search(tmp_path, pendulum_evaluator, mirror, "resumed")
     search.run(should_stop=lambda gen, elapsed: gen >= 2)  # "killed" after generation 2 of 3
     # a kill in the middle of generation 3 leaves a torn log line and no checkpoint
     with open(store.file("candidates.jsonl"), "a") as f:
         f.write(json.dumps({"generation": 2, "key": "junk|"}) + "\n" + '{"generation": 2, "ke')
-    again = Search(mirror, pendulum_experiment, CONFIG, RunStore(store.path))
+    again = Search(mirror, pendulum_evaluator, CONFIG, RunStore(store.path))
     again.restore(RunStore(store.path).latest_checkpoint())
     again.run()
     a = [(r["key"], r["fitness"]) for r in full_store.candidates()]

@@ -7,27 +7,27 @@ import dataclasses
 import numpy as np
 import pytest
 
-from evaluators import fitness, trainer
+from evaluators import fitness, mujoco, trainer
+from evaluators.interface import encode
 from grammar import zoo
 from grammar.expr import Expr
 
 
-def test_reference_better_than_random(pendulum_experiment):
-    mean, _ = pendulum_experiment.reference_score(episodes=10)
+def test_reference_better_than_random(pendulum_evaluator):
+    mean, _ = pendulum_evaluator.reference_score(episodes=10)
     # normalised: random actions score 0, the expert 100
     assert mean > 25.0
 
 
-def test_population_trains_scores_and_compiles_once(pendulum_experiment):
-    exp = pendulum_experiment
+def test_population_trains_scores_and_compiles_once(pendulum_evaluator):
+    exp = pendulum_evaluator
     names = ["dpo", "ipo", "orpo", "simpo"]
     before = trainer.compilations()
-    scores, result, _ = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names],
-                                     seeds=[0, 1])
-    assert result.status.shape == (4, 2) and np.all(result.status == 0)
+    scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], seeds=[0, 1])
+    assert scores.per_seed.shape == (4, 2) and scores.reasons == [None] * 4
     assert all(f is not None and np.isfinite(f) for f in scores.fitness)
     # the same population again gives the same scores (deterministic), another one compiles nothing new
-    again, _, _ = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names],
+    again = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names],
                                seeds=[0, 1])
     np.testing.assert_allclose(again.fitness, scores.fitness)
     other = ["hinge", "bco", "exo", "sppo"]
@@ -35,13 +35,13 @@ def test_population_trains_scores_and_compiles_once(pendulum_experiment):
     assert trainer.compilations() - before <= 1
 
 
-def test_non_finite_candidate_is_rejected_and_isolated(pendulum_experiment):
-    exp = pendulum_experiment
+def test_non_finite_candidate_is_rejected_and_isolated(pendulum_evaluator):
+    exp = pendulum_evaluator
     # log(logp_w): logp_w < 0, so the loss is nan from the first step
     bad = Expr.call("log", Expr.var("logp_w"))
     dpo = zoo.ZOO["dpo"]
-    scores, result, _ = exp.evaluate([dpo.expr, bad, dpo.expr, dpo.expr], [dpo.constants, {}, dpo.constants,
-                                                                             dpo.constants], seeds=[0, 1])
+    scores = exp.evaluate([dpo.expr, bad, dpo.expr, dpo.expr], [dpo.constants, {}, dpo.constants, dpo.constants],
+                          seeds=[0, 1])
     assert scores.fitness[1] is None
     assert "non-finite loss at training step 0" in scores.reasons[1]
     assert scores.fitness[0] is not None and scores.reasons[0] is None
@@ -58,10 +58,12 @@ def test_zero_budget_is_a_user_error():
         fitness.EvalConfig(backend="gpu-please").validate()
 
 
-def test_training_moves_the_policy(pendulum_experiment):
-    exp = pendulum_experiment
+def test_training_moves_the_policy(pendulum_evaluator):
+    exp = pendulum_evaluator
     dpo = zoo.ZOO["dpo"]
-    _, result, _ = exp.evaluate([dpo.expr], [dpo.constants], seeds=[0])
+    programs, consts = encode([dpo.expr], [dpo.constants], exp.program_shape)
+    result = trainer.train_population(programs, consts, [0], exp.reference, exp.data, mujoco.LIKELIHOOD,
+                                      exp.config.train)
     moved = max(float(np.abs(result.params[k][0, 0] - exp.reference[k]).max()) for k in exp.reference)
     assert moved > 1e-4
     assert 0.0 <= result.train_accuracy[0, 0] <= 1.0
@@ -70,36 +72,36 @@ def test_training_moves_the_policy(pendulum_experiment):
 SHARD_SCRIPT = """
 import jax, numpy as np
 assert len(jax.local_devices()) == 2, jax.local_devices()
-from discover.experiment import Experiment, ExperimentConfig
 from evaluators import datasets, fitness, reference, trainer
+from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 from grammar import zoo
-cfg = ExperimentConfig(dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=300, segment=20, seed=0),
-                       train=trainer.TrainConfig(steps=30, batch_pairs=16), eval=fitness.EvalConfig(episodes=2),
-                       reference=reference.ReferenceConfig(steps=800))
-exp = Experiment(cfg)
+cfg = MujocoConfig(dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=300, segment=20, seed=0),
+                   train=trainer.TrainConfig(steps=30, batch_pairs=16), eval=fitness.EvalConfig(episodes=2),
+                   reference=reference.ReferenceConfig(steps=800))
+exp = MujocoEvaluator(cfg)
 names = ["dpo", "ipo", "orpo", "simpo"]
-scores, result, _ = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
-np.save("{out}", result.final_loss)
+scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
+np.save("{out}", scores.diagnostics["final_loss"])
 """
 
 
 @pytest.mark.slow
-def test_sharding_over_two_devices_matches_one(tmp_path, pendulum_experiment):
+def test_sharding_over_two_devices_matches_one(tmp_path, pendulum_evaluator):
     """The run axis split over two (virtual CPU) devices trains exactly what one device does."""
     import os
     import subprocess
     import sys
 
-    from discover.experiment import Experiment
+    from evaluators.mujoco import MujocoEvaluator
 
     out = tmp_path / "losses.npy"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     subprocess.run([sys.executable, "-c", SHARD_SCRIPT.format(out=out)], check=True, env=env, timeout=600,
                    capture_output=True)
-    cfg = dataclasses.replace(pendulum_experiment.config,
+    cfg = dataclasses.replace(pendulum_evaluator.config,
                               train=trainer.TrainConfig(steps=30, batch_pairs=16),
                               eval=fitness.EvalConfig(episodes=2))
-    exp = Experiment(cfg)
+    exp = MujocoEvaluator(cfg)
     names = ["dpo", "ipo", "orpo", "simpo"]
-    _, result, _ = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
-    np.testing.assert_allclose(np.load(out), result.final_loss, rtol=1e-5)
+    scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
+    np.testing.assert_allclose(np.load(out), scores.diagnostics["final_loss"], rtol=1e-5)

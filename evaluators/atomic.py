@@ -1,0 +1,40 @@
+"""Atomic file writes: a temporary file in the same directory, flushed, then renamed over
+the target, so a reader (or a resumed run) never sees half a file. Used by every writer
+of the project (datasets, policies, run stores, exports, plots)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Callable, IO
+
+
+def write_with(path: str, write: Callable[[IO[bytes]], None]) -> str:
+    """Calls ``write(f)`` on a binary temporary file, then renames it to ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_bytes(path: str, data: bytes) -> str:
+    return write_with(path, lambda f: f.write(data))
+
+
+def write_text(path: str, text: str) -> str:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str, obj: Any) -> str:
+    return write_text(path, json.dumps(obj, indent=1, default=float) + "\n")

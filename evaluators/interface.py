@@ -1,0 +1,102 @@
+"""The one interface between the search and whatever scores a loss.
+
+An evaluator turns a population of losses into fitness, in the spirit of evosax's
+``Problem.eval``: the search, the bench, the report and the CLI see nothing else. It
+trains a policy per (loss, seed) with the shared offline trainer
+(:func:`evaluators.trainer.train_population`, generic over the evaluator's
+log-likelihood) and scores the trained policies its own way (simulated return for
+MuJoCo, ground-truth reward for a token task, ...). To add one, implement
+:class:`Evaluator` in one file and name it in :mod:`evaluators.registry`.
+
+Fitness is "higher is better" on the evaluator's own normalised scale (for the MuJoCo
+suite: 100 x (R - R_random) / (R_expert - R_random)). A candidate that failed (a
+non-finite loss, gradient or parameter during training) has no fitness and a reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from grammar import interpreter
+from grammar.expr import Expr
+
+# The terminals an evaluator provides per pair, in the interpreter's order.
+PAIR_TERMINALS = ("logp_w", "logp_l", "ref_w", "ref_l", "len_w", "len_l")
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Scores of P candidates x S seeds.
+
+    ``per_seed`` (P, S) holds each run's score (nan where it failed); a candidate's fitness
+    is the mean over its seeds and its spread their standard deviation (ddof 0, as every
+    committed run was scored); a candidate with any failed seed has neither, only a reason.
+    ``diagnostics`` maps names to (P, S, ...) arrays (training accuracy, final loss, raw
+    returns, ...); ``timing`` maps phases to seconds.
+    """
+
+    per_seed: np.ndarray
+    reasons: list[str | None]
+    diagnostics: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    timing: dict[str, float] = dataclasses.field(default_factory=dict)
+    fitness: list[float | None] = dataclasses.field(init=False)
+    spread: list[float | None] = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.per_seed = np.array(self.per_seed, dtype=float)
+        self.fitness, self.spread = [], []
+        for p, reason in enumerate(self.reasons):
+            if reason is not None:
+                self.per_seed[p] = np.nan
+                self.fitness.append(None)
+                self.spread.append(None)
+            else:
+                self.fitness.append(float(self.per_seed[p].mean()))
+                self.spread.append(float(self.per_seed[p].std()))
+
+    def seed_scores(self, p: int) -> list[float | None]:
+        """Candidate p's per-seed scores as JSON values (None where the run failed)."""
+        return [None if np.isnan(v) else float(v) for v in self.per_seed[p]]
+
+    def mean(self, name: str, p: int) -> float:
+        """Candidate p's diagnostic ``name`` averaged over its seeds."""
+        return float(np.mean(self.diagnostics[name][p]))
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """What the search needs of an evaluator."""
+
+    name: str                                  # its name in the registry
+    program_shape: interpreter.ProgramShape    # the shape losses are encoded to
+
+    def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int] | np.ndarray,
+                 *, eval_seed: int | None = None) -> Evaluation:
+        """Trains every loss with every seed (``seeds`` (S,) shared, or (P, S) per loss) and
+        scores the trained policies; ``eval_seed`` picks another namespace of evaluation
+        start states (held-out scoring), None the evaluator's own."""
+        ...
+
+    def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Realistic values of :data:`PAIR_TERMINALS` for ``n`` pairs of the data, with the
+        policy at the reference (``logp_y = ref_y``): the inputs of the validity gates."""
+        ...
+
+    def baseline(self) -> tuple[float, float]:
+        """The reference policy's score (mean, spread), on the fitness scale."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Configuration, data provenance and summary, for run stores and reports (JSON)."""
+        ...
+
+
+def encode(exprs: Sequence[Expr], constants: Sequence[dict],
+           shape: interpreter.ProgramShape) -> tuple[list[interpreter.Program], np.ndarray]:
+    """Programs of one shape and their (P, n_constants) constant matrix."""
+    programs = [interpreter.encode(e, shape) for e in exprs]
+    consts = np.stack([p.constant_vector(c, shape) for p, c in zip(programs, constants)])
+    return programs, consts

@@ -1,0 +1,183 @@
+"""The MuJoCo evaluator: offline preference optimisation on locomotion data, scored by return.
+
+For one configuration (task, dataset, reference, training and evaluation settings) it
+builds or loads the preference dataset and the behaviour-cloned reference once, and then
+scores any population of losses: every (loss, seed) trains a Gaussian MLP policy from
+the reference with the shared trainer, and the trained policies are rolled out from the
+same start states. Fitness is the normalised return 100 (R - R_random) / (R_expert -
+R_random). The search, the bench and the report use it through
+:class:`evaluators.interface.Evaluator`, so all of them train and score identically.
+
+Likelihood: an action's likelihood is the probability of its bin (``TrainConfig.bins``
+equal bins per action dimension on [-1, 1], the outer bins open), summed over the
+segment's live steps, as a language model sums token log-probabilities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evaluators import datasets, fitness, reference, trainer
+from evaluators import policies as policy_io
+from evaluators.behaviour import BehaviourSet, load_behaviour
+from evaluators.interface import Evaluation, encode
+from evaluators.tasks import get_task
+from grammar.expr import Expr
+
+
+@dataclasses.dataclass(frozen=True)
+class MujocoConfig:
+    """Everything that defines a MuJoCo evaluation; stored in run stores as "experiment"."""
+
+    dataset: datasets.DatasetConfig = datasets.DatasetConfig()
+    train: trainer.TrainConfig = trainer.TrainConfig()
+    eval: fitness.EvalConfig = fitness.EvalConfig()
+    reference: reference.ReferenceConfig = reference.ReferenceConfig()
+
+    def validate(self) -> "MujocoConfig":
+        from evaluators.errors import InputError
+
+        self.dataset.validate()
+        self.train.validate()
+        self.eval.validate()
+        get_task(self.dataset.task)
+        if self.reference.bins != self.train.bins:
+            raise InputError("the reference and the trainer must use the same action bins")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> "MujocoConfig":
+        ref = dict(d["reference"])
+        ref["hidden"] = tuple(ref["hidden"])
+        return MujocoConfig(datasets.DatasetConfig(**d["dataset"]), trainer.TrainConfig(**d["train"]),
+                            fitness.EvalConfig(**d["eval"]), reference.ReferenceConfig(**ref))
+
+
+def segment_log_likelihood(params, obs, lo, hi, alive):
+    """Summed binned log-likelihood of segments; leading axes are batch axes."""
+    loc, std = policy_io.forward(params, obs, policy_io.TRAINED_SPEC, jnp)
+    return (policy_io.binned_log_likelihood(loc, std, lo, hi) * alive).sum(axis=-1)
+
+
+def pair_log_likelihood(params, inputs) -> jnp.ndarray:
+    """(B, 2) log-likelihoods of both segments of B pairs (``inputs`` as :func:`prepare` makes)."""
+    return segment_log_likelihood(params, inputs["obs"], inputs["lo"], inputs["hi"], inputs["alive"])
+
+
+LIKELIHOOD = trainer.LikelihoodModel(pair_log_likelihood, frozen=policy_io.NORMALISER)
+
+
+def prepare(dataset: datasets.PreferenceDataset, ref_params: dict, bins: int) -> trainer.PairData:
+    """The dataset as device arrays: observations, bin edges of the actions, live-step masks
+    ([:, 0] chosen, [:, 1] rejected) and the reference's log-likelihoods."""
+    obs = np.stack([dataset.obs_w, dataset.obs_l], axis=1)
+    act = np.stack([dataset.act_w, dataset.act_l], axis=1)
+    alive = np.stack([dataset.alive_w, dataset.alive_l], axis=1).astype(np.float32)
+    lo, hi = policy_io.bin_edges(act, bins)
+    inputs = {"obs": jnp.asarray(obs), "lo": jnp.asarray(lo), "hi": jnp.asarray(hi), "alive": jnp.asarray(alive)}
+    ref = {k: jnp.asarray(v, jnp.float32) for k, v in ref_params.items()}
+    ref_logp = jax.jit(pair_log_likelihood)(ref, inputs)
+    return trainer.PairData(inputs, ref_logp, jnp.asarray(alive.sum(axis=-1)))
+
+
+class MujocoEvaluator:
+    """Dataset, reference and prepared training data of one :class:`MujocoConfig`, loaded once."""
+
+    name = "mujoco"
+    Config = MujocoConfig
+
+    def __init__(self, config: MujocoConfig, log: Callable[[str], None] | None = None, rebuild: bool = False):
+        self.config = config.validate()
+        self.task = get_task(config.dataset.task)
+        self.behaviour: BehaviourSet = load_behaviour(config.dataset.task)
+        self.dataset, self.dataset_path, built = datasets.load_or_build(
+            config.dataset, rebuild=rebuild, behaviour=self.behaviour, log=log)
+        if built and log:
+            s = self.dataset.summary()
+            log(f"dataset {self.dataset_path}: label agreement {s['label_agreement']:.3f}, "
+                f"flip rate {s['flip_rate']:.3f}")
+        self.reference, _ = reference.load_or_fit(self.dataset, self.dataset_path, config.reference, rebuild)
+        self.data = prepare(self.dataset, self.reference, config.train.bins)
+        self._reference_score: tuple[float, float] | None = None
+
+    @property
+    def program_shape(self):
+        return self.config.train.shape
+
+    # -- the interface
+    def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int] | np.ndarray,
+                 *, eval_seed: int | None = None) -> Evaluation:
+        """Trains every loss with every seed, then scores the trained policies."""
+        programs, consts = encode(exprs, constants, self.program_shape)
+        t0 = time.perf_counter()
+        result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data,
+                                          LIKELIHOOD, self.config.train)
+        t1 = time.perf_counter()
+        per_seed, returns = fitness.score_population(self.task, self.behaviour, result, self._eval_config(eval_seed))
+        t2 = time.perf_counter()
+        P = len(programs)
+        return Evaluation(per_seed, [result.reason(p) for p in range(P)],
+                          diagnostics={"train_accuracy": result.train_accuracy, "final_loss": result.final_loss,
+                                       "returns": returns},
+                          timing={"train_s": t1 - t0, "score_s": t2 - t1})
+
+    def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        idx = rng.integers(0, self.data.size, n)
+        ref = np.asarray(self.data.ref_logp)[idx]
+        lengths = np.asarray(self.data.lengths)[idx]
+        return {"logp_w": ref[:, 0], "logp_l": ref[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
+                "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
+
+    def baseline(self) -> tuple[float, float]:
+        """The reference's normalised score: mean and std over 4x the evaluation episodes."""
+        return self.reference_score()
+
+    def describe(self) -> dict[str, Any]:
+        b = self.behaviour
+        return {
+            "evaluator": self.name, "config": self.config.to_dict(),
+            "task": self.config.dataset.task, "setting": self.config.dataset.setting,
+            "dataset": {"path": self.dataset_path, **self.dataset.summary()},
+            "behaviour": {"names": list(b.names), "returns": list(b.returns), "random_return": b.random_return,
+                          "expert_return": b.expert_return, "normalised": [float(v) for v in b.normalise(b.returns)]},
+            "train": trainer.describe(self.config.train),
+        }
+
+    def title(self) -> str:
+        """One line naming the data, e.g. "hopper noisy (eps 0.3)"."""
+        d = self.config.dataset
+        return f"{d.task} {d.setting}" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
+
+    # -- beyond the interface
+    def _eval_config(self, eval_seed: int | None) -> fitness.EvalConfig:
+        """The evaluation settings, on other start states when ``eval_seed`` is given."""
+        return self.config.eval if eval_seed is None else dataclasses.replace(self.config.eval, seed=eval_seed)
+
+    def training_curves(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int],
+                        points: int = 8, eval_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised return during training: (steps (K,), scores (P, S, K)), at K equally
+        spaced steps, K the largest divisor of the training steps up to ``points`` (so any
+        number of steps works)."""
+        points = max(k for k in range(1, points + 1) if self.config.train.steps % k == 0)
+        cfg = dataclasses.replace(self.config.train, snapshots=points).validate()
+        programs, consts = encode(exprs, constants, self.program_shape)
+        result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data,
+                                          LIKELIHOOD, cfg)
+        scores = fitness.score_snapshots(self.task, self.behaviour, result, self._eval_config(eval_seed))
+        steps = np.arange(1, points + 1) * (cfg.steps // points)
+        return steps, scores
+
+    def reference_score(self, episodes: int | None = None) -> tuple[float, float]:
+        if self._reference_score is None or episodes:
+            ev = dataclasses.replace(self.config.eval, episodes=episodes or self.config.eval.episodes * 4)
+            self._reference_score = fitness.score_policy(self.task, self.behaviour, self.reference, ev)
+        return self._reference_score

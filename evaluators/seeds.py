@@ -1,0 +1,48 @@
+"""Every seed namespace of the project, in one place, checked disjoint at import.
+
+Two kinds of seeds never meet: *training* seeds (a run's initialisation noise and batch
+order) and *start-state* seeds (the initial states a trained policy is scored from).
+Within each kind the namespaces below are disjoint, so a loss is never selected, tuned
+and compared on the same draws.
+"""
+
+from __future__ import annotations
+
+# Training seeds.
+SEARCH_TRAIN = (0, 1)                       # every candidate of a search
+HOLDOUT_TRAIN = (100, 101, 102, 103, 104)   # the search's final re-scoring
+BENCH_TRAIN_BASE = 1000                     # discover bench: 1000, 1001, ... (up to 999 seeds)
+TUNE_TRAIN = (2000, 2001)                   # tuning the baselines' constants
+REEVAL_TRAIN_BASE = 10_000                  # elites re-trained on fresh seeds: 10000 + generation x S + i
+
+# Start-state seeds.
+SEARCH_EVAL = 10_000
+BENCH_EVAL = 555_000
+TUNE_EVAL = 666_000
+HOLDOUT_EVAL = 777_000
+
+_TRAIN_RANGES = {
+    "search": (min(SEARCH_TRAIN), max(SEARCH_TRAIN) + 1),
+    "holdout": (min(HOLDOUT_TRAIN), max(HOLDOUT_TRAIN) + 1),
+    "bench": (BENCH_TRAIN_BASE, BENCH_TRAIN_BASE + 999),
+    "tune": (min(TUNE_TRAIN), max(TUNE_TRAIN) + 1),
+    "reeval": (REEVAL_TRAIN_BASE, 10**9),
+}
+
+
+def _check_disjoint() -> None:
+    spans = sorted(_TRAIN_RANGES.values())
+    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+        assert a1 <= b0, f"training seed namespaces overlap: [{a0}, {a1}) and [{b0}, {b1})"
+    evals = [SEARCH_EVAL, BENCH_EVAL, TUNE_EVAL, HOLDOUT_EVAL]
+    assert len(set(evals)) == len(evals), "start-state seed namespaces overlap"
+
+
+def bench_train(n: int) -> list[int]:
+    """The training seeds of a bench with ``n`` seeds."""
+    if not 1 <= n <= 999:
+        raise ValueError(f"a bench takes 1 to 999 seeds, not {n}")
+    return [BENCH_TRAIN_BASE + i for i in range(n)]
+
+
+_check_disjoint()

@@ -253,8 +253,7 @@ class Search:
         logp_w = np.minimum(x["ref_w"] + margins / 2, -1e-3)
         logp_l = np.minimum(x["ref_l"] - margins / 2, -1e-3)
         t = np.linspace(0, 1, n)
-        return jnp.asarray(np.stack([logp_w, logp_l, x["ref_w"], x["ref_l"], x["len_w"], x["len_l"], t]),
-                           jnp.float32)
+        return interpreter.terminal_matrix(dict(x, logp_w=logp_w, logp_l=logp_l, t=t))
 
     def probe(self, cands: list[Candidate]) -> list[str | None]:
         """Reasons to reject (None: finite loss and gradients on the probe inputs)."""

@@ -172,8 +172,7 @@ class _AssignedActor:
         for k in np.unique(which):
             rows = which == k
             loc, std = policy_io.forward(self.behaviour.params[k], obs[rows], self.behaviour.spec, np)
-            u = loc + std * noise[rows]
-            out[rows] = np.tanh(u) if self.behaviour.spec.squash else np.clip(u, -1.0, 1.0)
+            out[rows] = policy_io.noisy_action(loc, std, noise[rows], self.behaviour.spec)
         return out
 
 

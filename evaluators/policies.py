@@ -96,17 +96,26 @@ def forward(params: Params, obs, spec: PolicySpec = PolicySpec(), xp=np):
     return loc, xp.logaddexp(raw, 0.0) + MIN_STD
 
 
+def to_action(u, spec: PolicySpec, xp=np):
+    """A pre-squash value as an action in [-1, 1]: tanh(u) (squashed policies) or clip(u)."""
+    return xp.tanh(u) if spec.squash else xp.clip(u, -1.0, 1.0)
+
+
+def noisy_action(loc, std, noise, spec: PolicySpec):
+    """The action of a Normal(loc, std) draw with standard normal ``noise`` (numpy)."""
+    return to_action(loc + std * noise, spec)
+
+
 def mode_action(params: Params, obs, spec: PolicySpec = PolicySpec(), xp=np):
     """The deterministic action (the mode of the action distribution)."""
     loc, _ = forward(params, obs, spec, xp)
-    return xp.tanh(loc) if spec.squash else xp.clip(loc, -1.0, 1.0)
+    return to_action(loc, spec, xp)
 
 
 def sample_action(params: Params, obs, rng: np.random.Generator, spec: PolicySpec = PolicySpec()):
     """A stochastic action (numpy), as a behaviour policy acts when collecting data."""
     loc, std = forward(params, obs, spec, np)
-    u = loc + std * rng.standard_normal(loc.shape)
-    return np.tanh(u) if spec.squash else np.clip(u, -1.0, 1.0)
+    return noisy_action(loc, std, rng.standard_normal(loc.shape), spec)
 
 
 def init_params(key, obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 0.5):

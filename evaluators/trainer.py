@@ -123,8 +123,9 @@ def _train_one(program, consts, seed, init_params, data: PairData, model: Likeli
         logp = model.log_likelihood(params, jax.tree.map(lambda a: a[idx], data.inputs))
         lengths = data.lengths[idx]
         ref = data.ref_logp[idx]
-        t = jnp.full(idx.shape, progress, jnp.float32)
-        terms = jnp.stack([logp[:, 0], logp[:, 1], ref[:, 0], ref[:, 1], lengths[:, 0], lengths[:, 1], t])
+        terms = interpreter.terminal_matrix({
+            "logp_w": logp[:, 0], "logp_l": logp[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
+            "len_w": lengths[:, 0], "len_l": lengths[:, 1], "t": progress})
         losses = interpreter.evaluate(program, terms, consts, imode)
         margin = (logp[:, 0] - ref[:, 0]) - (logp[:, 1] - ref[:, 1])
         return losses.mean(), (margin > 0).mean()

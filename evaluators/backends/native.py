@@ -177,8 +177,7 @@ class PopulationActor:
             a = policy_io.mode_action(self.params, block, self.spec, np)
         else:
             loc, std = policy_io.forward(self.params, block, self.spec, np)
-            u = loc + std * self.rng.standard_normal(loc.shape)
-            a = np.tanh(u) if self.spec.squash else np.clip(u, -1.0, 1.0)
+            a = policy_io.noisy_action(loc, std, self.rng.standard_normal(loc.shape), self.spec)
         return a.reshape(self.P * self.E, -1)[self.live]
 
 

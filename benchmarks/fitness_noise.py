@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from discover.bench import BENCH_EVAL_SEED, BENCH_SEED_BASE, experiment_config
-from evaluators.mujoco import MujocoEvaluator
+from discover.bench import BENCH_EVAL_SEED, BENCH_SEED_BASE
+from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 from grammar import zoo
 
 
@@ -35,8 +35,8 @@ def main():
     args = ap.parse_args()
 
     names = [n.strip() for n in args.losses.split(",")]
-    cfg = experiment_config(args.task, args.setting, args.eps, 2000, 25, 0, 200, 32, 3e-4, args.episodes,
-                            "auto", eval_seed=BENCH_EVAL_SEED)
+    cfg = MujocoConfig().with_options(task=args.task, setting=args.setting, eps=args.eps, episodes=args.episodes,
+                                      eval_seed=BENCH_EVAL_SEED)
     exp = MujocoEvaluator(cfg, log=lambda m: None)
     seeds = [BENCH_SEED_BASE + i for i in range(args.seeds)]
     t0 = time.perf_counter()

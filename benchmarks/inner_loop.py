@@ -18,8 +18,9 @@ import time
 import jax
 import numpy as np
 
-from discover.bench import experiment_config
-from evaluators.mujoco import MujocoEvaluator
+from evaluators.fitness import EvalConfig
+from evaluators.mujoco import MujocoConfig, MujocoEvaluator
+from evaluators.trainer import TrainConfig
 from evaluators import trainer
 from grammar import derivation, symbolic, zoo
 from grammar import load as load_grammar
@@ -47,13 +48,13 @@ def main():
     ap.add_argument("--setting", default="noisy")
     ap.add_argument("--population", type=int, default=32)
     ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--episodes", type=int, default=16, help="evaluation episodes per trained policy (as discover run)")
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--batch", type=int, default=TrainConfig.batch_pairs)
+    ap.add_argument("--episodes", type=int, default=EvalConfig.episodes, help="evaluation episodes per trained policy")
     args = ap.parse_args()
 
-    cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, args.batch, 3e-4,
-                            args.episodes, "auto")
+    cfg = MujocoConfig().with_options(task=args.task, setting=args.setting, steps=args.steps, batch=args.batch,
+                                      episodes=args.episodes)
     t0 = time.perf_counter()
     exp = MujocoEvaluator(cfg)
     prep = time.perf_counter() - t0

@@ -16,8 +16,9 @@ import time
 
 import jax
 
-from discover.bench import experiment_config
-from evaluators.mujoco import MujocoEvaluator
+from evaluators.fitness import EvalConfig
+from evaluators.mujoco import MujocoConfig, MujocoEvaluator
+from evaluators.trainer import TrainConfig
 from discover.search import Search, SearchConfig
 from discover.store import RunStore
 from evaluators import trainer
@@ -31,13 +32,13 @@ def main():
     ap.add_argument("--grammar", default="mirror.yaml")
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--population", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--episodes", type=int, default=16, help="evaluation episodes per trained policy (as discover run)")
+    ap.add_argument("--steps", type=int, default=TrainConfig.steps)
+    ap.add_argument("--episodes", type=int, default=EvalConfig.episodes, help="evaluation episodes per trained policy")
     args = ap.parse_args()
 
     g = load_grammar(args.grammar)
-    exp_cfg = experiment_config(args.task, args.setting, 0.3, 2000, 25, 0, args.steps, 32, 3e-4,
-                                args.episodes, "auto")
+    exp_cfg = MujocoConfig().with_options(task=args.task, setting=args.setting, steps=args.steps,
+                                          episodes=args.episodes)
     cfg = SearchConfig(population=args.population, generations=args.generations)
     exp = MujocoEvaluator(exp_cfg)
     with tempfile.TemporaryDirectory() as tmp:

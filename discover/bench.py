@@ -199,21 +199,6 @@ def default_losses() -> list[str]:
     return [n for n in zoo.ZOO]
 
 
-def experiment_config(task: str, setting: str, eps: float, pairs: int, segment: int, data_seed: int,
-                      steps: int, batch: int, lr: float, episodes: int, backend: str,
-                      eval_seed: int = seed_spaces.SEARCH_EVAL, label_horizon: int = 500) -> MujocoConfig:
-    from evaluators import datasets, fitness
-
-    base = MujocoConfig()
-    return MujocoConfig(
-        dataset=datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment,
-                                       seed=data_seed, label_horizon=label_horizon),
-        train=dataclasses.replace(base.train, steps=steps, batch_pairs=batch, learning_rate=lr),
-        eval=fitness.EvalConfig(episodes=episodes, backend=backend, seed=eval_seed),
-        reference=base.reference,
-    )
-
-
 def load_results(path: str) -> dict:
     with open(path) as f:
         return json.load(f)

@@ -16,6 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from discover.errors import user_errors
+from discover.search import SearchConfig
+from evaluators.datasets import DatasetConfig
+from evaluators.fitness import EvalConfig
+from evaluators.trainer import TrainConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -30,6 +34,9 @@ app.add_typer(data_app, name="data")
 
 console = Console()
 err_console = Console(stderr=True)
+
+# Every default below comes from the config dataclasses, where it is written once.
+DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), SearchConfig()
 
 
 class UsageProblem(Exception):
@@ -226,20 +233,20 @@ def data_policies(
 
 @data_app.command("build")
 def data_build(
-    task: str = typer.Option("hopper"),
-    setting: str = typer.Option("noisy", help="clean, noisy, mixed or shuffled."),
-    eps: float = typer.Option(0.3, help="Label-flip probability (noisy), in [0, 0.5)."),
-    pairs: int = typer.Option(2000),
-    segment: int = typer.Option(25, help="Control steps per segment (H)."),
-    label_horizon: int = typer.Option(500, help="Steps whose return labels a pair (at least --segment)."),
-    seed: int = typer.Option(0),
+    task: str = typer.Option(DATA.task),
+    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy), in [0, 0.5)."),
+    pairs: int = typer.Option(DATA.pairs),
+    segment: int = typer.Option(DATA.segment, help="Control steps per segment (H)."),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
+    seed: int = typer.Option(DATA.seed),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
     from evaluators import datasets, reference
 
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
-                                 label_horizon=label_horizon)
+                                 label_horizon=label_horizon).validate()
     ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
     _, ref_path = reference.load_or_fit(ds, path, rebuild=rebuild)
     s = ds.summary()
@@ -265,9 +272,9 @@ def data_build(
 
 @app.command("bench")
 def bench_cmd(
-    task: str = typer.Option("hopper"),
-    setting: str = typer.Option("noisy", help="clean, noisy, mixed or shuffled."),
-    eps: float = typer.Option(0.3, help="Label-flip probability (noisy)."),
+    task: str = typer.Option(DATA.task),
+    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy)."),
     seeds: int = typer.Option(5, help="Inner training seeds per loss."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
@@ -275,15 +282,15 @@ def bench_cmd(
                                                            "progress t, with t frozen at 0 and at 1."),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on separate seeds) "
                                                    "and report it at its best constants."),
-    pairs: int = typer.Option(2000),
-    segment: int = typer.Option(25),
-    label_horizon: int = typer.Option(500, help="Steps whose return labels a pair."),
-    data_seed: int = typer.Option(0),
-    steps: int = typer.Option(200, help="Training steps per run."),
-    batch: int = typer.Option(32, help="Pairs per batch."),
-    lr: float = typer.Option(3e-4, help="Adam learning rate."),
-    episodes: int = typer.Option(16, help="Evaluation episodes per trained policy."),
-    backend: str = typer.Option("auto", help="auto, native or mjx."),
+    pairs: int = typer.Option(DATA.pairs),
+    segment: int = typer.Option(DATA.segment),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
+    data_seed: int = typer.Option(DATA.seed),
+    steps: int = typer.Option(TRAIN.steps, help="Training steps per run."),
+    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch."),
+    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate."),
+    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
+    backend: str = typer.Option(EVAL.backend, help="auto, native or mjx."),
     name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
 ):
@@ -291,17 +298,20 @@ def bench_cmd(
     seeds no search uses; table with paired differences to the best baseline, results.json
     and a bar chart."""
     from discover import bench
+    from evaluators.mujoco import MujocoConfig
 
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
     if ablate_t:
         entries += bench.static_ablations(entries)
-    if seeds < 1:
-        raise UsageProblem("--seeds must be at least 1")
-    cfg = bench.experiment_config(task, setting, eps, pairs, segment, data_seed, steps, batch, lr, episodes,
-                                  backend, eval_seed=bench.BENCH_EVAL_SEED, label_horizon=label_horizon)
+    if not 1 <= seeds <= 999:
+        raise UsageProblem("--seeds must be at least 1 (and at most 999)")
+    cfg = MujocoConfig().with_options(
+        task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seed,
+        label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
+        eval_seed=bench.BENCH_EVAL_SEED).validate()
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
-    out = bench.run_bench(cfg, entries, [bench.BENCH_SEED_BASE + i for i in range(seeds)], out_dir,
+    out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
                           log=console.print, tune=tune)
     table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
                   + f": normalised return, mean ± std over {seeds} seeds")
@@ -336,36 +346,34 @@ def estimate_generation_seconds(search, exp_config) -> float:
 @app.command("run")
 def run_cmd(
     grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml)."),
-    task: str = typer.Option("hopper", help="Task (hopper, walker2d, half_cheetah, pendulum)."),
-    setting: str = typer.Option("noisy", help="clean, noisy, mixed or shuffled."),
-    eps: float = typer.Option(0.3, help="Label-flip probability for noisy data."),
-    population: int = typer.Option(32, help="New candidates trained per generation."),
-    generations: int = typer.Option(10, help="Generations."),
-    seed: int = typer.Option(0, help="Search seed."),
+    task: str = typer.Option(DATA.task, help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability for noisy data."),
+    population: int = typer.Option(SEARCH.population, help="New candidates trained per generation."),
+    generations: int = typer.Option(SEARCH.generations, help="Generations."),
+    seed: int = typer.Option(SEARCH.seed, help="Search seed."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop starting generations after this many minutes."),
-    backend: str = typer.Option("auto", help="Simulator: auto (MJX on accelerators), native or mjx."),
-    steps: int = typer.Option(200, help="Training steps per candidate."),
-    batch: int = typer.Option(32, help="Pairs per training batch."),
-    lr: float = typer.Option(3e-4, help="Adam learning rate of the inner loop."),
-    pairs: int = typer.Option(2000, help="Pairs in the dataset."),
-    segment: int = typer.Option(25, help="Control steps per segment."),
-    label_horizon: int = typer.Option(500, help="Steps whose return labels a pair."),
-    episodes: int = typer.Option(16, help="Evaluation episodes per trained policy."),
-    es: str = typer.Option("snes", help="Constant search: snes, cma_es or open_es."),
-    reevaluate: int = typer.Option(6, help="Elites re-trained on fresh seeds per generation (0: off)."),
-    max_seeds: int = typer.Option(8, help="Seeds after which an elite is no longer re-trained."),
-    final_top: int = typer.Option(5, help="Discovered losses re-scored on held-out seeds at the end."),
+    backend: str = typer.Option(EVAL.backend, help="Simulator: auto (MJX on accelerators), native or mjx."),
+    steps: int = typer.Option(TRAIN.steps, help="Training steps per candidate."),
+    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per training batch."),
+    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate of the inner loop."),
+    pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset."),
+    segment: int = typer.Option(DATA.segment, help="Control steps per segment."),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
+    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
+    es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
+    reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
+    max_seeds: int = typer.Option(SEARCH.max_seeds, help="Seeds after which an elite is no longer re-trained."),
+    final_top: int = typer.Option(SEARCH.final_top, help="Discovered losses re-scored on held-out seeds at the end."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
 ):
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
-    import dataclasses as dc
-
     from discover import report
-    from discover.bench import experiment_config
-    from discover.search import Search, SearchConfig
+    from discover.search import Search
     from evaluators import registry
+    from evaluators.mujoco import MujocoConfig
     from discover.store import RunStore
     from grammar import load as load_grammar
     from grammar import zoo
@@ -383,9 +391,10 @@ def run_cmd(
             raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
         g = load_grammar(grammar)
         evaluator_name = "mujoco"
-        exp_cfg = experiment_config(task, setting, eps, pairs, segment, 0, steps, batch, lr, episodes, backend,
-                                    label_horizon=label_horizon)
-        exp_cfg = dc.replace(exp_cfg, train=dc.replace(exp_cfg.train, program_length=max(96, g.limits.max_size)))
+        exp_cfg = MujocoConfig().with_options(
+            task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
+            steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
+            program_length=max(TRAIN.program_length, g.limits.max_size))
         search_cfg = SearchConfig(population=population, generations=generations, seed=seed, es=es,
                                   reevaluate=reevaluate, max_seeds=max_seeds, final_top=final_top,
                                   time_limit_min=time_limit).validate()

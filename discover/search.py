@@ -41,6 +41,7 @@ from discover import records, variation
 from discover.errors import RunError
 from discover.records import Candidate, penalised
 from discover.store import RunStore
+from evaluators import seeds as seed_spaces
 from evaluators import trainer
 from evaluators.interface import Evaluation, Evaluator
 from grammar import derivation, interpreter, symbolic, zoo
@@ -56,9 +57,9 @@ class SearchConfig:
     population: int = 32
     generations: int = 10
     seed: int = 0
-    inner_seeds: tuple[int, ...] = (0, 1)
-    holdout_seeds: tuple[int, ...] = (100, 101, 102, 103, 104)
-    holdout_eval_seed: int = 777_000
+    inner_seeds: tuple[int, ...] = seed_spaces.SEARCH_TRAIN
+    holdout_seeds: tuple[int, ...] = seed_spaces.HOLDOUT_TRAIN
+    holdout_eval_seed: int = seed_spaces.HOLDOUT_EVAL
     tournament: int = 3
     complexity_penalty: float = 0.05
     p_crossover: float = 0.3
@@ -73,7 +74,7 @@ class SearchConfig:
     final_top: int = 5
     reevaluate: int = 6
     max_seeds: int = 8
-    reeval_seed_base: int = 10_000
+    reeval_seed_base: int = seed_spaces.REEVAL_TRAIN_BASE
     probe_margin: float = 1000.0
     time_limit_min: float | None = None
 

@@ -51,6 +51,30 @@ class MujocoConfig:
             raise InputError("the reference and the trainer must use the same action bins")
         return self
 
+    # Command-line option -> (section, field): the options of `discover run` and `bench`.
+    OPTIONS = {
+        "task": ("dataset", "task"), "setting": ("dataset", "setting"), "eps": ("dataset", "eps"),
+        "pairs": ("dataset", "pairs"), "segment": ("dataset", "segment"), "data_seed": ("dataset", "seed"),
+        "label_horizon": ("dataset", "label_horizon"), "steps": ("train", "steps"),
+        "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
+        "program_length": ("train", "program_length"), "episodes": ("eval", "episodes"),
+        "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),
+    }
+
+    def with_options(self, **options) -> "MujocoConfig":
+        """This configuration with the named options (see ``OPTIONS``) replaced; None keeps
+        the current value."""
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown option(s) {sorted(unknown)}")
+        sections: dict[str, dict] = {}
+        for option, value in options.items():
+            if value is not None:
+                section, field = self.OPTIONS[option]
+                sections.setdefault(section, {})[field] = value
+        return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **v)
+                                            for k, v in sections.items()})
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

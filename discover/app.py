@@ -1,0 +1,46 @@
+"""The ``discover`` app: its typer groups, consoles, the user-error type of the CLI, and the
+defaults of every option (taken from the config dataclasses, where each is written once).
+The commands live in ``discover/commands_*.py``, one module per group."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.console import Console
+
+from discover.search import SearchConfig
+from evaluators.datasets import DatasetConfig
+from evaluators.fitness import EvalConfig
+from evaluators.trainer import TrainConfig
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Discover preference-optimisation losses as readable formulas "
+         "(Mirror Preference Optimization, searched by evolution on MuJoCo preference data).",
+)
+grammar_app = typer.Typer(no_args_is_help=True, help="Inspect and validate grammar files.")
+app.add_typer(grammar_app, name="grammar")
+data_app = typer.Typer(no_args_is_help=True, help="Behaviour policies and preference datasets.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Every default of the commands comes from here.
+DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), SearchConfig()
+
+
+class UsageProblem(Exception):
+    """A bad combination of options (a user error)."""
+
+
+def write_output(path: str, text: str) -> None:
+    """Writes a file the user asked for, atomically; its directory must exist."""
+    from evaluators import atomic
+
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(directory):
+        raise UsageProblem(f"output directory does not exist: {directory}")
+    atomic.write_text(path, text)

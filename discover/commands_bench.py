@@ -1,0 +1,91 @@
+"""`discover bench` (the zoo and discovered losses on identical data, seeds and budget) and `discover report`."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from discover.app import DATA, EVAL, TRAIN, UsageProblem, app, console
+
+
+@app.command("bench")
+def bench_cmd(
+    task: str = typer.Option(DATA.task),
+    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy)."),
+    seeds: int = typer.Option(5, help="Inner training seeds per loss."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
+    include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
+    ablate_t: bool = typer.Option(False, "--ablate-t", help="Also each included loss that uses training "
+                                                           "progress t, with t frozen at 0 and at 1."),
+    tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on separate seeds) "
+                                                   "and report it at its best constants."),
+    pairs: int = typer.Option(DATA.pairs),
+    segment: int = typer.Option(DATA.segment),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
+    data_seed: int = typer.Option(DATA.seed),
+    steps: int = typer.Option(TRAIN.steps, help="Training steps per run."),
+    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch."),
+    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate."),
+    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
+    backend: str = typer.Option(EVAL.backend, help="auto, native or mjx."),
+    name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
+    results_dir: str = typer.Option("results", help="Where runs are written."),
+):
+    """Evaluate zoo losses (and discovered ones) with identical data, seeds and budget, on
+    seeds no search uses; table with paired differences to the best baseline, results.json
+    and a bar chart."""
+    from discover import bench
+    from evaluators.mujoco import MujocoConfig
+
+    names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
+    entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
+    if ablate_t:
+        entries += bench.static_ablations(entries)
+    if not 1 <= seeds <= 999:
+        raise UsageProblem("--seeds must be at least 1 (and at most 999)")
+    cfg = MujocoConfig().with_options(
+        task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seed,
+        label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
+        eval_seed=bench.BENCH_EVAL_SEED).validate()
+    out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
+    out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
+                          log=console.print, tune=tune)
+    table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
+                  + f": normalised return, mean ± std over {seeds} seeds")
+    for col in ("loss", "score", f"vs {out['best_baseline']} (95% CI)", "train acc.", "closed form"):
+        table.add_column(col, overflow="fold")
+    ref = out["reference"]
+    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "")
+    for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
+        score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
+        vs = r.get("vs_best_baseline")
+        diff = (f"{vs['mean']:+.1f} [{vs['low']:+.1f}, {vs['high']:+.1f}]" if vs and vs["low"] is not None
+                else "")
+        name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else r["name"]
+        table.add_row(name_, score, diff, f"{r['train_accuracy']:.2f}", r["closed_form"])
+    console.print(table)
+    t = out["timing"]
+    console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
+                  f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s)")
+
+
+
+@app.command("report")
+def report_cmd(
+    spec: str = typer.Option("results/report.yaml", help="The report spec (which searches and benches)."),
+    output: str = typer.Option("results/REPORT.md", "--output", "-o"),
+    results_dir: str = typer.Option("results"),
+    bench: Optional[str] = typer.Option(None, "--bench", help="Instead: print one bench as a markdown table."),
+):
+    """Write the markdown report (tables, verdicts, transfer matrix) from committed results."""
+    from discover import markdown_report
+
+    if bench:
+        print(markdown_report.bench_summary(markdown_report._load_bench(results_dir, bench)))
+        return
+    path = markdown_report.write(spec, output, results_dir)
+    console.print(f"wrote {path}")

@@ -1,0 +1,81 @@
+"""Commands on data: `data policies` (behaviour policies), `data build` (preference datasets)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from discover.app import DATA, UsageProblem, console, data_app
+
+
+@data_app.command("policies")
+def data_policies(
+    task: str = typer.Option("hopper", help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    trainer: str = typer.Option("sac", help="sac or sb3 (stable-baselines3, native MuJoCo) or brax (PPO on MJX)."),
+    steps: Optional[int] = typer.Option(None, help="Environment steps (default: per task)."),
+    episodes: int = typer.Option(10, help="Episodes to measure each checkpoint's return."),
+    out: Optional[str] = typer.Option(None, help="Directory (default: evaluators/behaviour_policies/TASK)."),
+    seed: int = typer.Option(0),
+):
+    """Train behaviour policies of graded quality with an existing RL trainer and keep
+    checkpoints at about 10, 30, 50, 70, 90 and 100% of the best return."""
+    from evaluators.behaviour import default_config, train_behaviour_policies
+    from evaluators.tasks import get_task
+
+    t = get_task(task)
+    if trainer not in ("sac", "sb3", "brax"):
+        raise UsageProblem(f"--trainer must be sac, sb3 or brax, not {trainer!r}")
+    if steps is not None and steps < 1:
+        raise UsageProblem("--steps must be positive")
+    overrides = {"trainer": trainer, "seed": seed}
+    if steps:
+        overrides["num_timesteps"] = steps
+    cfg = default_config(task, **overrides)
+    kept = train_behaviour_policies(t, cfg, episodes=episodes, out_dir=out, log=console.print)
+    table = Table(title=f"behaviour policies for {task}")
+    for col in ("name", "training step", "return (mean ± std)"):
+        table.add_column(col)
+    for k in kept:
+        table.add_row(k["name"], f"{k['ppo_step']:,d}", f"{k['return']:.1f} ± {k['return_std']:.1f}")
+    console.print(table)
+
+
+@data_app.command("build")
+def data_build(
+    task: str = typer.Option(DATA.task),
+    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy), in [0, 0.5)."),
+    pairs: int = typer.Option(DATA.pairs),
+    segment: int = typer.Option(DATA.segment, help="Control steps per segment (H)."),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
+    seed: int = typer.Option(DATA.seed),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
+):
+    """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
+    from evaluators import datasets, reference
+
+    cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
+                                 label_horizon=label_horizon).validate()
+    ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
+    _, ref_path = reference.load_or_fit(ds, path, rebuild=rebuild)
+    s = ds.summary()
+    console.print(f"{'built' if built else 'cached'}: {path}")
+    console.print(f"reference (behaviour cloning): {ref_path}")
+    table = Table(title=f"{task} {setting} dataset ({s['pairs']} pairs x {segment} steps, digest {s['digest']})")
+    table.add_column("measure")
+    table.add_column("value")
+    table.add_row("label agreement with true returns", f"{s['label_agreement']:.3f}")
+    table.add_row("measured flip rate", f"{s['flip_rate']:.3f}" + (f" (eps {eps})" if setting == "noisy" else ""))
+    table.add_row("segment return, chosen / rejected", f"{s['chosen_return_mean']:.1f} / {s['rejected_return_mean']:.1f}")
+    table.add_row("live steps, chosen / rejected", f"{s['mean_len_w']:.1f} / {s['mean_len_l']:.1f}")
+    console.print(table)
+    hist = Table(title="pairs by behaviour policy (rows: chosen, columns: rejected; poorest first)")
+    k = len(s["policy_pairs"])
+    hist.add_column("")
+    for j in range(k):
+        hist.add_column(f"q{j}")
+    for i, row in enumerate(s["policy_pairs"]):
+        hist.add_row(f"q{i}", *[str(v) for v in row])
+    console.print(hist)

@@ -1,0 +1,156 @@
+"""Commands on losses and grammars: `zoo`, `expr`, `grammar check`, `export`."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from discover.app import UsageProblem, app, console, grammar_app, write_output
+
+
+@app.command("zoo")
+def zoo_cmd(latex: bool = typer.Option(False, "--latex", help="Show LaTeX instead of text.")):
+    """List the hand-designed losses (the zoo): name, closed form, reference."""
+    from grammar import symbolic, zoo
+
+    table = Table(title="The zoo (r_y = logp_y - ref_y, m_y = logp_y / len_y, t = progress)",
+                  show_lines=True)
+    table.add_column("name", style="bold")
+    table.add_column("closed form")
+    table.add_column("constants")
+    table.add_column("reference")
+    for name, z in zoo.ZOO.items():
+        form = symbolic.latex(z.expr) if latex else symbolic.text(z.expr)
+        consts = ", ".join(f"{k}={v:g}" for k, v in z.constants.items())
+        table.add_row(name, form, consts, z.reference)
+    console.print(table)
+
+
+@grammar_app.command("check")
+def grammar_check(
+    file: str = typer.Argument(..., help="Grammar file, or the name of a shipped one (mirror.yaml)."),
+    depth: int = typer.Option(2, help="Count distinct canonical trees up to this derivation depth."),
+    limit: int = typer.Option(1000, help="Enumerate at most this many derivations."),
+):
+    """Validate a grammar file and summarise it."""
+    from grammar import derivation, symbolic, zoo
+    from grammar import load as load_grammar
+
+    g = load_grammar(file)
+    console.print(f"[bold green]valid[/] grammar [bold]{g.name}[/] ({g.path}); start symbol {g.start}")
+    if g.description:
+        console.print(g.description)
+    nts = Table(title="nonterminals")
+    for col in ("name", "params", "productions"):
+        nts.add_column(col)
+    for nt in g.nonterminals.values():
+        extra = f" [dim](increasing on {list(nt.increasing)})[/]" if nt.increasing else ""
+        nts.add_row(nt.name, ", ".join(nt.params) or "-",
+                    ", ".join(p.label for p in nt.productions) + extra)
+    console.print(nts)
+    console.print(f"[bold]primitives[/]: {', '.join(g.primitives)}")
+    console.print(f"[bold]terminals[/]: {', '.join(g.terminals)}")
+    consts = Table(title="constants")
+    for col in ("name", "default", "low", "high", "scale"):
+        consts.add_column(col)
+    for c in g.constants.values():
+        consts.add_row(c.name, f"{c.default:g}", f"{c.low:g}", f"{c.high:g}", c.scale)
+    console.print(consts)
+    console.print(f"[bold]limits[/]: max_depth {g.limits.max_depth}, max_size {g.limits.max_size}; "
+                  f"forbidden nestings: {', '.join(f'{a}({b}(.))' for a, b in g.forbid_nesting) or 'none'}")
+    if g.seeds:
+        seeds = Table(title="seeds (derivations of zoo losses)")
+        for col in ("zoo loss", "derivation", "matches zoo formula"):
+            seeds.add_column(col)
+        for name, text in g.seeds.items():
+            e = derivation.expand(g, derivation.parse_derivation(g, text))
+            if name in zoo.ZOO:
+                ok = symbolic.canonical_hash(e) == symbolic.canonical_hash(zoo.ZOO[name].expr)
+                mark = "[green]yes[/]" if ok else "[red]NO[/]"
+            else:
+                mark = "[yellow]not a zoo loss[/]"
+            seeds.add_row(name, text, mark)
+        console.print(seeds)
+    started = time.time()
+    nodes, truncated = derivation.enumerate_nodes(g, depth, limit)
+    hashes, valid = set(), 0
+    with console.status(f"canonicalising {len(nodes)} derivations ..."):
+        for n in nodes:
+            e = derivation.expand(g, n)
+            if derivation.check(g, n, e) is None:
+                valid += 1
+                hashes.add(symbolic.canonical_hash(e))
+    more = "at least " if truncated else ""
+    console.print(f"up to derivation depth {depth}: {more}{len(nodes)} derivations, {valid} valid, "
+                  f"[bold]{len(hashes)} distinct canonical losses[/] ({time.time() - started:.1f} s)")
+
+
+@app.command("expr", context_settings={"ignore_unknown_options": True})
+def expr_cmd(
+    text: str = typer.Argument(..., help="A loss in the text form, e.g. '-log_sigmoid(beta*(r_w - r_l))'."),
+    grammar: Optional[str] = typer.Option(None, "--grammar",
+                                          help="Resolve names with this grammar's definitions and constants."),
+):
+    """Parse a loss; print its closed form, LaTeX, canonical hash and complexity."""
+    from grammar import load as load_grammar
+    from grammar import symbolic, zoo
+    from grammar.expr import parse
+
+    if grammar:
+        g = load_grammar(grammar)
+        e = g.parse(text)
+        defaults = {c: g.constants[c].default for c in e.constants}
+    else:
+        g = load_grammar("mirror.yaml")
+        e = parse(text, zoo.alias_scope(tuple(g.constants)))
+        defaults = {c: g.constants[c].default for c in e.constants}
+    h = symbolic.canonical_hash(e)
+    console.print("[bold]closed form[/]")
+    console.print(symbolic.pretty(e, wrap_line=False), soft_wrap=True, highlight=False)
+    console.print(f"[bold]text[/]        {symbolic.text(e)}", soft_wrap=True, highlight=False)
+    console.print(f"[bold]LaTeX[/]       {symbolic.latex(e)}", soft_wrap=True, highlight=False)
+    console.print(f"[bold]canonical[/]   {symbolic.canonical(e)}", soft_wrap=True, highlight=False)
+    console.print(f"[bold]hash[/]        {h}")
+    console.print(f"[bold]complexity[/]  {symbolic.complexity(e)}")
+    console.print(f"[bold]constants[/]   {', '.join(f'{k} (default {v:g})' for k, v in defaults.items()) or 'none'}")
+    same = [n for n, z in zoo.ZOO.items() if symbolic.canonical_hash(z.expr) == h]
+    if same:
+        console.print(f"[bold]zoo[/]         same canonical form as {', '.join(same)}")
+
+
+@app.command("export")
+def export_cmd(
+    run: Optional[str] = typer.Argument(None, help="A run under results/ (or a path to one)."),
+    zoo_name: Optional[str] = typer.Option(None, "--zoo", help="Export a zoo loss instead of a run's."),
+    rank: int = typer.Option(1, "--rank", help="Which of the run's hall of fame (1 = best)."),
+    fmt: str = typer.Option("jax", "--format", "-f", help="jax, torch or trl."),
+    output: str = typer.Option(..., "--output", "-o", help="The .py file to write."),
+    results_dir: str = typer.Option("results", help="Where runs are."),
+):
+    """Write a loss as a standalone Python module (JAX or PyTorch) or a TRL trainer."""
+    from grammar import export, zoo
+
+    if fmt not in ("jax", "torch", "trl"):
+        raise UsageProblem(f"--format must be jax, torch or trl, not {fmt!r}")
+    if (run is None) == (zoo_name is None):
+        raise UsageProblem("give either a RUN or --zoo NAME")
+    if zoo_name:
+        z = zoo.get(zoo_name)
+        expr, constants = z.expr, z.constants
+        title, provenance = f"{zoo_name}: {z.formula}", z.reference
+    else:
+        from discover.report import ranked_entry
+        from discover.store import RunStore
+
+        store = RunStore.open(run, results_dir)
+        expr, constants, provenance = ranked_entry(store, rank)
+        title = f"Discovered loss, rank {rank} of run {store.name}"
+    if fmt == "trl":
+        src = export.export_trl(expr, constants, title, provenance)
+    else:
+        src = export.export_module(expr, constants, fmt, title, provenance)
+    write_output(output, src)
+    console.print(f"wrote {output} ({fmt}): {title}")

@@ -1,0 +1,255 @@
+"""The search and its runs: `discover run`, `show`, `plot`."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import typer
+
+from discover.app import DATA, EVAL, SEARCH, TRAIN, UsageProblem, app, console
+
+
+def estimate_generation_seconds(search, exp_config) -> float:
+    """A conservative cost model of one generation on this machine (for --time-limit checks):
+    about 2.5 us per (pair x step x training step) per run, plus scoring and compilation."""
+    t = exp_config.train
+    runs = search.population * len(search.inner_seeds)
+    train = runs * t.steps * t.batch_pairs * exp_config.dataset.segment * 2.5e-6
+    score = runs * exp_config.eval.episodes * 1000 * 4 / 150_000
+    return train + score
+
+
+@app.command("run")
+def run_cmd(
+    grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml)."),
+    task: str = typer.Option(DATA.task, help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability for noisy data."),
+    population: int = typer.Option(SEARCH.population, help="New candidates trained per generation."),
+    generations: int = typer.Option(SEARCH.generations, help="Generations."),
+    seed: int = typer.Option(SEARCH.seed, help="Search seed."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop starting generations after this many minutes."),
+    backend: str = typer.Option(EVAL.backend, help="Simulator: auto (MJX on accelerators), native or mjx."),
+    steps: int = typer.Option(TRAIN.steps, help="Training steps per candidate."),
+    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per training batch."),
+    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate of the inner loop."),
+    pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset."),
+    segment: int = typer.Option(DATA.segment, help="Control steps per segment."),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
+    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
+    es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
+    reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
+    max_seeds: int = typer.Option(SEARCH.max_seeds, help="Seeds after which an elite is no longer re-trained."),
+    final_top: int = typer.Option(SEARCH.final_top, help="Discovered losses re-scored on held-out seeds at the end."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
+    results_dir: str = typer.Option("results", help="Where runs are written."),
+):
+    """Search a grammar for preference losses; print the hall of fame as closed forms."""
+    if resume:
+        store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
+    else:
+        store, g, search_cfg, evaluator_name, exp_cfg = _new_run(
+            grammar, name, results_dir,
+            dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
+                 steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend),
+            dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate,
+                 max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit))
+    started = time.time()
+    search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started)
+    _run_generations(search, status, store, started)
+    _finish(search, store, started)
+
+
+def _resumed(resume: str, results_dir: str):
+    """(store, grammar, search config, evaluator name, evaluator config) of a run to resume."""
+    from discover.search import SearchConfig
+    from discover.store import RunStore
+    from evaluators import registry
+    from grammar import load as load_grammar
+
+    store = RunStore.open(resume, results_dir)
+    cfg = store.config()
+    g = load_grammar(store.file("grammar.yaml"))
+    evaluator_name = registry.of_store(cfg)
+    exp_cfg = registry.config_from_dict(evaluator_name, cfg["experiment"])
+    console.print(f"resuming run [bold]{store.name}[/] ({store.path})")
+    return store, g, SearchConfig.from_dict(cfg["search"]), evaluator_name, exp_cfg
+
+
+def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, options: dict, search_options: dict):
+    """Validates the whole request before any work, then creates the run store."""
+    from discover.search import SearchConfig
+    from discover.store import RunStore
+    from evaluators.mujoco import MujocoConfig
+    from grammar import load as load_grammar
+
+    if grammar is None:
+        raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
+    g = load_grammar(grammar)
+    exp_cfg = MujocoConfig().with_options(**options, program_length=max(TRAIN.program_length, g.limits.max_size))
+    search_cfg = SearchConfig(**search_options).validate()
+    exp_cfg.validate()
+    time_limit = search_cfg.time_limit_min
+    if time_limit is not None:
+        estimate = estimate_generation_seconds(search_cfg, exp_cfg) + 30
+        if time_limit * 60 < estimate:
+            raise UsageProblem(f"--time-limit {time_limit:g} min is shorter than one generation (about "
+                               f"{estimate / 60:.1f} min with these settings); raise it or lower "
+                               f"--population or --steps")
+    d = exp_cfg.dataset
+    store = RunStore.create(results_dir, name or f"{g.name}-{d.task}-{d.setting}-s{search_cfg.seed}", {
+        "search": search_cfg.to_dict(), "evaluator": "mujoco", "experiment": exp_cfg.to_dict(),
+        "grammar_name": g.name, "grammar_path": g.path, "command": "discover run", "versions": _versions()},
+        g.path)
+    console.print(f"run [bold]{store.name}[/] -> {store.path}")
+    return store, g, search_cfg, "mujoco", exp_cfg
+
+
+def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float):
+    """The search over the evaluator (data and reference built or loaded), restored from the
+    store's last checkpoint if it has one, and the console status line it reports to."""
+    from discover import report
+    from discover.search import Search
+    from evaluators import registry
+
+    with console.status("preparing the dataset and the reference policy ..."):
+        evaluator = registry.get(evaluator_name)(exp_cfg, log=console.print)
+    ref_mean, ref_std = evaluator.baseline()
+    d = exp_cfg.dataset
+    console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
+                  + f", {d.pairs} pairs x {d.segment} steps; reference (BC) scores {ref_mean:.1f} ± {ref_std:.1f}; "
+                  f"{search_cfg.population} candidates x {len(search_cfg.inner_seeds)} seeds per generation, "
+                  f"{exp_cfg.train.steps} training steps each")
+    status = console.status("starting ...")
+
+    def on_generation(info):
+        remaining = search_cfg.generations - (info["generation"] + 1)
+        avg = sum(h["seconds"] for h in search.history[-3:]) / max(len(search.history[-3:]), 1)
+        console.print(report.generation_line(info, search_cfg.generations, remaining * avg if remaining else 0.0),
+                      highlight=False)
+
+    def on_phase(text):
+        status.update(f"{text}  [dim]({(time.time() - started) / 60:.1f} min)[/]")
+
+    search = Search(g, evaluator, search_cfg, store, report=on_generation, phase=on_phase)
+    state = store.latest_checkpoint()
+    if state is not None:
+        search.restore(state)
+        console.print(f"restored generation {search.generation + 1} of {search_cfg.generations} "
+                      f"({len(search.cache)} candidates known)")
+    return search, status
+
+
+def _run_generations(search, status, store, started: float) -> None:
+    """Runs the remaining generations; stops early for the time limit; Ctrl-C keeps what is saved."""
+    from grammar import zoo
+
+    cfg = search.config
+
+    def should_stop(gen, elapsed):
+        if cfg.time_limit_min is None or not search.history:
+            return False
+        last = search.history[-1]["seconds"]
+        final = last * (cfg.final_top + len(zoo.ZOO)) * len(cfg.holdout_seeds) / (
+            cfg.population * len(cfg.inner_seeds)) + 20
+        if (time.time() - started) + last + final > cfg.time_limit_min * 60:
+            console.print(f"[yellow]time limit: stopping after generation {gen}[/]")
+            return True
+        return False
+
+    try:
+        with status:
+            search.run(should_stop)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]; generations up to {search.generation + 1} are saved. "
+                      f"Resume with: discover run --resume {store.name}")
+        raise typer.Exit(130) from None
+
+
+def _finish(search, store, started: float) -> None:
+    """Hall of fame, held-out re-scoring, training curves, plots, and what to do next."""
+    from discover import report
+
+    hof = search.hall_of_fame()
+    store.write("hall_of_fame.json", hof)
+    with console.status("re-scoring the best losses and the zoo on held-out seeds ..."):
+        final = search.final_evaluation(log=lambda m: None)
+    with console.status("training curves of the best loss and DPO ..."):
+        final["training_curves"] = search.training_curves(final)
+    final["wall_s"] = search.elapsed_before + (time.time() - started)
+    final["generations_run"] = search.generation + 1
+    store.write("final.json", final)
+    plots_written = report.write_plots(store, search.history, hof)
+    console.print(report.pareto_table(hof))
+    console.print(report.final_table(final))
+    console.print(f"{search.stats['trained']} candidates trained, {search.stats['reevaluated']} elite "
+                  f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
+                  f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
+                  f"{(time.time() - started) / 60:.1f} min this session. Results in {store.path} "
+                  f"({', '.join(os.path.basename(p) for p in plots_written)}).")
+    console.print(f"Export the best: discover export {store.name} --rank 1 --format torch --output loss.py")
+
+
+def trainer_compilations() -> int:
+    from evaluators import trainer
+
+    return trainer.compilations()
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("jax", "mujoco", "mujoco-mjx", "evosax", "optax", "sympy", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@app.command("show")
+def show_cmd(
+    run: str = typer.Argument(..., help="A run under results/ (or a path to one)."),
+    latex: bool = typer.Option(False, "--latex", help="Closed forms in LaTeX."),
+    top: int = typer.Option(10, help="Rows of the hall of fame."),
+    results_dir: str = typer.Option("results"),
+):
+    """Show a run: held-out table, hall of fame with closed forms and constants, Pareto front."""
+    from discover import report
+    from discover.store import RunStore
+
+    store = RunStore.open(run, results_dir)
+    cfg = store.config()
+    d = cfg["experiment"]["dataset"]
+    console.print(f"run [bold]{store.name}[/]: grammar {cfg['grammar_name']}, task {d['task']}, {d['setting']}"
+                  + (f" (eps {d['eps']})" if d["setting"] == "noisy" else "")
+                  + f", population {cfg['search']['population']}, generations {cfg['search']['generations']}")
+    if store.has("hall_of_fame.json"):
+        hof = store.read("hall_of_fame.json", "hall of fame")
+    else:
+        from discover import records
+
+        hof = records.hall_of_fame(store.candidates())
+        console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
+    console.print(report.hall_of_fame_table(hof, latex=latex, top=top))
+    console.print(report.pareto_table(hof))
+    if store.has("final.json"):
+        console.print(report.final_table(store.read("final.json", "final results"), latex=latex))
+
+
+@app.command("plot")
+def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("results")):
+    """Write PNG plots of a run: fitness over generations and the Pareto front."""
+    from discover import records, report
+    from discover.store import RunStore
+
+    store = RunStore.open(run, results_dir)
+    state = store.latest_checkpoint()
+    history = state.get("history", []) if state else []
+    hof = records.hall_of_fame(store.candidates())
+    for path in report.write_plots(store, history, hof):
+        console.print(f"wrote {path}")

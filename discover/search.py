@@ -34,23 +34,21 @@ import time
 from typing import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from discover import records, variation
+from discover.constant_search import ES_ALGORITHMS, ConstantSearch
 from discover.errors import RunError
+from discover.gates import ProbeGate
 from discover.records import Candidate, penalised
 from discover.store import RunStore
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
 from evaluators.interface import Evaluation, Evaluator
-from grammar import derivation, interpreter, symbolic, zoo
+from grammar import derivation, symbolic, zoo
 from grammar.derivation import Node
 from grammar.expr import to_text
 from grammar.language import Grammar
-
-ES_ALGORITHMS = ("snes", "cma_es", "open_es")
-
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
@@ -120,6 +118,24 @@ class SearchConfig:
         return tuple(self.reeval_seed_base + generation * S + i for i in range(S))
 
 
+@dataclasses.dataclass(frozen=True)
+class EsSlot:
+    """Where one constant setting asked of a strategy went: a new candidate of the batch
+    (``index``), a candidate already known (``key``), or a rejection."""
+
+    kind: str  # "new", "known" or "rejected"
+    index: int | None = None
+    key: str | None = None
+
+    def fitness(self, scored: list[dict], cache: dict[str, dict]) -> float | None:
+        """The fitness to tell the strategy (None: rejected or failed)."""
+        if self.kind == "new":
+            return scored[self.index]["fitness"]
+        if self.kind == "known":
+            return (cache.get(self.key) or {}).get("fitness")
+        return None
+
+
 def scored_fields(ev: Evaluation, i: int) -> dict:
     """A record's score fields for candidate i of an evaluation."""
     out = {"fitness": ev.fitness[i], "spread": ev.spread[i], "per_seed": ev.seed_scores(i), "reason": ev.reasons[i]}
@@ -128,71 +144,6 @@ def scored_fields(ev: Evaluation, i: int) -> dict:
     if "final_loss" in ev.diagnostics:
         out["final_loss"] = [float(v) for v in ev.diagnostics["final_loss"][i]]
     return out
-
-
-# --------------------------------------------------------------------------- constant search
-class ConstantSearch:
-    """evosax strategies over the constants of a few structures, in unit coordinates."""
-
-    def __init__(self, config: SearchConfig):
-        self.config = config
-        self.states: dict[str, dict] = {}  # hash -> {"names", "state" (pytree), "derivation"}
-
-    def _strategy(self, dim: int):
-        import optax
-        from evosax.algorithms import CMA_ES, SNES, Open_ES
-
-        template = jnp.zeros(dim)
-        n = self.config.es_popsize
-        if self.config.es == "snes":
-            es = SNES(population_size=n, solution=template)
-            return es, es.default_params.replace(std_init=self.config.es_std)
-        if self.config.es == "cma_es":
-            es = CMA_ES(population_size=n, solution=template)
-            return es, es.default_params.replace(std_init=self.config.es_std)
-        es = Open_ES(population_size=n, solution=template,
-                     std_schedule=optax.constant_schedule(self.config.es_std),
-                     optimizer=optax.adam(0.05))
-        return es, es.default_params
-
-    def ask(self, g: Grammar, h: str, node: Node, names: list[str], best: dict[str, float],
-            key: jax.Array) -> list[dict[str, float]]:
-        es, params = self._strategy(len(names))
-        if h not in self.states:
-            mean = jnp.asarray([g.constants[n].to_unit(best[n]) for n in names], jnp.float32)
-            self.states[h] = {"names": names, "state": es.init(jax.random.PRNGKey(0), mean, params),
-                              "derivation": derivation.to_text(node)}
-        entry = self.states[h]
-        pop, entry["state"] = es.ask(key, entry["state"], params)
-        entry["asked"] = np.asarray(pop)
-        return [{n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, row)}
-                for row in entry["asked"]]
-
-    def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
-        entry = self.states[h]
-        es, params = self._strategy(len(entry["names"]))
-        # evosax minimises: negate, and a rejected setting counts as very bad.
-        f = jnp.asarray([-v if v is not None else 1e3 for v in fitness], jnp.float32)
-        entry["state"], _ = es.tell(key, jnp.asarray(entry["asked"]), f, entry["state"], params)
-        entry.pop("asked", None)
-
-    def to_json(self) -> dict:
-        out = {}
-        for h, e in self.states.items():
-            leaves = jax.tree.leaves(e["state"])
-            out[h] = {"names": e["names"], "derivation": e["derivation"],
-                      "leaves": [np.asarray(x).tolist() for x in leaves],
-                      "dtypes": [str(np.asarray(x).dtype) for x in leaves]}
-        return out
-
-    def load_json(self, data: dict) -> None:
-        for h, e in data.items():
-            es, params = self._strategy(len(e["names"]))
-            fresh = es.init(jax.random.PRNGKey(0), jnp.zeros(len(e["names"])), params)
-            treedef = jax.tree.structure(fresh)
-            leaves = [jnp.asarray(np.asarray(v, dtype=d)) for v, d in zip(e["leaves"], e["dtypes"])]
-            self.states[h] = {"names": e["names"], "derivation": e["derivation"],
-                              "state": jax.tree.unflatten(treedef, leaves)}
 
 
 # --------------------------------------------------------------------------- the search
@@ -207,12 +158,12 @@ class Search:
         self.phase = phase or (lambda text: None)
         self.cache: dict[str, dict] = {}
         self.pool: list[str] = []
-        self.es = ConstantSearch(config)
+        self.es = ConstantSearch(config.es, config.es_popsize, config.es_std)
         self.generation = -1
         self.history: list[dict] = []
         self.elapsed_before = 0.0
         self.stats = {"cache_hits": 0, "rejected": 0, "trained": 0, "reevaluated": 0}
-        self._probe_fn = None
+        self._gate: ProbeGate | None = None
         self._seed_records: list[dict] = []
 
     # -- candidates
@@ -242,65 +193,11 @@ class Search:
         return rec
 
     # -- gates
-    def _probe_inputs(self):
-        """The evaluator's realistic terminals for 64 pairs, with the policy moved off the
-        reference by margins out to +-probe_margin, and t across [0, 1]."""
-        rng = np.random.default_rng(12345)
-        n = 64
-        x = self.evaluator.terminal_sample(n, rng)
-        margins = np.concatenate([np.linspace(-self.config.probe_margin, self.config.probe_margin, n // 2),
-                                  rng.normal(0, 5, n - n // 2)])
-        # split each margin between the two responses; keep log-likelihoods below 0
-        logp_w = np.minimum(x["ref_w"] + margins / 2, -1e-3)
-        logp_l = np.minimum(x["ref_l"] - margins / 2, -1e-3)
-        t = np.linspace(0, 1, n)
-        return interpreter.terminal_matrix(dict(x, logp_w=logp_w, logp_l=logp_l, t=t))
-
     def probe(self, cands: list[Candidate]) -> list[str | None]:
         """Reasons to reject (None: finite loss and gradients on the probe inputs)."""
-        if self._probe_fn is None:
-            terms = self._probe_inputs()
-            mode = interpreter.default_mode()
-
-            @jax.jit
-            def fn(programs, consts):
-                def one(p, c):
-                    value, grad = jax.value_and_grad(
-                        lambda tm: interpreter.evaluate(p, tm, c, mode).mean())(terms)
-                    per = interpreter.evaluate(p, terms, c, mode)
-                    return jnp.all(jnp.isfinite(per)) & jnp.isfinite(value), jnp.all(jnp.isfinite(grad[:4]))
-
-                if mode == "switch":
-                    return jax.lax.map(lambda pc: one(*pc), (programs, consts))
-                return jax.vmap(one)(programs, consts)
-
-            self._probe_fn = fn
-        shape = self.evaluator.program_shape
-        reasons: list[str | None] = []
-        encoded = []
-        for c in cands:
-            try:
-                encoded.append(interpreter.encode(c.expr, shape))
-                reasons.append(None)
-            except interpreter.ProgramTooLong as e:
-                encoded.append(None)
-                reasons.append(str(e))
-        todo = [i for i, p in enumerate(encoded) if p is not None]
-        P = self.config.population
-        for start in range(0, len(todo), P):
-            chunk = todo[start:start + P]
-            progs = [encoded[i] for i in chunk]
-            consts = [encoded[i].constant_vector(cands[i].constants, shape) for i in chunk]
-            while len(progs) < P:  # fixed shape: one compilation
-                progs.append(progs[0])
-                consts.append(consts[0])
-            ok_value, ok_grad = self._probe_fn(interpreter.stack(progs), jnp.asarray(np.stack(consts)))
-            for j, i in enumerate(chunk):
-                if not bool(ok_value[j]):
-                    reasons[i] = f"non-finite loss on probe inputs (|margin| <= {self.config.probe_margin:g})"
-                elif not bool(ok_grad[j]):
-                    reasons[i] = f"non-finite gradient on probe inputs (|margin| <= {self.config.probe_margin:g})"
-        return reasons
+        if self._gate is None:
+            self._gate = ProbeGate(self.evaluator, self.config.population, self.config.probe_margin)
+        return self._gate.reasons([c.expr for c in cands], [c.constants for c in cands])
 
     # -- batches
     def initial_proposals(self, rng: np.random.Generator) -> list[Candidate]:
@@ -344,15 +241,15 @@ class Search:
         entrants = [self.pool[int(i)] for i in rng.integers(0, len(self.pool), self.config.tournament)]
         return max(entrants, key=lambda k: penalised(self.cache[k], self.config.complexity_penalty))
 
-    def build_batch(self, gen: int, size: int | None = None) -> tuple[list[Candidate], list[dict], dict[str, list[tuple]]]:
+    def build_batch(self, gen: int, size: int | None = None) -> tuple[list[Candidate], list[dict],
+                                                                       dict[str, list[EsSlot]]]:
         """Exactly ``size`` (default: population) new valid candidates (or fewer if the grammar
         runs dry), the records of rejected proposals, and the ES slots by structure hash."""
         rng = np.random.default_rng([self.config.seed, gen])
         P = self.config.population if size is None else size
         batch: list[Candidate] = []
         rejected: list[dict] = []
-        es_slots: dict[str, list[int]] = {}
-        keys = set()
+        keys: set[str] = set()
 
         def admit(cands: list[Candidate]) -> None:
             fresh = []
@@ -361,42 +258,22 @@ class Search:
                     self.stats["cache_hits"] += 1
                     continue
                 reason = derivation.check(self.grammar, c.node, c.expr)
-                if reason:
-                    keys.add(c.key)
-                    rejected.append(self.record(c, gen, reason=reason))
-                    continue
-                fresh.append(c)
                 keys.add(c.key)
+                if reason:
+                    rejected.append(self.record(c, gen, reason=reason))
+                else:
+                    fresh.append(c)
             for c, reason in zip(fresh, self.probe(fresh)):
                 if reason:
                     rejected.append(self.record(c, gen, reason=reason))
                 elif len(batch) < P:
                     batch.append(c)
 
+        es_slots: dict[str, list[EsSlot]] = {}
         if gen == 0:
             admit(self.initial_proposals(rng))
         else:
-            key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
-            for j, (h, rec) in enumerate(self.es_targets()):
-                node = derivation.parse_derivation(self.grammar, rec["derivation"])
-                names = sorted(rec["constants"])
-                settings = self.es.ask(self.grammar, h, node, names, rec["constants"], jax.random.fold_in(key, j))
-                # Each sample keeps a slot: ("new", batch index), ("known", key) or ("rejected", None).
-                slots = []
-                for c in (self.make(node, s, "es", [rec["key"]]) for s in settings):
-                    if c.key in self.cache or c.key in keys:
-                        self.stats["cache_hits"] += 1
-                        slots.append(("known", c.key))
-                        continue
-                    keys.add(c.key)
-                    reason = derivation.check(self.grammar, c.node, c.expr) or self.probe([c])[0]
-                    if reason:
-                        rejected.append(self.record(c, gen, reason=reason))
-                        slots.append(("rejected", None))
-                    else:
-                        batch.append(c)
-                        slots.append(("new", len(batch) - 1))
-                es_slots[h] = slots
+            es_slots = self._es_proposals(gen, batch, rejected, keys)
         tries = 0
         while len(batch) < P and tries < 30 and (gen > 0 or tries < 10):
             need = P - len(batch)
@@ -408,6 +285,33 @@ class Search:
             admit(proposals)
             tries += 1
         return batch, rejected, es_slots
+
+    def _es_proposals(self, gen: int, batch: list[Candidate], rejected: list[dict],
+                      keys: set[str]) -> dict[str, list[EsSlot]]:
+        """Asks each ES target's strategy for constant settings; new valid ones join the batch.
+        Every sample keeps its slot, so the strategy is told a fitness for each."""
+        key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
+        es_slots: dict[str, list[EsSlot]] = {}
+        for j, (h, rec) in enumerate(self.es_targets()):
+            node = derivation.parse_derivation(self.grammar, rec["derivation"])
+            names = sorted(rec["constants"])
+            settings = self.es.ask(self.grammar, h, node, names, rec["constants"], jax.random.fold_in(key, j))
+            slots = []
+            for c in (self.make(node, s, "es", [rec["key"]]) for s in settings):
+                if c.key in self.cache or c.key in keys:
+                    self.stats["cache_hits"] += 1
+                    slots.append(EsSlot("known", key=c.key))
+                    continue
+                keys.add(c.key)
+                reason = derivation.check(self.grammar, c.node, c.expr) or self.probe([c])[0]
+                if reason:
+                    rejected.append(self.record(c, gen, reason=reason))
+                    slots.append(EsSlot("rejected"))
+                else:
+                    batch.append(c)
+                    slots.append(EsSlot("new", index=len(batch) - 1))
+            es_slots[h] = slots
+        return es_slots
 
     def es_targets(self) -> list[tuple[str, dict]]:
         best = records.best_per_structure(self.cache.values(), need_constants=True)
@@ -454,16 +358,8 @@ class Search:
                   for i, c in enumerate(batch)]
         updated = [self.merge_reevaluation(rec, gen, fresh, ev, n_real + j) for j, rec in enumerate(elites)]
         key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
-        for j, (h, es_slot) in enumerate(es_slots.items()):
-            fits = []
-            for kind, value in es_slot:
-                if kind == "new":
-                    fits.append(scored[value]["fitness"])
-                elif kind == "known":  # repeated a known candidate: its cached fitness
-                    fits.append((self.cache.get(value) or {}).get("fitness"))
-                else:
-                    fits.append(None)
-            self.es.tell(h, fits, jax.random.fold_in(key, 1000 + j))
+        for j, (h, slots) in enumerate(es_slots.items()):
+            self.es.tell(h, [slot.fitness(scored, self.cache) for slot in slots], jax.random.fold_in(key, 1000 + j))
         for rec in rejected + scored + updated:
             self.cache[rec["key"]] = rec
         self.stats["rejected"] += len(rejected)

@@ -1,0 +1,88 @@
+"""The constant search: an evosax strategy per structure over its constants.
+
+Constants are searched in unit coordinates (each constant mapped to [0, 1] on its own
+scale, as the grammar declares it), so one step size serves every constant. evosax
+minimises; the search maximises fitness, so fitness is negated on the way in, and a
+rejected setting counts as very bad. Strategies come from evosax's own algorithms
+(``ES_ALGORITHMS``); their states are saved in checkpoints as plain leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grammar import derivation
+from grammar.derivation import Node
+from grammar.language import Grammar
+
+ES_ALGORITHMS = ("snes", "cma_es", "open_es")
+
+
+class ConstantSearch:
+    """evosax strategies over the constants of a few structures, in unit coordinates."""
+
+    def __init__(self, algorithm: str, popsize: int, std: float):
+        if algorithm not in ES_ALGORITHMS:
+            raise ValueError(f"unknown constant search {algorithm!r}")
+        self.algorithm, self.popsize, self.std = algorithm, popsize, std
+        self.states: dict[str, dict] = {}  # hash -> {"names", "state" (pytree), "derivation"}
+
+    def _strategy(self, dim: int):
+        import optax
+        from evosax.algorithms import CMA_ES, SNES, Open_ES
+
+        template = jnp.zeros(dim)
+        n = self.popsize
+        if self.algorithm == "snes":
+            es = SNES(population_size=n, solution=template)
+            return es, es.default_params.replace(std_init=self.std)
+        if self.algorithm == "cma_es":
+            es = CMA_ES(population_size=n, solution=template)
+            return es, es.default_params.replace(std_init=self.std)
+        es = Open_ES(population_size=n, solution=template,
+                     std_schedule=optax.constant_schedule(self.std),
+                     optimizer=optax.adam(0.05))
+        return es, es.default_params
+
+    def ask(self, g: Grammar, h: str, node: Node, names: list[str], best: dict[str, float],
+            key: jax.Array) -> list[dict[str, float]]:
+        es, params = self._strategy(len(names))
+        if h not in self.states:
+            mean = jnp.asarray([g.constants[n].to_unit(best[n]) for n in names], jnp.float32)
+            self.states[h] = {"names": names, "state": es.init(jax.random.PRNGKey(0), mean, params),
+                              "derivation": derivation.to_text(node)}
+        entry = self.states[h]
+        pop, entry["state"] = es.ask(key, entry["state"], params)
+        entry["asked"] = np.asarray(pop)
+        return [{n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, row)}
+                for row in entry["asked"]]
+
+    def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
+        entry = self.states[h]
+        es, params = self._strategy(len(entry["names"]))
+        # evosax minimises: negate, and a rejected setting counts as very bad.
+        f = jnp.asarray([-v if v is not None else 1e3 for v in fitness], jnp.float32)
+        entry["state"], _ = es.tell(key, jnp.asarray(entry["asked"]), f, entry["state"], params)
+        entry.pop("asked", None)
+
+    def to_json(self) -> dict:
+        out = {}
+        for h, e in self.states.items():
+            leaves = jax.tree.leaves(e["state"])
+            out[h] = {"names": e["names"], "derivation": e["derivation"],
+                      "leaves": [np.asarray(x).tolist() for x in leaves],
+                      "dtypes": [str(np.asarray(x).dtype) for x in leaves]}
+        return out
+
+    def load_json(self, data: dict) -> None:
+        for h, e in data.items():
+            es, params = self._strategy(len(e["names"]))
+            fresh = es.init(jax.random.PRNGKey(0), jnp.zeros(len(e["names"])), params)
+            treedef = jax.tree.structure(fresh)
+            leaves = [jnp.asarray(np.asarray(v, dtype=d)) for v, d in zip(e["leaves"], e["dtypes"])]
+            self.states[h] = {"names": e["names"], "derivation": e["derivation"],
+                              "state": jax.tree.unflatten(treedef, leaves)}

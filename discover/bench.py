@@ -47,7 +47,7 @@ def zoo_entries(names: Sequence[str]) -> list[Entry]:
 def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
     """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss (by held-out score when finished)."""
     from discover.errors import RunError
-    from discover.report import ranked_entry
+    from discover.run_views import ranked_entry
     from discover.store import RunStore
 
     out = []

@@ -38,7 +38,7 @@ def data_policies(
     for col in ("name", "training step", "return (mean ± std)"):
         table.add_column(col)
     for k in kept:
-        table.add_row(k["name"], f"{k['ppo_step']:,d}", f"{k['return']:.1f} ± {k['return_std']:.1f}")
+        table.add_row(k["name"], f"{k['train_step']:,d}", f"{k['return']:.1f} ± {k['return_std']:.1f}")
     console.print(table)
 
 

@@ -142,7 +142,7 @@ def export_cmd(
         expr, constants = z.expr, z.constants
         title, provenance = f"{zoo_name}: {z.formula}", z.reference
     else:
-        from discover.report import ranked_entry
+        from discover.run_views import ranked_entry
         from discover.store import RunStore
 
         store = RunStore.open(run, results_dir)

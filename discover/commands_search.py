@@ -111,7 +111,7 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
 def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float):
     """The search over the evaluator (data and reference built or loaded), restored from the
     store's last checkpoint if it has one, and the console status line it reports to."""
-    from discover import report
+    from discover import run_views
     from discover.search import Search
     from evaluators import registry
 
@@ -128,7 +128,7 @@ def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float):
     def on_generation(info):
         remaining = search_cfg.generations - (info["generation"] + 1)
         avg = sum(h["seconds"] for h in search.history[-3:]) / max(len(search.history[-3:]), 1)
-        console.print(report.generation_line(info, search_cfg.generations, remaining * avg if remaining else 0.0),
+        console.print(run_views.generation_line(info, search_cfg.generations, remaining * avg if remaining else 0.0),
                       highlight=False)
 
     def on_phase(text):
@@ -171,7 +171,7 @@ def _run_generations(search, status, store, started: float) -> None:
 
 def _finish(search, store, started: float) -> None:
     """Hall of fame, held-out re-scoring, training curves, plots, and what to do next."""
-    from discover import report
+    from discover import run_views
 
     hof = search.hall_of_fame()
     store.write("hall_of_fame.json", hof)
@@ -182,9 +182,9 @@ def _finish(search, store, started: float) -> None:
     final["wall_s"] = search.elapsed_before + (time.time() - started)
     final["generations_run"] = search.generation + 1
     store.write("final.json", final)
-    plots_written = report.write_plots(store, search.history, hof)
-    console.print(report.pareto_table(hof))
-    console.print(report.final_table(final))
+    plots_written = run_views.write_plots(store, search.history, hof)
+    console.print(run_views.pareto_table(hof))
+    console.print(run_views.final_table(final))
     console.print(f"{search.stats['trained']} candidates trained, {search.stats['reevaluated']} elite "
                   f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
                   f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
@@ -219,7 +219,7 @@ def show_cmd(
     results_dir: str = typer.Option("results"),
 ):
     """Show a run: held-out table, hall of fame with closed forms and constants, Pareto front."""
-    from discover import report
+    from discover import run_views
     from discover.store import RunStore
 
     store = RunStore.open(run, results_dir)
@@ -235,21 +235,21 @@ def show_cmd(
 
         hof = records.hall_of_fame(store.candidates())
         console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
-    console.print(report.hall_of_fame_table(hof, latex=latex, top=top))
-    console.print(report.pareto_table(hof))
+    console.print(run_views.hall_of_fame_table(hof, latex=latex, top=top))
+    console.print(run_views.pareto_table(hof))
     if store.has("final.json"):
-        console.print(report.final_table(store.read("final.json", "final results"), latex=latex))
+        console.print(run_views.final_table(store.read("final.json", "final results"), latex=latex))
 
 
 @app.command("plot")
 def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("results")):
     """Write PNG plots of a run: fitness over generations and the Pareto front."""
-    from discover import records, report
+    from discover import records, run_views
     from discover.store import RunStore
 
     store = RunStore.open(run, results_dir)
     state = store.latest_checkpoint()
     history = state.get("history", []) if state else []
     hof = records.hall_of_fame(store.candidates())
-    for path in report.write_plots(store, history, hof):
+    for path in run_views.write_plots(store, history, hof):
         console.print(f"wrote {path}")

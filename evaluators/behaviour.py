@@ -37,9 +37,10 @@ DEFAULT_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig:
-    """PPO settings. ``sb3`` uses the rl-baselines3-zoo Hopper settings below; the
-    remaining fields are brax's."""
+class RLConfig:
+    """Settings of the RL trainer that produces behaviour policies: stable-baselines3's SAC
+    (the default), its PPO (``sb3``, rl-baselines3-zoo's Hopper settings) or brax's PPO.
+    (Manifests written before this name recorded a checkpoint's step as ``ppo_step``.)"""
 
     trainer: str = "sac"
     num_timesteps: int = 400_000
@@ -73,8 +74,8 @@ class PPOConfig:
     seed: int = 0
 
 
-# Per-task overrides of PPOConfig (SAC budgets; the tiny pendulum needs only a short run).
-TASK_PPO = {
+# Per-task overrides of RLConfig (SAC budgets; the tiny pendulum needs only a short run).
+TASK_BUDGETS = {
     "hopper": {},
     "walker2d": dict(num_timesteps=300_000),  # the committed policies
     "half_cheetah": dict(num_timesteps=150_000),  # the committed policies
@@ -82,8 +83,8 @@ TASK_PPO = {
 }
 
 
-def default_config(task_name: str, **overrides) -> PPOConfig:
-    return dataclasses.replace(PPOConfig(), **{**TASK_PPO.get(task_name, {}), **overrides})
+def default_config(task_name: str, **overrides) -> RLConfig:
+    return dataclasses.replace(RLConfig(), **{**TASK_BUDGETS.get(task_name, {}), **overrides})
 
 
 def policy_dir(task_name: str) -> str:
@@ -184,7 +185,7 @@ def _restore_device_put_replicated():
         return device_put_replicated
 
 
-def _train_brax(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
+def _train_brax(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
     from brax.training.agents.ppo import train as ppo
 
     env = make_task_env(task)
@@ -239,7 +240,7 @@ def sb3_to_policy(model, normalizer) -> dict[str, np.ndarray]:
     return out
 
 
-def _train_sb3(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
+def _train_sb3(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -302,7 +303,7 @@ def sac_to_policy(model, obs_dim: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _train_sac(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
+def _train_sac(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
     import torch
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
@@ -339,7 +340,7 @@ def _train_sac(task: Task, config: PPOConfig, log) -> list[tuple[int, dict]]:
 
 def train_behaviour_policies(
     task: Task,
-    config: PPOConfig = PPOConfig(),
+    config: RLConfig = RLConfig(),
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     episodes: int = 10,
     out_dir: str | None = None,
@@ -371,7 +372,7 @@ def train_behaviour_policies(
     for rank, i in enumerate(keep):
         step, params = checkpoints[i]
         name = f"{task.name}_q{rank}"
-        meta = {"task": task.name, "ppo_step": step, "return": measured[i],
+        meta = {"task": task.name, "train_step": step, "return": measured[i],
                 "return_std": float(returns[i].std()), "episodes": episodes,
                 "trainer": config.trainer, "config": dataclasses.asdict(config)}
         policy_io.save(os.path.join(out_dir, name + ".npz"), params, spec, meta)

@@ -230,7 +230,7 @@ PRIMITIVES: dict[str, Primitive] = {p.name: p for p in _PRIMITIVES}
 ARITHMETIC = ("add", "sub", "mul", "div", "neg")
 INFIX = {p.infix: p.name for p in _PRIMITIVES if p.infix}
 
-# The terminals of DESIGN.md section 1, in the interpreter's input order.
+# The per-pair terminals (see grammar/README.md), in the interpreter's input order.
 TERMINALS = ("logp_w", "logp_l", "ref_w", "ref_l", "len_w", "len_l", "t")
 TERMINAL_DOCS = {
     "logp_w": "log-likelihood of the chosen response under the policy",

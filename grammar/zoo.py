@@ -1,6 +1,6 @@
 """The zoo: hand-designed preference losses, each an expression of the language.
 
-Notation (DESIGN.md section 1): r_y = logp_y - ref_y, D = r_w - r_l, m_y = logp_y / len_y
+Notation (the MPO template of mirror.yaml): r_y = logp_y - ref_y, D = r_w - r_l, m_y = logp_y / len_y
 (mean log-likelihood), ls = log-sigmoid, s = sigmoid. Every entry reproduces the
 reference formula of its paper (and TRL's ``DPOTrainer`` / ``CPOTrainer`` /
 ``ORPOTrainer`` loss of the same name, where TRL has one); each is written in a

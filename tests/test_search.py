@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import pair_inputs
-from discover import report
+from discover import run_views
 from discover.errors import RunError
 from discover.search import Search, SearchConfig
 from discover.store import RunStore
@@ -133,7 +133,7 @@ def test_exported_discovered_loss_equals_engine(tmp_path, finished):
     hof = search.hall_of_fame()
     store.write("hall_of_fame.json", hof)
     for rank in (1, 2, 3):
-        expr, constants, provenance = report.ranked_entry(store, rank)
+        expr, constants, provenance = run_views.ranked_entry(store, rank)
         src = export.export_module(expr, constants, "jax", "test", provenance)
         path = tmp_path / f"rank{rank}.py"
         path.write_text(src)

@@ -3,7 +3,7 @@
 The same task functions as the native backend (``xp=jax.numpy``); every environment runs
 ``horizon`` control steps inside ``lax.scan`` (``frame_skip`` physics steps each), with
 episodes that end frozen out of the return by an ``alive`` mask. On a CPU this is several
-times slower than native MuJoCo (see FACTS.md) and large batches can stall MJX's batched
+times slower than native MuJoCo (benchmarks/rollouts.py measures both) and large batches can stall MJX's batched
 solver on the 2-thread pool, so the CPU tests use small batches and short horizons.
 """
 

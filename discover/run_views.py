@@ -1,4 +1,5 @@
-"""What a person sees of a run: progress lines, hall of fame, held-out table, plots."""
+"""What a person sees of a run in the terminal: progress lines, hall of fame, held-out
+table; and its plots. (The markdown report of committed results is markdown_report.py.)"""
 
 from __future__ import annotations
 

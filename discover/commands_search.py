@@ -224,10 +224,8 @@ def show_cmd(
 
     store = RunStore.open(run, results_dir)
     cfg = store.config()
-    d = cfg["experiment"]["dataset"]
-    console.print(f"run [bold]{store.name}[/]: grammar {cfg['grammar_name']}, task {d['task']}, {d['setting']}"
-                  + (f" (eps {d['eps']})" if d["setting"] == "noisy" else "")
-                  + f", population {cfg['search']['population']}, generations {cfg['search']['generations']}")
+    console.print(f"run [bold]{store.name}[/]: grammar {cfg['grammar_name']}, {run_views.data_of(cfg)}, "
+                  f"population {cfg['search']['population']}, generations {cfg['search']['generations']}")
     if store.has("hall_of_fame.json"):
         hof = store.read("hall_of_fame.json", "hall of fame")
     else:

@@ -80,6 +80,19 @@ def pareto_table(hof: dict) -> Table:
     return table
 
 
+def data_of(cfg: dict) -> str:
+    """What a run was scored on, from its stored config: "task hopper, setting noisy, eps 0.3"
+    for the MuJoCo evaluator, the evaluator's name otherwise."""
+    from evaluators import registry
+
+    name = registry.of_store(cfg)
+    data = cfg.get("experiment", {}).get("dataset") if name == "mujoco" else None
+    if not data:
+        return f"evaluator {name}"
+    return (f"task {data['task']}, setting {data['setting']}"
+            + (f", eps {data['eps']}" if data["setting"] == "noisy" else ""))
+
+
 def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
     """(expression, constants, provenance) of the run's rank-th loss: by held-out score when
     the run has finished, else by search fitness."""
@@ -106,10 +119,8 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
         raise RunError(f"run {store.name} has {len(rows)} ranked losses; --rank {rank} is out of range")
     row = rows[rank - 1]
     cfg = store.config()
-    data = cfg["experiment"]["dataset"]
-    provenance = (f"mpo-discover run {store.name} (grammar {cfg['grammar_name']}, task {data['task']}, "
-                  f"setting {data['setting']}" + (f", eps {data['eps']}" if data["setting"] == "noisy" else "")
-                  + f"), rank {rank} by {basis}: {scores(row)}; derivation {row.get('derivation')}")
+    provenance = (f"mpo-discover run {store.name} (grammar {cfg['grammar_name']}, {data_of(cfg)}), "
+                  f"rank {rank} by {basis}: {scores(row)}; derivation {row.get('derivation')}")
     return expression_of(row), row["constants"], provenance
 
 

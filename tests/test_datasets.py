@@ -10,27 +10,29 @@ import pytest
 from evaluators import datasets
 from evaluators.errors import InputError
 
+PAIRS = 800  # enough for the rates below; each dataset builds in about a second
+
 
 @pytest.fixture(scope="module")
 def built():
     out = {}
     for setting in datasets.SETTINGS:
-        cfg = datasets.DatasetConfig(task="pendulum", setting=setting, eps=0.3, pairs=2000, segment=20, seed=0)
+        cfg = datasets.DatasetConfig(task="pendulum", setting=setting, eps=0.3, pairs=PAIRS, segment=20, seed=0)
         out[setting] = datasets.build(cfg)
     return out
 
 
 def test_same_seed_same_hash(built):
-    cfg = datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=2000, segment=20, seed=0)
+    cfg = datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=PAIRS, segment=20, seed=0)
     assert datasets.build(cfg).digest == built["noisy"].digest
-    other = datasets.build(datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=2000,
+    other = datasets.build(datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=PAIRS,
                                                   segment=20, seed=1))
     assert other.digest != built["noisy"].digest
 
 
 def test_label_noise_rate_close_to_eps(built):
     rate = built["noisy"].summary()["flip_rate"]
-    assert abs(rate - 0.3) < 0.035  # binomial sd at 2000 pairs is 0.010
+    assert abs(rate - 0.3) < 0.05  # binomial sd at 800 pairs is 0.016
     assert built["clean"].summary()["flip_rate"] == 0.0
     assert built["noisy"].summary()["label_agreement"] < built["clean"].summary()["label_agreement"]
 
@@ -58,7 +60,7 @@ def test_shuffled_pairs_unrelated_states(built):
 
 def test_segments_stop_at_termination(built):
     d = built["clean"]
-    assert d.obs_w.shape == (2000, 20, 4) and d.act_w.shape == (2000, 20, 1)
+    assert d.obs_w.shape == (PAIRS, 20, 4) and d.act_w.shape == (PAIRS, 20, 1)
     assert np.all(d.len_w >= 1) and np.all(d.len_w <= 20)
     assert np.all(np.diff(d.alive_w, axis=1) <= 0)
 

@@ -126,6 +126,7 @@ def test_program_too_long(mirror):
         interpreter.encode(expr, interpreter.ProgramShape(16, 8))
 
 
+@pytest.mark.slow
 def test_two_populations_one_compilation(mirror):
     """64 random distinct trees, then 64 others: one trace (and so one compilation)."""
     traces = []

@@ -8,6 +8,18 @@ horizon* (``label_horizon`` steps from the prompt state, or until the episode en
 P(a preferred to b) = sigmoid((R_a - R_b) / T), with T = ``temperature`` x the standard
 deviation of those returns.
 
+Labels judge the response (``labels="expert"``, the default): after the segment, *both*
+sides are continued by the same fixed policy (the expert behaviour policy, acting
+stochastically), so the difference in return comes from the segments' own actions and
+where they left the system, not from which policy would have kept acting. This is the
+cheap form of the regret preference model of Contrastive Preference Learning (Hejna et
+al. 2024), which labels MuJoCo segments by the expert's advantage. With
+``labels="policy"`` each side's own behaviour policy continues it (datasets built before
+this option existed): the label then mostly says which policy produced the segment, and
+imitating the chosen side is filtered behaviour cloning. A share
+``same_policy_fraction`` of pairs has both sides from the same policy at the same state,
+so labels also tell actions apart at equal policy quality.
+
 Why a label horizon longer than the segment: on Hopper (and Walker2d) the policies differ
 in how long they stay up, not in how fast they move (the poorest behaviour policy earns
 2.5 per step before falling at step ~125, the expert 3.5 per step for 1000 steps), so
@@ -18,7 +30,8 @@ each continuation led would label it. ``label_horizon = segment`` gives plain
 segment-return labels. Settings:
 
 - ``clean``: both continuations by policies drawn uniformly from the graded set;
-- ``noisy``: clean, then every label flipped with probability ``eps``;
+- ``noisy``: clean, then every label flipped with probability ``eps`` (``eps = 0.5`` is
+  a control: the labels carry nothing);
 - ``mixed``: a share ``mixed_poor_fraction`` of pairs has both continuations by poor
   policies (normalised return below 50), so "chosen" is often only relatively better;
 - ``shuffled``: clean, then each rejected segment is swapped for that of another pair,
@@ -47,6 +60,7 @@ from evaluators.errors import InputError
 from evaluators.tasks import get_task
 
 SETTINGS = ("clean", "noisy", "mixed", "shuffled")
+LABELS = ("expert", "policy")
 DATASET_VERSION = 3
 ARRAYS = ("obs_w", "act_w", "alive_w", "ret_w", "pol_w", "obs_l", "act_l", "alive_l", "ret_l", "pol_l",
           "flipped", "prompt_policy")
@@ -64,13 +78,25 @@ class DatasetConfig:
     mixed_poor_fraction: float = 0.7
     prompt_episodes: int = 4
     label_horizon: int = 500  # steps whose return labels a pair (capped at the episode length)
+    # "expert": after the segment, both sides are continued by the expert behaviour policy,
+    # so the label judges the segment's own actions; "policy": each side's own policy
+    # continues it (datasets built before labels were configurable).
+    labels: str = "expert"
+    same_policy_fraction: float = 0.25  # pairs whose two sides come from the same policy
+
+    # Stored configurations without these fields were built as follows.
+    LEGACY = {"labels": "policy", "same_policy_fraction": 0.0}
 
     def validate(self) -> "DatasetConfig":
         get_task(self.task)  # raises for an unknown task
         if self.setting not in SETTINGS:
             raise InputError(f"unknown setting {self.setting!r}; settings: {', '.join(SETTINGS)}")
-        if not 0.0 <= self.eps < 0.5:
-            raise InputError(f"eps must be in [0, 0.5), got {self.eps}")
+        if not 0.0 <= self.eps <= 0.5:
+            raise InputError(f"eps must be in [0, 0.5] (0.5: labels carry nothing), got {self.eps}")
+        if self.labels not in LABELS:
+            raise InputError(f"unknown labels {self.labels!r}; labels: {', '.join(LABELS)}")
+        if not 0.0 <= self.same_policy_fraction <= 1.0:
+            raise InputError(f"same_policy_fraction must be in [0, 1], got {self.same_policy_fraction}")
         if self.pairs < 1:
             raise InputError(f"pairs must be at least 1, got {self.pairs}")
         if self.segment < 1:
@@ -88,10 +114,18 @@ class DatasetConfig:
     def effective_eps(self) -> float:
         return self.eps if self.setting == "noisy" else 0.0
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "DatasetConfig":
+        """A stored configuration; fields it lacks take the values it was built with."""
+        return cls(**{**cls.LEGACY, **d})
+
     def key(self, behaviour_digest: str) -> str:
         fields = dataclasses.asdict(self)
         if self.setting != "noisy":
             fields["eps"] = 0.0  # eps only matters for noisy data
+        for name, value in self.LEGACY.items():  # datasets built before a field existed keep their key
+            if fields[name] == value:
+                del fields[name]
         blob = json.dumps({"config": fields, "policies": behaviour_digest, "version": DATASET_VERSION},
                           sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -134,6 +168,10 @@ class PreferenceDataset:
             "pairs": self.size,
             "label_agreement": agree,  # chosen has the higher true segment return
             "flip_rate": float(a["flipped"].mean()),
+            # which policy produced the chosen side: the better, the worse, or the same one
+            "chosen_from_better_policy": float(np.mean(a["pol_w"] > a["pol_l"])),
+            "chosen_from_worse_policy": float(np.mean(a["pol_w"] < a["pol_l"])),
+            "same_policy": float(np.mean(a["pol_w"] == a["pol_l"])),
             "chosen_return_mean": float(a["ret_w"].mean()),
             "rejected_return_mean": float(a["ret_l"].mean()),
             "mean_len_w": float(self.len_w.mean()),
@@ -156,17 +194,23 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
 class _AssignedActor:
     """Acts for a batch where environment i follows behaviour policy ``assign[i]`` (sampling)."""
 
-    def __init__(self, behaviour: BehaviourSet, assign: np.ndarray, act_dim: int, rng: np.random.Generator):
+    def __init__(self, behaviour: BehaviourSet, assign: np.ndarray, act_dim: int, rng: np.random.Generator,
+                 switch_at: int | None = None, then: int | None = None):
         self.behaviour = behaviour
         self.assign = assign
         self.act_dim = act_dim
         self.rng = rng
         self.live = np.arange(len(assign))
+        self.switch_at, self.then = switch_at, then  # from control step switch_at on, policy ``then`` acts
+        self.steps = 0
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         from evaluators import policies as policy_io
 
         which = self.assign[self.live]
+        if self.switch_at is not None and self.steps >= self.switch_at:
+            which = np.full_like(which, self.then)
+        self.steps += 1
         out = np.zeros((len(obs), self.act_dim))
         noise = self.rng.standard_normal(out.shape)
         for k in np.unique(which):
@@ -209,12 +253,16 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
             both_poor = rng.uniform(size=N) < config.mixed_poor_fraction
             pol_a = np.where(both_poor, rng.integers(0, poor, size=N), pol_a)
             pol_b = np.where(both_poor, rng.integers(0, poor, size=N), pol_b)
+        if config.same_policy_fraction > 0:
+            # Two responses of one policy at one state: only the segments' actions differ.
+            pol_b = np.where(rng.uniform(size=N) < config.same_policy_fraction, pol_a, pol_b)
 
         # 3. Roll out both continuations from the same prompt state, on to the label horizon;
         #    the response is the first ``segment`` steps.
         assign = np.concatenate([pol_a, pol_b])
         H, L = config.segment, max(config.segment, min(config.label_horizon, task.episode_length))
-        run = sim.run(_AssignedActor(behaviour, assign, act_dim, rng), 2 * N, rng, horizon=L,
+        switch = dict(switch_at=H, then=K - 1) if config.labels == "expert" else {}
+        run = sim.run(_AssignedActor(behaviour, assign, act_dim, rng, **switch), 2 * N, rng, horizon=L,
                       initial=np.concatenate([prompt_states, prompt_states]), record=True)
         seg = Trajectories(run.obs[:, :H], run.actions[:, :H], run.rewards[:, :H], run.alive[:, :H])
         ret = run.returns
@@ -302,7 +350,7 @@ def load(path: str) -> PreferenceDataset:
     if _digest(arrays) != header.get("digest"):
         raise InputError(f"dataset cache file {path} is corrupt (its content hash does not match); "
                          f"delete it or rebuild with --rebuild")
-    return PreferenceDataset(DatasetConfig(**header["config"]), arrays, header["digest"],
+    return PreferenceDataset(DatasetConfig.from_dict(header["config"]), arrays, header["digest"],
                              header["behaviour_digest"])
 
 

@@ -80,10 +80,9 @@ class MujocoConfig:
 
     @staticmethod
     def from_dict(d: dict) -> "MujocoConfig":
-        ref = dict(d["reference"])
-        ref["hidden"] = tuple(ref["hidden"])
-        return MujocoConfig(datasets.DatasetConfig(**d["dataset"]), trainer.TrainConfig(**d["train"]),
-                            fitness.EvalConfig(**d["eval"]), reference.ReferenceConfig(**ref))
+        """A stored configuration; fields added since it was stored take the values it ran with."""
+        return MujocoConfig(datasets.DatasetConfig.from_dict(d["dataset"]), trainer.TrainConfig.from_dict(d["train"]),
+                            fitness.EvalConfig(**d["eval"]), reference.ReferenceConfig.from_dict(d["reference"]))
 
 
 def segment_log_likelihood(params, obs, lo, hi, alive):
@@ -151,6 +150,7 @@ class MujocoEvaluator:
         P = len(programs)
         return Evaluation(per_seed, [result.reason(p) for p in range(P)],
                           diagnostics={"train_accuracy": result.train_accuracy, "final_loss": result.final_loss,
+                                       "reward_w": result.reward_w, "reward_l": result.reward_l,
                                        "returns": returns},
                           timing={"train_s": t1 - t0, "score_s": t2 - t1})
 

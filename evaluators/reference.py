@@ -1,7 +1,8 @@
 """The reference policy: behaviour cloning on the dataset.
 
 The reference is fitted to every live step of both segments of every pair (chosen and
-rejected alike), by maximum likelihood under the same binned likelihood that preference
+rejected alike, in an order that does not depend on the labels), by maximum likelihood
+under the same binned likelihood that preference
 training uses. It is therefore the behaviour mixture that generated the data, which is
 the reference that DPO's derivation assumes (the data are samples of pi_ref), rather
 than SFT on the chosen responses. A Gaussian MLP (2 x 64, swish) with the observation
@@ -31,19 +32,49 @@ class ReferenceConfig:
     learning_rate: float = 1e-3
     bins: int = 41
     seed: int = 0
+    # "content": the segments in an order set by their content, so the reference does not
+    # depend on the labels (clean and noisy variants of the same segments share it);
+    # "pairs": chosen then rejected (references fitted before this option existed).
+    order: str = "content"
+
+    LEGACY = {"order": "pairs"}  # stored configurations without these fields were fitted so
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReferenceConfig":
+        d = {**cls.LEGACY, **d}
+        d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
 
     def key(self, dataset_digest: str) -> str:
-        blob = json.dumps({"config": dataclasses.asdict(self), "dataset": dataset_digest}, sort_keys=True)
+        fields = dataclasses.asdict(self)
+        for name, value in self.LEGACY.items():  # references fitted before a field existed keep their key
+            if fields[name] == value:
+                del fields[name]
+        blob = json.dumps({"config": fields, "dataset": dataset_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cloning_data(dataset: PreferenceDataset, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """(observations, actions) of every live step of both segments of every pair. With
+    ``order="content"`` the segments are sorted by their first observation and actions, so
+    two datasets holding the same segments with other labels give the same arrays."""
+    obs = np.concatenate([dataset.obs_w, dataset.obs_l])
+    act = np.concatenate([dataset.act_w, dataset.act_l])
+    alive = np.concatenate([dataset.alive_w, dataset.alive_l])
+    if order == "content":
+        keys = np.concatenate([obs[:, 0], act[:, 0]], axis=1)
+        perm = np.lexsort(keys.T[::-1])
+        obs, act, alive = obs[perm], act[perm], alive[perm]
+    obs = obs.reshape(-1, obs.shape[-1])
+    act = act.reshape(-1, act.shape[-1])
+    keep = alive.reshape(-1) > 0
+    return obs[keep], act[keep]
 
 
 def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = ReferenceConfig()) -> dict:
     from evaluators.trainer import optimizer
 
-    obs = np.concatenate([dataset.obs_w, dataset.obs_l]).reshape(-1, dataset.obs_w.shape[-1])
-    act = np.concatenate([dataset.act_w, dataset.act_l]).reshape(-1, dataset.act_w.shape[-1])
-    alive = np.concatenate([dataset.alive_w, dataset.alive_l]).reshape(-1) > 0
-    obs, act = obs[alive], act[alive]
+    obs, act = cloning_data(dataset, config.order)
     lo, hi = policy_io.bin_edges(act, config.bins)
     key = jax.random.PRNGKey(config.seed)
     params = policy_io.init_params(key, obs.shape[1], act.shape[1], config.hidden, init_std=0.3)

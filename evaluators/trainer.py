@@ -32,6 +32,7 @@ import optax
 from grammar import interpreter
 
 STATUS = {0: "ok", 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite parameters"}
+SCHEDULES = ("warmup_linear", "constant")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,21 @@ class TrainConfig:
     n_constants: int = 8
     mode: str = "auto"  # "map" (CPU), "vmap" (accelerator) or "auto"
     snapshots: int = 0  # > 0: also return the parameters after every steps/snapshots steps
+    # The recipe every loss gets: linear warmup over the first ``warmup`` of the steps,
+    # then linear decay to 0 (the usual DPO/SFT recipe); "constant" keeps the rate fixed.
+    schedule: str = "warmup_linear"
+    warmup: float = 0.1
+    # The scored policy is an exponential moving average of the parameters (Polyak
+    # averaging; a stabler readout than the last iterate); 0 scores the last iterate.
+    ema: float = 0.95
+
+    # Stored configurations without these fields were trained so.
+    LEGACY = {"schedule": "constant", "warmup": 0.1, "ema": 0.0}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A stored configuration; fields it lacks take the values it was trained with."""
+        return cls(**{**cls.LEGACY, **d})
 
     def validate(self) -> "TrainConfig":
         from evaluators.errors import InputError
@@ -74,6 +90,12 @@ class TrainConfig:
             raise InputError(f"learning rate must be positive, got {self.learning_rate}")
         if self.mode not in ("auto", "map", "vmap"):
             raise InputError(f"mode must be auto, map or vmap, not {self.mode!r}")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"unknown schedule {self.schedule!r}; schedules: {', '.join(SCHEDULES)}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise InputError(f"warmup must be a fraction of the steps in [0, 1), got {self.warmup}")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"ema must be in [0, 1), got {self.ema}")
         if self.snapshots and self.steps % self.snapshots:
             raise InputError(f"steps ({self.steps}) must be a multiple of snapshots ({self.snapshots})")
         return self
@@ -86,6 +108,16 @@ class TrainConfig:
         if self.mode != "auto":
             return self.mode
         return "map" if jax.default_backend() == "cpu" else "vmap"
+
+    def learning_rate_at(self):
+        """The learning rate as an optax schedule of the step (or a constant)."""
+        if self.schedule == "constant":
+            return self.learning_rate
+        warm = int(round(self.warmup * self.steps))
+        decay = optax.linear_schedule(self.learning_rate, 0.0, max(self.steps - warm, 1))
+        if warm == 0:
+            return decay
+        return optax.join_schedules([optax.linear_schedule(0.0, self.learning_rate, warm), decay], [warm])
 
 
 @functools.partial(jax.tree_util.register_dataclass,
@@ -103,9 +135,10 @@ class PairData:
         return int(self.ref_logp.shape[0])
 
 
-def optimizer(learning_rate: float, grad_clip: float, params,
+def optimizer(learning_rate, grad_clip: float, params,
               frozen: Sequence[str] = ()) -> optax.GradientTransformation:
-    """Adam with global-norm clipping; the parameters named in ``frozen`` are not updated."""
+    """Adam (``learning_rate`` a float or an optax schedule) with global-norm clipping; the
+    parameters named in ``frozen`` are not updated."""
     labels = {k: "frozen" if k in frozen else "train" for k in params}
     return optax.multi_transform(
         {"train": optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(learning_rate)),
@@ -114,10 +147,12 @@ def optimizer(learning_rate: float, grad_clip: float, params,
 
 def _train_one(program, consts, seed, init_params, data: PairData, model: LikelihoodModel, config: TrainConfig,
                imode: str):
-    """One run: returns (params, status code, step of failure, last loss, train accuracy)."""
-    opt = optimizer(config.learning_rate, config.grad_clip, init_params, model.frozen)
+    """One run: returns (scored params, status code, step of failure, last loss, training
+    statistics [accuracy, mean r_w, mean r_l] over the last tenth of the steps)."""
+    opt = optimizer(config.learning_rate_at(), config.grad_clip, init_params, model.frozen)
     key = jax.random.PRNGKey(seed)
     n, steps = data.size, config.steps
+    averaged = config.ema > 0
 
     def loss_fn(params, idx, progress):
         logp = model.log_likelihood(params, jax.tree.map(lambda a: a[idx], data.inputs))
@@ -127,13 +162,13 @@ def _train_one(program, consts, seed, init_params, data: PairData, model: Likeli
             "logp_w": logp[:, 0], "logp_l": logp[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
             "len_w": lengths[:, 0], "len_l": lengths[:, 1], "t": progress})
         losses = interpreter.evaluate(program, terms, consts, imode)
-        margin = (logp[:, 0] - ref[:, 0]) - (logp[:, 1] - ref[:, 1])
-        return losses.mean(), (margin > 0).mean()
+        r_w, r_l = logp[:, 0] - ref[:, 0], logp[:, 1] - ref[:, 1]
+        return losses.mean(), jnp.stack([(r_w - r_l > 0).mean(), r_w.mean(), r_l.mean()])
 
     def step(carry, i):
-        params, opt_state, status, failed_at, last_loss = carry
+        params, opt_state, status, failed_at, last_loss, avg = carry
         idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch_pairs,), 0, n)
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, idx, i / steps)
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, idx, i / steps)
         updates, new_opt = opt.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         finite_loss = jnp.isfinite(loss)
@@ -144,26 +179,30 @@ def _train_one(program, consts, seed, init_params, data: PairData, model: Likeli
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
         params = keep(new_params, params)
         opt_state = keep(new_opt, opt_state)
+        if averaged:
+            avg = keep(jax.tree.map(lambda a, p: config.ema * a + (1.0 - config.ema) * p, avg, params), avg)
         failed_at = jnp.where((status == 0) & (code != 0), i, failed_at)
         status = jnp.where(status == 0, code, status)
         last_loss = jnp.where(ok, loss, last_loss)
-        return (params, opt_state, status, failed_at, last_loss), acc
+        return (params, opt_state, status, failed_at, last_loss, avg), stats
 
-    carry = (init_params, opt.init(init_params), jnp.int32(0), jnp.int32(-1), jnp.float32(jnp.nan))
+    # The scored parameters: the running average, or (ema = 0) the last iterate itself.
+    scored = (lambda c: c[5]) if averaged else (lambda c: c[0])  # noqa: E731
+    carry = (init_params, opt.init(init_params), jnp.int32(0), jnp.int32(-1), jnp.float32(jnp.nan),
+             init_params if averaged else ())
+    tail = max(1, steps // 10)  # training statistics: mean over the last tenth of the steps
     if not config.snapshots:
-        (params, _, status, failed_at, last_loss), acc = jax.lax.scan(step, carry, jnp.arange(steps))
-        return params, status, failed_at, last_loss, acc[-max(1, steps // 10):].mean()
+        carry, stats = jax.lax.scan(step, carry, jnp.arange(steps))
+        return scored(carry), carry[2], carry[3], carry[4], stats[-tail:].mean(axis=0)
     # The same steps, cut into equal blocks; the parameters after each block are kept.
     every = steps // config.snapshots
 
     def block(carry, b):
-        carry, acc = jax.lax.scan(step, carry, b * every + jnp.arange(every))
-        return carry, (carry[0], acc)
+        carry, stats = jax.lax.scan(step, carry, b * every + jnp.arange(every))
+        return carry, (scored(carry), stats)
 
-    (params, _, status, failed_at, last_loss), (snaps, acc) = jax.lax.scan(block, carry,
-                                                                          jnp.arange(config.snapshots))
-    acc = acc.reshape(-1)
-    return snaps, status, failed_at, last_loss, acc[-max(1, steps // 10):].mean()
+    carry, (snaps, stats) = jax.lax.scan(block, carry, jnp.arange(config.snapshots))
+    return snaps, carry[2], carry[3], carry[4], stats.reshape(-1, stats.shape[-1])[-tail:].mean(axis=0)
 
 
 _TRACES = [0]
@@ -208,6 +247,10 @@ class PopulationResult:
     failed_at: np.ndarray          # (P, S) step of the first non-finite value, -1 if none
     final_loss: np.ndarray         # (P, S)
     train_accuracy: np.ndarray     # (P, S) share of pairs ranked right by the implicit reward
+    # (P, S) mean log-ratios logp - ref of the chosen and rejected responses; the implicit
+    # reward margin D = reward_w - reward_l (all over the last tenth of training)
+    reward_w: np.ndarray
+    reward_l: np.ndarray
 
     def reason(self, p: int) -> str | None:
         bad = [(int(self.status[p, s]), int(self.failed_at[p, s])) for s in range(self.status.shape[1])
@@ -242,11 +285,12 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
     # Shard the runs over the local devices when they divide evenly (one device: no-op).
     n_dev = len(jax.local_devices())
     n_dev = n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1
-    params, status, failed_at, loss, acc = _train_population(flat_programs, flat_consts, flat_seeds, init, data,
+    params, status, failed_at, loss, stats = _train_population(flat_programs, flat_consts, flat_seeds, init, data,
                                                              model, config, n_devices=n_dev)
     shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
+    stats = np.asarray(stats)
     return PopulationResult({k: shape(v) for k, v in params.items()}, shape(status), shape(failed_at),
-                            shape(loss), shape(acc))
+                            shape(loss), shape(stats[:, 0]), shape(stats[:, 1]), shape(stats[:, 2]))
 
 
 def compilations() -> int:

@@ -110,7 +110,7 @@ def test_export_zoo(cli, tmp_path):
     (("run", "--grammar", "mirror.yaml", "--time-limit", "0.01"), "shorter than one generation"),
     (("run", "--grammar", "mirror.yaml", "--task", "humanoid_football"), "unknown task 'humanoid_football'"),
     (("run", "--grammar", "mirror.yaml", "--setting", "weird"), "unknown setting 'weird'"),
-    (("run", "--grammar", "mirror.yaml", "--eps", "0.7"), "eps must be in [0, 0.5)"),
+    (("run", "--grammar", "mirror.yaml", "--eps", "0.7"), "eps must be in [0, 0.5]"),
     (("run", "--grammar", "mirror.yaml", "--steps", "0"), "training steps must be at least 1"),
     (("run", "--grammar", "nonexistent.yaml"), "grammar file not found"),
     (("run",), "give --grammar FILE"),
@@ -124,7 +124,7 @@ def test_export_zoo(cli, tmp_path):
     (("run", "--grammar", "mirror.yaml", "--episodes", "0"), "evaluation episodes must be at least 1"),
     (("run", "--grammar", "mirror.yaml", "--es", "pso"), "unknown constant search 'pso'"),
     (("run", "--grammar", "mirror.yaml", "--reevaluate", "40"), "must leave room for structure offspring"),
-    (("data", "build", "--task", "pendulum", "--eps", "0.5", "--setting", "noisy"), "eps must be in [0, 0.5)"),
+    (("data", "build", "--task", "pendulum", "--eps", "0.51", "--setting", "noisy"), "eps must be in [0, 0.5]"),
 ])
 def test_user_errors(cli, tmp_path, args, fragment):
     assert_user_error(cli(*args), fragment)

@@ -68,8 +68,9 @@ def test_segments_stop_at_termination(built):
 @pytest.mark.parametrize("kwargs,fragment", [
     (dict(task="chess"), "unknown task 'chess'"),
     (dict(setting="adversarial"), "unknown setting 'adversarial'"),
-    (dict(eps=0.5), "eps must be in [0, 0.5)"),
-    (dict(eps=-0.1), "eps must be in [0, 0.5)"),
+    (dict(eps=0.6), "eps must be in [0, 0.5]"),
+    (dict(eps=-0.1), "eps must be in [0, 0.5]"),
+    (dict(labels="oracle"), "unknown labels"),
     (dict(pairs=0), "pairs must be at least 1"),
     (dict(segment=0), "segment length must be at least 1"),
 ])
@@ -102,3 +103,54 @@ def test_missing_behaviour_policies(tmp_path):
 
     with pytest.raises(InputError, match="discover data policies --task pendulum"):
         load_behaviour("pendulum", directory=str(tmp_path))
+
+
+def test_expert_labels_continue_both_sides_with_the_expert():
+    """After ``switch_at`` control steps every side is acted by the expert: the continuation
+    is the same policy for both responses, so the label judges the segment."""
+    from evaluators.behaviour import load_behaviour
+
+    behaviour = load_behaviour("pendulum")
+    K = len(behaviour.params)
+    obs = np.random.default_rng(0).normal(size=(2, 4))
+    switching = datasets._AssignedActor(behaviour, np.array([0, 1]), 1, np.random.default_rng(5), switch_at=2,
+                                        then=K - 1)
+    expert = datasets._AssignedActor(behaviour, np.array([K - 1, K - 1]), 1, np.random.default_rng(5))
+    own = datasets._AssignedActor(behaviour, np.array([0, 1]), 1, np.random.default_rng(5))
+    for step in range(4):
+        a, e, o = switching(obs), expert(obs), own(obs)
+        if step < 2:
+            np.testing.assert_array_equal(a, o)
+        else:
+            np.testing.assert_array_equal(a, e)
+
+
+def test_expert_labels_depend_less_on_which_policy_acted(built):
+    cfg = datasets.DatasetConfig(task="pendulum", setting="clean", pairs=PAIRS, segment=20, seed=0, labels="policy",
+                                 same_policy_fraction=0.0)
+    by_policy = datasets.build(cfg).summary()
+    by_expert = built["clean"].summary()
+    # With each side's own policy continuing it, the chosen side is mostly the better
+    # policy's; judged by the expert's continuation, the worse policy's segment wins often.
+    assert by_expert["chosen_from_worse_policy"] > by_policy["chosen_from_worse_policy"] + 0.05
+    assert by_expert["same_policy"] >= 0.2  # the same-state, same-policy pairs
+
+
+def test_stored_configs_without_new_fields_keep_their_meaning_and_key():
+    legacy = {"task": "hopper", "setting": "noisy", "eps": 0.3, "pairs": 2000, "segment": 25, "seed": 0,
+              "temperature": 0.05, "mixed_poor_fraction": 0.7, "prompt_episodes": 4, "label_horizon": 500}
+    cfg = datasets.DatasetConfig.from_dict(legacy)
+    assert cfg.labels == "policy" and cfg.same_policy_fraction == 0.0
+    import hashlib
+    import json
+
+    old_key = hashlib.sha256(json.dumps({"config": legacy, "policies": "abc", "version": datasets.DATASET_VERSION},
+                                        sort_keys=True).encode()).hexdigest()[:16]
+    assert cfg.key("abc") == old_key
+    assert datasets.DatasetConfig().key("abc") != old_key
+
+
+def test_eps_half_is_a_control():
+    d = datasets.build(datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.5, pairs=400, segment=20))
+    s = d.summary()
+    assert abs(s["flip_rate"] - 0.5) < 0.08 and abs(s["label_agreement"] - 0.5) < 0.1

@@ -105,3 +105,38 @@ def test_sharding_over_two_devices_matches_one(tmp_path, pendulum_evaluator):
     names = ["dpo", "ipo", "orpo", "simpo"]
     scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
     np.testing.assert_allclose(np.load(out), scores.diagnostics["final_loss"], rtol=1e-5)
+
+
+def test_recipe_warms_up_then_decays_linearly():
+    cfg = trainer.TrainConfig(steps=100, learning_rate=1e-3, warmup=0.1)
+    lr = cfg.learning_rate_at()
+    assert float(lr(0)) == 0.0
+    assert float(lr(10)) == pytest.approx(1e-3)
+    assert float(lr(5)) == pytest.approx(5e-4)
+    assert float(lr(55)) == pytest.approx(5e-4)
+    assert float(lr(100)) == pytest.approx(0.0, abs=1e-12)
+    assert trainer.TrainConfig(schedule="constant").learning_rate_at() == 3e-4
+    # stored configurations from before the recipe keep a constant rate and the last iterate
+    old = trainer.TrainConfig.from_dict({"steps": 200, "batch_pairs": 32, "learning_rate": 3e-4})
+    assert old.schedule == "constant" and old.ema == 0.0
+
+
+def test_scored_parameters_are_the_moving_average(pendulum_evaluator):
+    """With ema = d, the scored parameters are d-weighted averages of the iterates: for a
+    constant rate and d = 0.5 over 2 steps, (init / 4 + p1 / 4 + p2 / 2)."""
+    exp = pendulum_evaluator
+    dpo = zoo.ZOO["dpo"]
+    programs, consts = encode([dpo.expr], [dpo.constants], exp.program_shape)
+    base = dataclasses.replace(exp.config.train, steps=2, schedule="constant", ema=0.0)
+
+    def train(cfg):
+        r = trainer.train_population(programs, consts, [0], exp.reference, exp.data, mujoco.LIKELIHOOD, cfg)
+        return {k: v[0, 0] for k, v in r.params.items()}
+
+    p2 = train(base)
+    p1 = train(dataclasses.replace(base, steps=1))
+    # one step of a 2-step run equals a 1-step run: same batch, same constant rate
+    avg = train(dataclasses.replace(base, ema=0.5))
+    for k in ("w0", "b0"):
+        want = 0.25 * exp.reference[k] + 0.25 * p1[k] + 0.5 * p2[k]
+        np.testing.assert_allclose(avg[k], want, rtol=1e-4, atol=1e-6)

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from discover import plots
+from discover.stats import paired_difference
 from discover.store import atomic_write_json
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
@@ -114,19 +115,6 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
         if f is not None and (n not in best or f > best[n][0]):
             best[n] = (f, consts)
     return {n: c for n, (_, c) in best.items()}
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:
-    """Mean of a - b over paired seeds with a 95% t confidence interval."""
-    from scipy import stats
-
-    d = np.asarray(a, float) - np.asarray(b, float)
-    d = d[np.isfinite(d)]
-    n = len(d)
-    if n < 2:
-        return {"mean": float(d.mean()) if n else None, "low": None, "high": None, "n": n}
-    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n))
-    return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half), "n": n}
 
 
 def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,

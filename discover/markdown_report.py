@@ -63,7 +63,7 @@ def verdict(row: dict, bench: dict) -> str:
 def schedule_lines(row: dict, bench: dict) -> list[str]:
     """What the loss's use of training progress t buys: the scheduled loss against the same
     formula with t frozen (rows added by ``discover bench --ablate-t``), paired by seed."""
-    from discover.bench import paired_difference
+    from discover.stats import paired_difference
 
     frozen = [r for r in bench["losses"] if r["name"].startswith(row["name"] + " @ t=")]
     if not frozen or row["fitness"] is None:

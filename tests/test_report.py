@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from discover import markdown_report
-from discover.bench import paired_difference
+from discover.stats import paired_difference
 from discover.store import RunStore
 
 

@@ -1,0 +1,94 @@
+"""The statistics behind every verdict: paired intervals, Holm's correction, equivalence
+tests and the minimum detectable effect.
+
+A comparison of loss A with loss B is paired: both are trained on the same (dataset,
+seed) pairs, so the unit of analysis is the per-pair difference d = score_A - score_B.
+Sample standard deviations use ddof = 1 throughout.
+
+- ``paired_difference``: mean of d, its 95% t interval and the two-sided p-value of a
+  one-sample t test of mean(d) = 0.
+- ``holm``: Holm's step-down adjustment of a family of p-values (controls the family-wise
+  error rate; a report's verdicts are one family).
+- ``tost``: the two one-sided tests of equivalence within +-margin (Schuirmann 1987):
+  "A and B are equivalent" is claimed only when both one-sided nulls (mean <= -margin,
+  mean >= +margin) are rejected; its p-value is the larger of the two.
+- ``minimum_detectable_effect``: the true mean difference that a two-sided paired t test
+  at level alpha detects with the given power, for the observed spread and number of pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+# Differences smaller than this many points of normalised return are treated as ties when
+# an equivalence test confirms them (a twentieth of the expert-random gap).
+EQUIVALENCE_MARGIN = 5.0
+
+
+def _clean(d: Sequence[float]) -> np.ndarray:
+    d = np.asarray(d, float)
+    return d[np.isfinite(d)]
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
+    """Mean of a - b over paired units, its t interval, the p-value of mean = 0, and n, sd."""
+    d = _clean(np.asarray(a, float) - np.asarray(b, float))
+    n = len(d)
+    if n < 2:
+        return {"mean": float(d.mean()) if n else None, "low": None, "high": None, "p": None, "n": n, "sd": None}
+    sd = float(d.std(ddof=1))
+    se = sd / np.sqrt(n)
+    half = float(sps.t.ppf(0.5 + level / 2, n - 1) * se)
+    if se > 0:
+        p = float(2 * sps.t.sf(abs(d.mean()) / se, n - 1))
+    else:
+        p = 0.0 if d.mean() != 0 else 1.0
+    return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half), "p": p,
+            "n": n, "sd": sd}
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values, in the input order (None stays None)."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    m = len(idx)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def tost(d: Sequence[float], margin: float = EQUIVALENCE_MARGIN) -> float | None:
+    """p-value of equivalence within +-margin for paired differences ``d`` (None if n < 2)."""
+    d = _clean(d)
+    n = len(d)
+    if n < 2:
+        return None
+    se = d.std(ddof=1) / np.sqrt(n)
+    if se == 0:
+        return 0.0 if abs(d.mean()) < margin else 1.0
+    p_lower = sps.t.sf((d.mean() + margin) / se, n - 1)   # H0: mean <= -margin
+    p_upper = sps.t.cdf((d.mean() - margin) / se, n - 1)  # H0: mean >= +margin
+    return float(max(p_lower, p_upper))
+
+
+def minimum_detectable_effect(sd: float | None, n: int, alpha: float = 0.05, power: float = 0.8) -> float | None:
+    """Smallest true mean difference a two-sided paired t test at ``alpha`` detects with ``power``."""
+    if sd is None or n < 2:
+        return None
+    df = n - 1
+    return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * sd / np.sqrt(n))
+
+
+def verdict(p_holm: float | None, p_tost_holm: float | None, mean: float | None, alpha: float = 0.05) -> str:
+    """"better" / "worse" (difference significant after Holm), "tie" (equivalent within the
+    margin after Holm), or "inconclusive" (neither)."""
+    if p_holm is not None and p_holm < alpha and mean is not None:
+        return "better" if mean > 0 else "worse"
+    if p_tost_holm is not None and p_tost_holm < alpha:
+        return "tie"
+    return "inconclusive"

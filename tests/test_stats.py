@@ -1,0 +1,64 @@
+"""The statistics of verdicts on inputs whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from discover import stats
+
+
+def test_paired_difference_matches_scipy_ttest():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(50, 8, 12), rng.normal(47, 8, 12)
+    d = stats.paired_difference(a, b)
+    ref = sps.ttest_rel(a, b)
+    assert d["p"] == pytest.approx(ref.pvalue, rel=1e-10)
+    assert d["sd"] == pytest.approx(np.std(a - b, ddof=1))
+    ci = ref.confidence_interval(0.95)
+    assert (d["low"], d["high"]) == pytest.approx((ci.low, ci.high), rel=1e-10)
+
+
+def test_holm_on_a_textbook_family():
+    # Holm (1979): sorted p 0.01, 0.02, 0.03, 0.04 with m = 4 -> 0.04, 0.06, 0.06, 0.06
+    adjusted = stats.holm([0.03, 0.01, None, 0.04, 0.02])
+    assert adjusted[1] == pytest.approx(0.04)
+    assert adjusted[4] == pytest.approx(0.06)
+    assert adjusted[0] == pytest.approx(0.06)
+    assert adjusted[3] == pytest.approx(0.06)
+    assert adjusted[2] is None
+    assert stats.holm([0.2, 0.9]) == [pytest.approx(0.4), pytest.approx(0.9)]
+    assert stats.holm([0.5, 0.9]) == [pytest.approx(1.0), pytest.approx(1.0)]
+
+
+def test_tost_claims_equivalence_only_inside_the_margin():
+    rng = np.random.default_rng(2)
+    tight = rng.normal(0.5, 2.0, 40)     # mean near 0, well inside +-5
+    assert stats.tost(tight, margin=5.0) < 0.001
+    shifted = rng.normal(6.0, 2.0, 40)   # mean outside the margin
+    assert stats.tost(shifted, margin=5.0) > 0.5
+    noisy = rng.normal(0.0, 30.0, 5)     # too noisy to claim anything
+    assert stats.tost(noisy, margin=5.0) > 0.05
+    # the TOST p-value is the larger of two one-sided t tests
+    d = rng.normal(1.0, 3.0, 15)
+    lower = sps.ttest_1samp(d, -5.0, alternative="greater").pvalue
+    upper = sps.ttest_1samp(d, 5.0, alternative="less").pvalue
+    assert stats.tost(d, 5.0) == pytest.approx(max(lower, upper), rel=1e-10)
+
+
+def test_minimum_detectable_effect_has_the_stated_power():
+    sd, n = 10.0, 20
+    mde = stats.minimum_detectable_effect(sd, n)
+    # simulated power of the paired t test at that effect is about 0.8
+    rng = np.random.default_rng(3)
+    hits = sum(sps.ttest_1samp(rng.normal(mde, sd, n), 0.0).pvalue < 0.05 for _ in range(2000))
+    assert 0.76 < hits / 2000 < 0.84
+    assert stats.minimum_detectable_effect(None, 5) is None
+
+
+def test_verdicts():
+    assert stats.verdict(0.01, None, 3.0) == "better"
+    assert stats.verdict(0.01, None, -3.0) == "worse"
+    assert stats.verdict(0.3, 0.01, 0.5) == "tie"
+    assert stats.verdict(0.3, 0.2, 0.5) == "inconclusive"

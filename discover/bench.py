@@ -14,7 +14,6 @@ import jax
 import numpy as np
 
 from discover import plots
-from discover.stats import paired_difference
 from discover.store import atomic_write_json
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
@@ -117,59 +116,71 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
     return {n: c for n, (_, c) in best.items()}
 
 
+def tuned_entries(config: MujocoConfig, entries: Sequence[Entry], log: Callable[[str], None]) -> tuple[list[Entry], dict]:
+    """Each zoo loss with constants, also at the constants that score best on the tuning
+    dataset (its own data seed, never a bench's) and tuning seeds."""
+    names = [e.name for e in entries if e.kind == "zoo" and e.constants]
+    tuner = MujocoEvaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log=log)
+    tuned = tune_zoo(tuner, names, log)
+    extra = []
+    for e in entries:
+        if e.kind == "zoo" and e.name in tuned and tuned[e.name] != e.constants:
+            consts = ", ".join(f"{k}={v:.3g}" for k, v in tuned[e.name].items())
+            extra.append(Entry(f"{e.name} (tuned: {consts})", "zoo", e.expr, tuned[e.name],
+                               f"{e.source}; constants tuned on dataset seed {seed_spaces.TUNE_DATA}, training "
+                               f"seeds {', '.join(map(str, TUNE_SEEDS))}"))
+    return list(entries) + extra, tuned
+
+
+def _pool(values: list[np.ndarray]) -> np.ndarray:
+    """Per-dataset (P, S) arrays side by side: (P, D x S), unit (d, s) at column d x S + s."""
+    return np.concatenate(values, axis=1)
+
+
 def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
-              log: Callable[[str], None] = print, tune: bool = False) -> dict:
+              log: Callable[[str], None] = print, tune: bool = False,
+              data_seeds: Sequence[int] | None = None) -> dict:
+    """Trains every entry with every seed on each dataset (``data_seeds``; default the
+    configuration's own), each dataset with its own reference; scores are pooled over
+    (dataset, seed) units, and every loss is compared with the best baseline, paired by unit."""
     started = time.perf_counter()
-    evaluator = MujocoEvaluator(config, log=log)
-    prepared = time.perf_counter()
+    data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
     tuned: dict[str, dict] = {}
     if tune:
-        names = [e.name for e in entries if e.kind == "zoo" and e.constants]
-        tuned = tune_zoo(evaluator, names, log)
-        extra = []
-        for e in entries:
-            if e.kind == "zoo" and e.name in tuned and tuned[e.name] != e.constants:
-                consts = ", ".join(f"{k}={v:.3g}" for k, v in tuned[e.name].items())
-                extra.append(Entry(f"{e.name} (tuned: {consts})", "zoo", e.expr, tuned[e.name],
-                                   e.source + "; constants tuned on seeds " + ", ".join(map(str, TUNE_SEEDS))))
-        entries = list(entries) + extra
+        entries, tuned = tuned_entries(config, entries, log)
     tuned_at = time.perf_counter()
-    log(f"training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} steps, "
-        f"{config.train.batch_pairs} pairs per batch) ...")
-    scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
-    ref_mean, ref_std = evaluator.baseline()
-    about = evaluator.describe()
-    zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
-    rows = []
-    for i, z in enumerate(entries):
-        same = zoo_forms.get(symbolic.canonical_hash(z.expr))
-        rows.append({
-            "name": z.name, "kind": z.kind, "source": z.source,
-            "same_form_as": same if z.kind == "discovered" else None,
-            "closed_form": symbolic.text(z.expr), "expression": str(z.expr), "constants": z.constants,
-            "fitness": scores.fitness[i], "spread": scores.spread[i],
-            "per_seed": scores.seed_scores(i),
-            "reason": scores.reasons[i],
-            "train_accuracy": scores.mean("train_accuracy", i),
-            "final_loss": [float(v) for v in scores.diagnostics["final_loss"][i]],
-        })
-    baselines = [r for r in rows if r["kind"] == "zoo" and r["fitness"] is not None]
-    best = max(baselines, key=lambda r: r["fitness"]) if baselines else None
-    for r in rows:
-        if best is not None and r is not best and r["fitness"] is not None:
-            r["vs_best_baseline"] = {"baseline": best["name"],
-                                     **paired_difference(r["per_seed"], best["per_seed"])}
+    per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
+    for k, ds in enumerate(data_seeds):
+        evaluator = MujocoEvaluator(config.with_options(data_seed=ds), log=log)
+        log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): training {len(entries)} losses x {len(seeds)} "
+            f"seeds ({config.train.steps} steps, {config.train.batch_pairs} pairs per batch) ...")
+        scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
+        per_seed.append(scores.per_seed)
+        reasons = [r or (f"dataset {ds}: {scores.reasons[i]}" if scores.reasons[i] else None)
+                   for i, r in enumerate(reasons)]
+        for name in ("train_accuracy", "reward_w", "reward_l", "final_loss"):
+            diag.setdefault(name, []).append(scores.diagnostics[name])
+        refs.append(evaluator.baseline()[0])
+        abouts.append(evaluator.describe())
+        for phase, sec in scores.timing.items():
+            timing[phase] = timing.get(phase, 0.0) + sec
+    pooled = _pool(per_seed)
+    diag = {name: _pool(v) for name, v in diag.items()}
+    rows = [_row(z, i, pooled, reasons[i], diag, len(data_seeds)) for i, z in enumerate(entries)]
+    _compare_with_best_baseline(rows)
+    ref_sd = float(np.std(refs, ddof=1)) if len(refs) > 1 else 0.0
     out = {
         "task": config.dataset.task, "setting": config.dataset.setting,
-        "best_baseline": best["name"] if best else None,
-        "config": config.to_dict(), "seeds": list(seeds),
-        "dataset": about["dataset"],
-        "reference": {"mean": ref_mean, "std": ref_std},
-        "behaviour": about["behaviour"],
+        "best_baseline": next((r["vs_best_baseline"]["baseline"] for r in rows if r.get("vs_best_baseline")), None),
+        "config": config.to_dict(), "seeds": list(seeds), "data_seeds": data_seeds,
+        "units": [[ds, s] for ds in data_seeds for s in seeds],
+        "dataset": abouts[0]["dataset"], "datasets": [a["dataset"] for a in abouts],
+        # the reference's spread is over datasets (each has its own), not over episodes
+        "reference": {"mean": float(np.mean(refs)), "std": ref_sd, "per_dataset": refs},
+        "behaviour": abouts[0]["behaviour"],
         "losses": rows,
         "tuned": tuned,
-        "timing": {"prepare_s": prepared - started, "tune_s": tuned_at - prepared, **scores.timing,
-                   "total_s": time.perf_counter() - started},
+        "timing": {"tune_s": tuned_at - started, **timing, "total_s": time.perf_counter() - started},
         "compilations": trainer.compilations(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax_backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.local_devices()]},
@@ -179,8 +190,58 @@ def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[in
     title = f"{config.dataset.task} {config.dataset.setting}" + (
         f" (eps {config.dataset.eps:g})" if config.dataset.setting == "noisy" else "")
     plots.bench_bars([r["name"] for r in rows], [r["fitness"] for r in rows], [r["spread"] for r in rows],
-                     ref_mean, title, os.path.join(out_dir, "bench.png"))
+                     out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"))
     return out
+
+
+def _row(entry: Entry, i: int, pooled: np.ndarray, reason: str | None, diag: dict, n_data: int) -> dict:
+    """One loss's scores over every (dataset, seed) unit, per dataset, and its training diagnostics."""
+    zoo_forms = _zoo_forms()
+    units = pooled[i]
+    failed = reason is not None
+    by_data = units.reshape(n_data, -1)
+    beta = entry.constants.get("beta")
+    margin = float(np.mean(diag["reward_w"][i] - diag["reward_l"][i]))
+    return {
+        "name": entry.name, "kind": entry.kind, "source": entry.source,
+        "same_form_as": zoo_forms.get(symbolic.canonical_hash(entry.expr)) if entry.kind == "discovered" else None,
+        "closed_form": symbolic.text(entry.expr), "expression": str(entry.expr), "constants": entry.constants,
+        "fitness": None if failed else float(units.mean()),
+        "spread": None if failed else (float(units.std(ddof=1)) if len(units) > 1 else 0.0),
+        "per_seed": [None if failed or np.isnan(v) else float(v) for v in units],
+        "per_dataset": [None if failed else float(v) for v in by_data.mean(axis=1)],
+        "reason": reason,
+        "train_accuracy": float(np.mean(diag["train_accuracy"][i])),
+        # calibration at the end of training: mean log-ratios and the implicit reward margin
+        "reward_w": float(np.mean(diag["reward_w"][i])), "reward_l": float(np.mean(diag["reward_l"][i])),
+        "margin": margin, "beta_margin": None if beta is None else float(beta) * margin,
+        "final_loss": [float(v) for v in diag["final_loss"][i]],
+    }
+
+
+def _compare_with_best_baseline(rows: list[dict]) -> None:
+    """Adds ``vs_best_baseline`` to every other scored row: the paired difference over
+    units, its p-value, the TOST p-value of equivalence within the margin, and the
+    minimum detectable effect (Holm's correction is the report's, over all its verdicts)."""
+    from discover import stats
+
+    baselines = [r for r in rows if r["kind"] == "zoo" and r["fitness"] is not None]
+    if not baselines:
+        return
+    best = max(baselines, key=lambda r: r["fitness"])
+    for r in rows:
+        if r is best or r["fitness"] is None:
+            continue
+        diff = stats.paired_difference(r["per_seed"], best["per_seed"])
+        d = np.asarray([np.nan if a is None or b is None else a - b for a, b in zip(r["per_seed"], best["per_seed"])])
+        r["vs_best_baseline"] = {"baseline": best["name"], **diff,
+                                 "tost_p": stats.tost(d), "margin": stats.EQUIVALENCE_MARGIN,
+                                 "mde": stats.minimum_detectable_effect(diff["sd"], diff["n"])}
+
+
+@functools.lru_cache(maxsize=1)
+def _zoo_forms() -> dict[str, str]:
+    return {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
 
 
 def default_losses() -> list[str]:

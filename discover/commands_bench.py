@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from discover.app import DATA, EVAL, TRAIN, UsageProblem, app, console
+from evaluators.seeds import BENCH_DATA_BASE
 
 
 @app.command("bench")
@@ -16,17 +17,22 @@ def bench_cmd(
     task: str = typer.Option(DATA.task),
     setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
     eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy)."),
-    seeds: int = typer.Option(5, help="Inner training seeds per loss."),
+    seeds: int = typer.Option(10, help="Training seeds per loss and dataset."),
+    datasets: int = typer.Option(5, help="Datasets, each with its own segments and reference (data seeds "
+                                         "DATA_SEED, DATA_SEED + 1, ...)."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
     ablate_t: bool = typer.Option(False, "--ablate-t", help="Also each included loss that uses training "
                                                            "progress t, with t frozen at 0 and at 1."),
-    tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on separate seeds) "
-                                                   "and report it at its best constants."),
+    tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on a separate "
+                                                   "dataset and seeds) and report it at its best constants."),
     pairs: int = typer.Option(DATA.pairs),
     segment: int = typer.Option(DATA.segment),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
-    data_seed: int = typer.Option(DATA.seed),
+    data_seed: int = typer.Option(BENCH_DATA_BASE, help="The first dataset seed (default: held-out datasets "
+                                                        "that no search or tuning uses)."),
+    labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
+                                                 "segment) or policy (each side's own policy continues it)."),
     steps: int = typer.Option(TRAIN.steps, help="Training steps per run."),
     batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch."),
     lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate."),
@@ -36,8 +42,8 @@ def bench_cmd(
     results_dir: str = typer.Option("results", help="Where runs are written."),
 ):
     """Evaluate zoo losses (and discovered ones) with identical data, seeds and budget, on
-    seeds no search uses; table with paired differences to the best baseline, results.json
-    and a bar chart."""
+    datasets and seeds no search uses; scores pooled over (dataset, seed), paired differences
+    to the best baseline with equivalence tests; results.json and a bar chart."""
     from discover import bench
     from evaluators.mujoco import MujocoConfig
 
@@ -47,26 +53,31 @@ def bench_cmd(
         entries += bench.static_ablations(entries)
     if not 1 <= seeds <= 999:
         raise UsageProblem("--seeds must be at least 1 (and at most 999)")
+    try:
+        data_seeds = bench.seed_spaces.bench_data(datasets, data_seed)
+    except ValueError as e:
+        raise UsageProblem(f"--datasets/--data-seed: {e}") from None
     cfg = MujocoConfig().with_options(
-        task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seed,
+        task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
         eval_seed=bench.BENCH_EVAL_SEED).validate()
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
-                          log=console.print, tune=tune)
+                          log=console.print, tune=tune, data_seeds=data_seeds)
     table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
-                  + f": normalised return, mean ± std over {seeds} seeds")
-    for col in ("loss", "score", f"vs {out['best_baseline']} (95% CI)", "train acc.", "closed form"):
+                  + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
+    for col in ("loss", "score", f"vs {out['best_baseline']} (95% CI)", "train acc.", "β·D", "closed form"):
         table.add_column(col, overflow="fold")
     ref = out["reference"]
-    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "")
+    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "", "")
     for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
         vs = r.get("vs_best_baseline")
         diff = (f"{vs['mean']:+.1f} [{vs['low']:+.1f}, {vs['high']:+.1f}]" if vs and vs["low"] is not None
                 else "")
         name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else r["name"]
-        table.add_row(name_, score, diff, f"{r['train_accuracy']:.2f}", r["closed_form"])
+        bd = "" if r.get("beta_margin") is None else f"{r['beta_margin']:.2f}"
+        table.add_row(name_, score, diff, f"{r['train_accuracy']:.2f}", bd, r["closed_form"])
     console.print(table)
     t = out["timing"]
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "

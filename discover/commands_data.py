@@ -51,13 +51,15 @@ def data_build(
     segment: int = typer.Option(DATA.segment, help="Control steps per segment (H)."),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
     seed: int = typer.Option(DATA.seed),
+    labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
+                                                 "segment) or policy (each side's own policy continues it)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
     from evaluators import datasets, reference
 
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
-                                 label_horizon=label_horizon).validate()
+                                 label_horizon=label_horizon, labels=labels).validate()
     ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
     _, ref_path = reference.load_or_fit(ds, path, rebuild=rebuild)
     s = ds.summary()

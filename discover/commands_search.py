@@ -38,6 +38,8 @@ def run_cmd(
     pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset."),
     segment: int = typer.Option(DATA.segment, help="Control steps per segment."),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
+    labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
+                                                 "segment) or policy (each side's own policy continues it)."),
     episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
     es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
     reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
@@ -54,7 +56,7 @@ def run_cmd(
         store, g, search_cfg, evaluator_name, exp_cfg = _new_run(
             grammar, name, results_dir,
             dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
-                 steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend),
+                 labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend),
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate,
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit))
     started = time.time()

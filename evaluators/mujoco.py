@@ -55,7 +55,7 @@ class MujocoConfig:
     OPTIONS = {
         "task": ("dataset", "task"), "setting": ("dataset", "setting"), "eps": ("dataset", "eps"),
         "pairs": ("dataset", "pairs"), "segment": ("dataset", "segment"), "data_seed": ("dataset", "seed"),
-        "label_horizon": ("dataset", "label_horizon"), "steps": ("train", "steps"),
+        "label_horizon": ("dataset", "label_horizon"), "labels": ("dataset", "labels"), "steps": ("train", "steps"),
         "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
         "program_length": ("train", "program_length"), "episodes": ("eval", "episodes"),
         "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),

@@ -91,12 +91,19 @@ def report_cmd(
     output: str = typer.Option("results/REPORT.md", "--output", "-o"),
     results_dir: str = typer.Option("results"),
     bench: Optional[str] = typer.Option(None, "--bench", help="Instead: print one bench as a markdown table."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Instead: the diagnostic-suite report of this spec "
+                                                              "(clean, control, settings benches)."),
 ):
     """Write the markdown report (tables, verdicts, transfer matrix) from committed results."""
-    from discover import markdown_report
+    from discover import markdown_report, suite_report
+    from evaluators import atomic
 
     if bench:
         print(markdown_report.bench_summary(markdown_report._load_bench(results_dir, bench)))
+        return
+    if suite:
+        atomic.write_text(output, suite_report.build(suite, results_dir))
+        console.print(f"wrote {output}")
         return
     path = markdown_report.write(spec, output, results_dir)
     console.print(f"wrote {path}")

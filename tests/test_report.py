@@ -71,3 +71,47 @@ def test_schedule_lines_compare_the_frozen_forms():
     assert "frozen at t=0 it scores 50.0" in line and "schedule minus frozen +10.0" in line
     assert "with t=1 it fails to train (non-finite loss at step 3)" in line
     assert markdown_report.schedule_lines(b["losses"][1], b) == []  # a zoo row has no frozen forms
+
+
+def suite_bench(setting, eps, scores, units):
+    """A v2 bench whose losses have the given per-unit scores."""
+    rows = []
+    for name, per in scores.items():
+        rows.append({"name": name, "kind": "zoo", "fitness": float(np.mean(per)), "spread": float(np.std(per, ddof=1)),
+                     "per_seed": list(map(float, per)), "per_dataset": [float(np.mean(per))], "reason": None,
+                     "train_accuracy": 0.6, "reward_w": -0.5, "reward_l": -1.0, "beta_margin": 0.05,
+                     "closed_form": name, "expression": name, "constants": {}})
+    best = max(rows, key=lambda r: r["fitness"])["name"]
+    return {"task": "hopper", "setting": setting, "config": {"dataset": {"eps": eps}}, "seeds": list(range(len(units))),
+            "data_seeds": [100], "units": units, "best_baseline": best, "reference": {"mean": 30.0, "std": 2.0},
+            "losses": rows}
+
+
+def test_suite_report_corrects_every_verdict_together(tmp_path):
+    import json
+
+    from discover import stats, suite_report
+
+    rng = np.random.default_rng(0)
+    n = 20
+    units = [[100, s] for s in range(n)]
+    base = rng.normal(50, 5, n)
+    clean = {"sft": base, "dpo": base + 8 + rng.normal(0, 2, n), "ipo": base + rng.normal(0, 1, n)}
+    control = {"sft": base - 1, "dpo": base - 20 + rng.normal(0, 2, n)}
+    control["ipo"] = clean["ipo"] + 0.5  # does not use the preference: no lower at eps 0.5
+    for name, bench in (("clean", suite_bench("clean", 0.0, clean, units)),
+                        ("eps05", suite_bench("noisy", 0.5, control, units))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(bench))
+    spec = tmp_path / "suite.yaml"
+    spec.write_text("title: test suite\nclean: clean\ncontrol: eps05\n")
+    text = suite_report.build(str(spec), str(tmp_path))
+    # dpo beats sft by about 8 points: "better"; ipo is within +-5 of sft with little noise: "tie"
+    assert "| dpo - sft |" in text and "**better**" in text and "**tie**" in text
+    assert "Preference losses that beat sft beyond the spread after correction: dpo." in text
+    # the family: 2 comparisons with sft + 3 clean-minus-control; Holm over all 5
+    raw = [stats.paired_difference(clean[a], clean["sft"])["p"] for a in ("dpo", "ipo")]
+    raw += [stats.paired_difference(clean[a], control[a])["p"] for a in ("sft", "dpo", "ipo")]
+    assert "All 5 comparisons" in text
+    assert max(stats.holm(raw)) >= max(raw)
+    assert "Preference losses scoring lower at eps 0.5 than on clean labels: 1 of 2 (not: ipo)." in text

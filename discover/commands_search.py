@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from discover.app import DATA, EVAL, SEARCH, TRAIN, UsageProblem, app, console
+from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
 def estimate_generation_seconds(search, exp_config) -> float:
@@ -40,6 +41,9 @@ def run_cmd(
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
     labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
                                                  "segment) or policy (each side's own policy continues it)."),
+    datasets: int = typer.Option(len(SEARCH_DATA), help="Datasets the fitness spans (data seeds 0, 1, ...; each "
+                                                        "with its own reference); training seed s uses dataset s "
+                                                        "mod DATASETS."),
     episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
     es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
     reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
@@ -58,7 +62,7 @@ def run_cmd(
             dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
                  labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend),
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate,
-                 max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit))
+                 max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
     started = time.time()
     search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started)
     _run_generations(search, status, store, started)
@@ -81,7 +85,8 @@ def _resumed(resume: str, results_dir: str):
     return store, g, SearchConfig.from_dict(cfg["search"]), evaluator_name, exp_cfg
 
 
-def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, options: dict, search_options: dict):
+def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, options: dict, search_options: dict,
+             datasets: int):
     """Validates the whole request before any work, then creates the run store."""
     from discover.search import SearchConfig
     from discover.store import RunStore
@@ -91,7 +96,10 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
     if grammar is None:
         raise UsageProblem("give --grammar FILE (e.g. --grammar mirror.yaml), or --resume RUN")
     g = load_grammar(grammar)
+    if not 1 <= datasets <= TUNE_DATA - SEARCH_DATA[0]:
+        raise UsageProblem(f"--datasets must be between 1 and {TUNE_DATA - SEARCH_DATA[0]}, not {datasets}")
     exp_cfg = MujocoConfig().with_options(**options, program_length=max(TRAIN.program_length, g.limits.max_size))
+    exp_cfg = exp_cfg.with_data_seeds(range(SEARCH_DATA[0], SEARCH_DATA[0] + datasets))
     search_cfg = SearchConfig(**search_options).validate()
     exp_cfg.validate()
     time_limit = search_cfg.time_limit_min
@@ -121,8 +129,10 @@ def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float):
         evaluator = registry.get(evaluator_name)(exp_cfg, log=console.print)
     ref_mean, ref_std = evaluator.baseline()
     d = exp_cfg.dataset
+    n_data = len(exp_cfg.seeds_of_data)
     console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
-                  + f", {d.pairs} pairs x {d.segment} steps; reference (BC) scores {ref_mean:.1f} ± {ref_std:.1f}; "
+                  + f", {n_data} dataset{'s' if n_data > 1 else ''} of {d.pairs} pairs x {d.segment} steps; "
+                  f"reference (BC) scores {ref_mean:.1f} ± {ref_std:.1f}; "
                   f"{search_cfg.population} candidates x {len(search_cfg.inner_seeds)} seeds per generation, "
                   f"{exp_cfg.train.steps} training steps each")
     status = console.status("starting ...")

@@ -39,6 +39,10 @@ class MujocoConfig:
     train: trainer.TrainConfig = trainer.TrainConfig()
     eval: fitness.EvalConfig = fitness.EvalConfig()
     reference: reference.ReferenceConfig = reference.ReferenceConfig()
+    # Train on several datasets (data seeds; each with its own segments and reference):
+    # a run with training seed s uses dataset data_seeds[s % len(data_seeds)]. Empty: the
+    # one dataset of ``dataset.seed``.
+    data_seeds: tuple[int, ...] = ()
 
     def validate(self) -> "MujocoConfig":
         from evaluators.errors import InputError
@@ -47,6 +51,8 @@ class MujocoConfig:
         self.train.validate()
         self.eval.validate()
         get_task(self.dataset.task)
+        if len(set(self.data_seeds)) != len(self.data_seeds):
+            raise InputError(f"data seeds repeat: {list(self.data_seeds)}")
         if self.reference.bins != self.train.bins:
             raise InputError("the reference and the trainer must use the same action bins")
         return self
@@ -60,6 +66,11 @@ class MujocoConfig:
         "program_length": ("train", "program_length"), "episodes": ("eval", "episodes"),
         "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),
     }
+
+    @property
+    def seeds_of_data(self) -> tuple[int, ...]:
+        """The dataset seeds trained on (``data_seeds``, or the one of ``dataset.seed``)."""
+        return self.data_seeds or (self.dataset.seed,)
 
     def with_options(self, **options) -> "MujocoConfig":
         """This configuration with the named options (see ``OPTIONS``) replaced; None keeps
@@ -75,6 +86,12 @@ class MujocoConfig:
         return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **v)
                                             for k, v in sections.items()})
 
+    def with_data_seeds(self, data_seeds) -> "MujocoConfig":
+        """This configuration trained on the datasets of ``data_seeds``."""
+        seeds = tuple(int(v) for v in data_seeds)
+        return dataclasses.replace(self, data_seeds=seeds if len(seeds) > 1 else (),
+                                   dataset=dataclasses.replace(self.dataset, seed=seeds[0]))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -82,7 +99,8 @@ class MujocoConfig:
     def from_dict(d: dict) -> "MujocoConfig":
         """A stored configuration; fields added since it was stored take the values it ran with."""
         return MujocoConfig(datasets.DatasetConfig.from_dict(d["dataset"]), trainer.TrainConfig.from_dict(d["train"]),
-                            fitness.EvalConfig(**d["eval"]), reference.ReferenceConfig.from_dict(d["reference"]))
+                            fitness.EvalConfig(**d["eval"]), reference.ReferenceConfig.from_dict(d["reference"]),
+                            tuple(d.get("data_seeds", ())))
 
 
 def segment_log_likelihood(params, obs, lo, hi, alive):
@@ -112,8 +130,30 @@ def prepare(dataset: datasets.PreferenceDataset, ref_params: dict, bins: int) ->
     return trainer.PairData(inputs, ref_logp, jnp.asarray(alive.sum(axis=-1)))
 
 
+@dataclasses.dataclass
+class LoadedData:
+    """One dataset of an evaluator: the pairs, where they are cached, the reference fitted
+    to them, and both as device arrays for the trainer."""
+
+    dataset: datasets.PreferenceDataset
+    path: str
+    reference: dict
+    data: trainer.PairData
+
+
+def load_data(config: MujocoConfig, behaviour: BehaviourSet, log: Callable[[str], None] | None,
+              rebuild: bool = False) -> LoadedData:
+    """The dataset of ``config.dataset`` (built on a cache miss) and its reference."""
+    ds, path, built = datasets.load_or_build(config.dataset, rebuild=rebuild, behaviour=behaviour, log=log)
+    if built and log:
+        s = ds.summary()
+        log(f"dataset {path}: label agreement {s['label_agreement']:.3f}, flip rate {s['flip_rate']:.3f}")
+    ref, _ = reference.load_or_fit(ds, path, config.reference, rebuild)
+    return LoadedData(ds, path, ref, prepare(ds, ref, config.train.bins))
+
+
 class MujocoEvaluator:
-    """Dataset, reference and prepared training data of one :class:`MujocoConfig`, loaded once."""
+    """Datasets, references and prepared training data of one :class:`MujocoConfig`, loaded once."""
 
     name = "mujoco"
     Config = MujocoConfig
@@ -122,15 +162,22 @@ class MujocoEvaluator:
         self.config = config.validate()
         self.task = get_task(config.dataset.task)
         self.behaviour: BehaviourSet = load_behaviour(config.dataset.task)
-        self.dataset, self.dataset_path, built = datasets.load_or_build(
-            config.dataset, rebuild=rebuild, behaviour=self.behaviour, log=log)
-        if built and log:
-            s = self.dataset.summary()
-            log(f"dataset {self.dataset_path}: label agreement {s['label_agreement']:.3f}, "
-                f"flip rate {s['flip_rate']:.3f}")
-        self.reference, _ = reference.load_or_fit(self.dataset, self.dataset_path, config.reference, rebuild)
-        self.data = prepare(self.dataset, self.reference, config.train.bins)
+        self.loaded = [load_data(config.with_options(data_seed=seed), self.behaviour, log, rebuild)
+                       for seed in config.seeds_of_data]
+        first = self.loaded[0]
+        self.dataset, self.dataset_path, self.reference, self.data = first.dataset, first.path, first.reference, \
+            first.data
+        if len(self.loaded) > 1:
+            self._stacked = trainer.stack_datasets([d.reference for d in self.loaded], [d.data for d in self.loaded])
         self._reference_score: tuple[float, float] | None = None
+
+    def _train(self, programs, consts, seeds, cfg: trainer.TrainConfig) -> trainer.PopulationResult:
+        seeds = np.asarray(seeds)
+        if len(self.loaded) == 1:
+            return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD, cfg)
+        ref, data = self._stacked
+        return trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, cfg,
+                                        datasets=seeds % len(self.loaded))
 
     @property
     def program_shape(self):
@@ -139,11 +186,11 @@ class MujocoEvaluator:
     # -- the interface
     def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int] | np.ndarray,
                  *, eval_seed: int | None = None) -> Evaluation:
-        """Trains every loss with every seed, then scores the trained policies."""
+        """Trains every loss with every seed (seed s on dataset s mod D), then scores the
+        trained policies."""
         programs, consts = encode(exprs, constants, self.program_shape)
         t0 = time.perf_counter()
-        result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data,
-                                          LIKELIHOOD, self.config.train)
+        result = self._train(programs, consts, seeds, self.config.train)
         t1 = time.perf_counter()
         per_seed, returns = fitness.score_population(self.task, self.behaviour, result, self._eval_config(eval_seed))
         t2 = time.perf_counter()
@@ -162,8 +209,15 @@ class MujocoEvaluator:
                 "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
 
     def baseline(self) -> tuple[float, float]:
-        """The reference's normalised score: mean and std over 4x the evaluation episodes."""
-        return self.reference_score()
+        """The reference's normalised score: mean and std over 4x the evaluation episodes; with
+        several datasets, the mean of their references' scores and the std over datasets."""
+        if len(self.loaded) == 1:
+            return self.reference_score()
+        if self._reference_score is None:
+            ev = dataclasses.replace(self.config.eval, episodes=self.config.eval.episodes * 4)
+            means = [fitness.score_policy(self.task, self.behaviour, d.reference, ev)[0] for d in self.loaded]
+            self._reference_score = (float(np.mean(means)), float(np.std(means, ddof=1)))
+        return self._reference_score
 
     def describe(self) -> dict[str, Any]:
         b = self.behaviour
@@ -171,6 +225,8 @@ class MujocoEvaluator:
             "evaluator": self.name, "config": self.config.to_dict(),
             "task": self.config.dataset.task, "setting": self.config.dataset.setting,
             "dataset": {"path": self.dataset_path, **self.dataset.summary()},
+            "datasets": [{"seed": seed, "path": d.path, **d.dataset.summary()}
+                         for seed, d in zip(self.config.seeds_of_data, self.loaded)],
             "behaviour": {"names": list(b.names), "returns": list(b.returns), "random_return": b.random_return,
                           "expert_return": b.expert_return, "normalised": [float(v) for v in b.normalise(b.returns)]},
             "train": trainer.describe(self.config.train),
@@ -194,8 +250,7 @@ class MujocoEvaluator:
         points = max(k for k in range(1, points + 1) if self.config.train.steps % k == 0)
         cfg = dataclasses.replace(self.config.train, snapshots=points).validate()
         programs, consts = encode(exprs, constants, self.program_shape)
-        result = trainer.train_population(programs, consts, np.asarray(seeds), self.reference, self.data,
-                                          LIKELIHOOD, cfg)
+        result = self._train(programs, consts, seeds, cfg)
         scores = fitness.score_snapshots(self.task, self.behaviour, result, self._eval_config(eval_seed))
         steps = np.arange(1, points + 1) * (cfg.steps // points)
         return steps, scores

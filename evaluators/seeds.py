@@ -9,14 +9,14 @@ and compared on the same draws.
 from __future__ import annotations
 
 # Training seeds.
-SEARCH_TRAIN = (0, 1)                       # every candidate of a search
+SEARCH_TRAIN = (0, 1, 2)                    # every candidate of a search (one run per search dataset)
 HOLDOUT_TRAIN = (100, 101, 102, 103, 104)   # the search's final re-scoring
 BENCH_TRAIN_BASE = 1000                     # discover bench: 1000, 1001, ... (up to 999 seeds)
 TUNE_TRAIN = (2000, 2001, 2002, 2003)       # tuning the baselines' constants
 REEVAL_TRAIN_BASE = 10_000                  # elites re-trained on fresh seeds: 10000 + generation x S + i
 
 # Dataset seeds (each brings its own segments and its own reference).
-SEARCH_DATA = 0                             # the search's dataset (data seed 0, as every v1 run)
+SEARCH_DATA = (0, 1, 2)                     # the search's datasets (v1 runs used data seed 0 alone)
 TUNE_DATA = 50                              # tuning the baselines' constants
 BENCH_DATA_BASE = 100                       # held-out datasets of benches and comparisons: 100, 101, ...
 
@@ -39,7 +39,7 @@ def _check_disjoint() -> None:
     spans = sorted(_TRAIN_RANGES.values())
     for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
         assert a1 <= b0, f"training seed namespaces overlap: [{a0}, {a1}) and [{b0}, {b1})"
-    assert SEARCH_DATA < TUNE_DATA < BENCH_DATA_BASE, "dataset seed namespaces overlap"
+    assert max(SEARCH_DATA) < TUNE_DATA < BENCH_DATA_BASE, "dataset seed namespaces overlap"
     evals = [SEARCH_EVAL, BENCH_EVAL, TUNE_EVAL, HOLDOUT_EVAL]
     assert len(set(evals)) == len(evals), "start-state seed namespaces overlap"
 
@@ -49,7 +49,7 @@ def bench_data(n: int, base: int = BENCH_DATA_BASE) -> list[int]:
     if n < 1:
         raise ValueError(f"a bench takes at least one dataset, not {n}")
     out = [base + i for i in range(n)]
-    if SEARCH_DATA in out or TUNE_DATA in out:
+    if set(SEARCH_DATA) & set(out) or TUNE_DATA in out:
         raise ValueError(f"dataset seeds {out} include the search's ({SEARCH_DATA}) or tuning's ({TUNE_DATA})")
     return out
 

@@ -208,34 +208,41 @@ def _train_one(program, consts, seed, init_params, data: PairData, model: Likeli
 _TRACES = [0]
 
 
-def _run_axis(programs, consts, seeds, init_params, data: PairData, model: LikelihoodModel, config: TrainConfig):
-    """Trains the runs on this device: one after another (map) or side by side (vmap)."""
+def _run_axis(programs, consts, seeds, which, init_params, data: PairData, model: LikelihoodModel,
+              config: TrainConfig, stacked: bool):
+    """Trains the runs on this device: one after another (map) or side by side (vmap). With
+    ``stacked``, ``init_params`` and ``data`` hold several datasets on a leading axis and
+    run i trains on dataset ``which[i]`` from that dataset's reference."""
     mode = config.resolved_mode()
     imode = "switch" if mode == "map" else "select"
 
     def one(args):
-        prog, c, s = args
+        prog, c, s, d = args
+        if stacked:
+            pick = lambda a: a[d]  # noqa: E731
+            return _train_one(prog, c, s, jax.tree.map(pick, init_params), jax.tree.map(pick, data), model,
+                              config, imode)
         return _train_one(prog, c, s, init_params, data, model, config, imode)
 
     if mode == "map":
-        return jax.lax.map(one, (programs, consts, seeds))
-    return jax.vmap(lambda p, c, s: one((p, c, s)))(programs, consts, seeds)
+        return jax.lax.map(one, (programs, consts, seeds, which))
+    return jax.vmap(lambda p, c, s, d: one((p, c, s, d)))(programs, consts, seeds, which)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "config", "n_devices"))
-def _train_population(programs, consts, seeds, init_params, data: PairData, model: LikelihoodModel,
-                      config: TrainConfig, n_devices: int = 1):
+@functools.partial(jax.jit, static_argnames=("model", "config", "n_devices", "stacked"))
+def _train_population(programs, consts, seeds, which, init_params, data: PairData, model: LikelihoodModel,
+                      config: TrainConfig, n_devices: int = 1, stacked: bool = False):
     _TRACES[0] += 1  # runs only while tracing, i.e. once per compilation
     if n_devices == 1:
-        return _run_axis(programs, consts, seeds, init_params, data, model, config)
+        return _run_axis(programs, consts, seeds, which, init_params, data, model, config, stacked)
     # Split the run axis over the local devices; each trains its share.
     from jax.sharding import PartitionSpec as P
 
     mesh = jax.sharding.Mesh(np.array(jax.local_devices()[:n_devices]), ("runs",))
     runs = P("runs")
-    fn = jax.shard_map(lambda p, c, s, i, d: _run_axis(p, c, s, i, d, model, config), mesh=mesh,
-                       in_specs=(runs, runs, runs, P(), P()), out_specs=runs, check_vma=False)
-    return fn(programs, consts, seeds, init_params, data)
+    fn = jax.shard_map(lambda p, c, s, w, i, d: _run_axis(p, c, s, w, i, d, model, config, stacked), mesh=mesh,
+                       in_specs=(runs, runs, runs, runs, P(), P()), out_specs=runs, check_vma=False)
+    return fn(programs, consts, seeds, which, init_params, data)
 
 
 @dataclasses.dataclass
@@ -264,11 +271,15 @@ class PopulationResult:
 
 def train_population(programs: Sequence[interpreter.Program], constants: np.ndarray,
                      seeds: Sequence[int] | np.ndarray, reference: dict, data: PairData,
-                     model: LikelihoodModel, config: TrainConfig) -> PopulationResult:
+                     model: LikelihoodModel, config: TrainConfig,
+                     datasets: Sequence[int] | np.ndarray | None = None) -> PopulationResult:
     """Trains every candidate with every seed; one compilation per (P x S, shapes).
 
     ``seeds`` is either S seeds shared by every candidate or a (P, S) matrix giving each
-    candidate its own (the search re-trains elites on fresh seeds in the same program)."""
+    candidate its own (the search re-trains elites on fresh seeds in the same program).
+    With ``datasets`` (same shapes as ``seeds``: an index per run), ``reference`` and
+    ``data`` hold D datasets stacked on a leading axis (:func:`stack_datasets`) and each run
+    trains on its own dataset, from that dataset's reference."""
     seed_arr = np.asarray(seeds, np.int32)
     P = len(programs)
     if seed_arr.ndim == 1:
@@ -276,21 +287,32 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
     if seed_arr.ndim != 2 or seed_arr.shape[0] != P or seed_arr.shape[1] < 1:
         raise ValueError(f"seeds must be (S,) or ({P}, S), got shape {np.asarray(seeds).shape}")
     S = seed_arr.shape[1]
+    which = np.zeros_like(seed_arr) if datasets is None else np.broadcast_to(np.asarray(datasets, np.int32),
+                                                                                seed_arr.shape)
     stacked = interpreter.stack(programs)
     rep = lambda a: np.repeat(np.asarray(a), S, axis=0)  # noqa: E731
     flat_programs = {k: jnp.asarray(rep(v)) for k, v in stacked.items()}
     flat_consts = jnp.asarray(rep(constants), jnp.float32)
     flat_seeds = jnp.asarray(seed_arr.reshape(-1))
+    flat_which = jnp.asarray(np.ascontiguousarray(which).reshape(-1))
     init = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
     # Shard the runs over the local devices when they divide evenly (one device: no-op).
     n_dev = len(jax.local_devices())
     n_dev = n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1
-    params, status, failed_at, loss, stats = _train_population(flat_programs, flat_consts, flat_seeds, init, data,
-                                                             model, config, n_devices=n_dev)
+    params, status, failed_at, loss, stats = _train_population(flat_programs, flat_consts, flat_seeds, flat_which,
+                                                               init, data, model, config, n_devices=n_dev,
+                                                               stacked=datasets is not None)
     shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
     stats = np.asarray(stats)
     return PopulationResult({k: shape(v) for k, v in params.items()}, shape(status), shape(failed_at),
                             shape(loss), shape(stats[:, 0]), shape(stats[:, 1]), shape(stats[:, 2]))
+
+
+def stack_datasets(references: Sequence[dict], data: Sequence[PairData]) -> tuple[dict, PairData]:
+    """Several datasets (of equal shapes) and their references on a leading axis, for
+    ``train_population(..., datasets=...)``."""
+    ref = {k: np.stack([np.asarray(r[k]) for r in references]) for k in references[0]}
+    return ref, jax.tree.map(lambda *a: jnp.stack(a), *data)
 
 
 def compilations() -> int:

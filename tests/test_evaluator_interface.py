@@ -31,7 +31,7 @@ TOY_MODEL = trainer.LikelihoodModel(token_log_likelihood)
 @dataclasses.dataclass(frozen=True)
 class ToyConfig:
     pairs: int = 256
-    train: trainer.TrainConfig = trainer.TrainConfig(steps=40, batch_pairs=16, learning_rate=0.05)
+    train: trainer.TrainConfig = trainer.TrainConfig(steps=40, batch_pairs=16, learning_rate=0.2)
 
     def validate(self):
         return self

@@ -140,3 +140,22 @@ def test_scored_parameters_are_the_moving_average(pendulum_evaluator):
     for k in ("w0", "b0"):
         want = 0.25 * exp.reference[k] + 0.25 * p1[k] + 0.5 * p2[k]
         np.testing.assert_allclose(avg[k], want, rtol=1e-4, atol=1e-6)
+
+
+def test_several_datasets_in_one_program(pendulum_evaluator):
+    """With two datasets, seed s trains on dataset s mod 2 from that dataset's reference: the
+    same runs as on each dataset alone."""
+    from evaluators.mujoco import MujocoEvaluator
+
+    base = pendulum_evaluator.config
+    both = MujocoEvaluator(base.with_data_seeds([0, 1]))
+    second = MujocoEvaluator(base.with_options(data_seed=1))
+    assert both.dataset.digest == pendulum_evaluator.dataset.digest
+    assert second.dataset.digest != pendulum_evaluator.dataset.digest
+    dpo = zoo.ZOO["dpo"]
+    pooled = both.evaluate([dpo.expr], [dpo.constants], [0, 1, 2]).diagnostics["final_loss"][0]
+    alone0 = pendulum_evaluator.evaluate([dpo.expr], [dpo.constants], [0, 2]).diagnostics["final_loss"][0]
+    alone1 = second.evaluate([dpo.expr], [dpo.constants], [1]).diagnostics["final_loss"][0]
+    np.testing.assert_allclose(pooled, [alone0[0], alone1[0], alone0[1]], rtol=1e-5)
+    mean, spread = both.baseline()
+    assert np.isfinite(mean) and spread >= 0

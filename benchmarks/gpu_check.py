@@ -1,0 +1,148 @@
+"""One-shot accelerator check of the MJX path: parity, rollout throughput, trainer
+throughput and one generation of the default search on ``--backend mjx``.
+
+Writes one file, ``results/benchmarks/gpu_check-<platform>.txt``, with every figure and
+the machine it came from. On an accelerator (the default ``--size full``) it takes a few
+minutes; ``--size small`` runs the same steps with small shapes, and is how it is tested
+on a CPU (``tests/test_gpu_check.py``).
+
+    python benchmarks/gpu_check.py [--size full|small] [--out results/benchmarks]
+
+1. parity: MJX against native MuJoCo, same policies and start states (Hopper, relative
+   difference of returns over a short horizon; on a GPU MJX computes in float32);
+2. MJX rollouts with the policy in the loop: physics steps per second;
+3. the population trainer (vmap on accelerators): candidate trainings per hour at the
+   default budget;
+4. one generation of the default search (Hopper, mirror.yaml) scored on ``--backend mjx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+SIZES = {
+    # envs for throughput, control steps, population, training steps, pairs, episodes
+    "full": dict(envs=2048, steps=1000, population=32, train_steps=200, pairs=2000, episodes=16, parity_envs=8),
+    "small": dict(envs=8, steps=50, population=4, train_steps=20, pairs=200, episodes=2, parity_envs=2),
+}
+
+
+def parity(size: dict) -> str:
+    from evaluators import policies as policy_io
+    from evaluators.backends import mjx, native
+    from evaluators.tasks import get_task
+
+    task = get_task("hopper")
+    m = task.mj_model()
+    obs_dim = len(task.observation(m.qpos0, np.zeros(m.nv), np))
+    pols = []
+    for i in range(size["parity_envs"]):
+        p = jax.tree.map(np.asarray, policy_io.init_params(jax.random.PRNGKey(i), obs_dim, m.nu))
+        p["w2"] = p["w2"] * 30.0  # make the actions matter
+        pols.append(p)
+    stacked = policy_io.stack(pols)
+    a = native.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=40)
+    b = mjx.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=40)
+    rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1.0)))
+    return f"parity (hopper, 40 control steps, {a.size} episodes): max relative difference {rel:.2e}"
+
+
+def rollouts(size: dict) -> str:
+    from evaluators import policies as policy_io
+    from evaluators.backends import mjx, native
+    from evaluators.tasks import get_task
+
+    task = dataclasses.replace(get_task("hopper"), healthy=lambda q, v, xp: xp.ones(q.shape[:-1], bool))
+    sim = native.NativeSimulator(task)
+    model = sim.model
+    rng = np.random.default_rng(0)
+    n, steps = size["envs"], size["steps"]
+    obs_dim = len(task.observation(model.qpos0, np.zeros(model.nv), np))
+    pols = [jax.tree.map(np.asarray, policy_io.init_params(jax.random.PRNGKey(i), obs_dim, model.nu))
+            for i in range(max(n // 8, 1))]
+    stacked = {k: np.repeat(v, n // len(pols), axis=0) for k, v in policy_io.stack(pols).items()}
+    qpos, qvel = native.initial_qpos_qvel(task, model, n, rng)
+    sim.close()
+    msim = mjx.MjxSimulator(task)
+    t0 = time.perf_counter()
+    msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps)
+    run = time.perf_counter() - t0
+    physics = n * steps * task.frame_skip
+    return (f"MJX rollouts, policy in the loop ({n} envs x {steps} control steps x {task.frame_skip}): "
+            f"{physics / run:,.0f} physics steps/s (compile {first - run:.1f} s)")
+
+
+def trainer_and_generation(size: dict, tmp: str) -> list[str]:
+    from discover.search import Search, SearchConfig
+    from discover.store import RunStore
+    from evaluators import trainer
+    from evaluators.mujoco import MujocoConfig, MujocoEvaluator
+    from grammar import load as load_grammar
+    from grammar import zoo
+
+    cfg = MujocoConfig().with_options(task="hopper", setting="noisy", pairs=size["pairs"], steps=size["train_steps"],
+                                      episodes=size["episodes"], backend="mjx")
+    exp = MujocoEvaluator(cfg, log=lambda m: None)
+    names = list(zoo.ZOO)[: size["population"]]
+    losses = [zoo.ZOO[n] for n in names]
+    exp.evaluate([z.expr for z in losses], [z.constants for z in losses], [0, 1])  # compile
+    ev = exp.evaluate([z.expr for z in losses], [z.constants for z in losses], [0, 1])
+    runs = len(losses) * 2
+    lines = [f"trainer ({trainer.describe(cfg.train)['resolved_mode']}, {cfg.train.steps} steps x "
+             f"{cfg.train.batch_pairs} pairs): {runs} runs in {ev.timing['train_s']:.1f} s -> "
+             f"{3600 * runs / ev.timing['train_s']:,.0f} candidate trainings per hour; scoring on MJX "
+             f"{ev.timing['score_s']:.1f} s"]
+    g = load_grammar("mirror.yaml")
+    # Two seeds, as the trainer check above: the same shapes, so nothing compiles again.
+    search_cfg = SearchConfig(population=size["population"], generations=1, reevaluate=0,
+                              es_trees=1, es_popsize=2, inner_seeds=(0, 1))
+    store = RunStore.create(tmp, "gpu-check", {"search": search_cfg.to_dict(), "experiment": cfg.to_dict(),
+                                               "grammar_name": g.name}, g.path)
+    search = Search(g, exp, search_cfg, store)
+    t0 = time.perf_counter()
+    search.run()
+    h = search.history[-1]
+    lines.append(f"one generation of {size['population']} candidates x {len(search_cfg.inner_seeds)} seeds on "
+                 f"--backend mjx: {time.perf_counter() - t0:.1f} s (train {h['train_s']:.1f}, score "
+                 f"{h['score_s']:.1f}); best fitness {h['best_fitness']:.1f}")
+    return lines
+
+
+def main(argv=None) -> str:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument("--out", default=os.path.join("results", "benchmarks"))
+    args = ap.parse_args(argv)
+    size = SIZES[args.size]
+    started = time.perf_counter()
+    lines = [f"gpu_check --size {args.size} on {platform.node() or 'unknown'}: JAX {jax.__version__} backend "
+             f"{jax.default_backend()}, devices {[str(d) for d in jax.devices()]}"]
+    for step in (parity, rollouts):
+        lines.append(step(size))
+        print(lines[-1], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for line in trainer_and_generation(size, tmp):
+            lines.append(line)
+            print(line, flush=True)
+    lines.append(f"total {time.perf_counter() - started:.0f} s")
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -196,7 +196,7 @@ def _finish(search, store, started: float) -> None:
     store.write("final.json", final)
     plots_written = run_views.write_plots(store, search.history, hof)
     console.print(run_views.pareto_table(hof))
-    console.print(run_views.final_table(final))
+    console.print(run_views.final_table(final, parts=run_views.parts_of(store, final["rows"], "name")))
     console.print(f"{search.stats['trained']} candidates trained, {search.stats['reevaluated']} elite "
                   f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
                   f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
@@ -245,10 +245,12 @@ def show_cmd(
 
         hof = records.hall_of_fame(store.candidates())
         console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
-    console.print(run_views.hall_of_fame_table(hof, latex=latex, top=top))
+    console.print(run_views.hall_of_fame_table(hof, latex=latex, top=top,
+                                               parts=run_views.parts_of(store, hof["ranked"][:top], "key")))
     console.print(run_views.pareto_table(hof))
     if store.has("final.json"):
-        console.print(run_views.final_table(store.read("final.json", "final results"), latex=latex))
+        final = store.read("final.json", "final results")
+        console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name")))
 
 
 @app.command("plot")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 
-from rich.table import Table
 
 from discover import plots
 from discover.errors import RunError
@@ -32,15 +31,27 @@ def generation_line(info: dict, total: int, eta_s: float | None) -> str:
             f"compilations {info['compilations']}  {info['elapsed_s'] / 60:.1f} min{eta}\n    {form}")
 
 
-def final_table(final: dict, latex: bool = False) -> Table:
-    table = Table(title=f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
-                        f"episodes): normalised return, mean ± std over seeds", show_lines=False)
-    for col in ("loss", "held-out", "search (seeds)", "complexity", "closed form", "constants"):
-        table.add_column(col, overflow="fold")
+def _entries(title: str, rows: list[tuple[str, str, list[str]]]):
+    """A titled list of entries: a header line of figures, then the entry's formula lines
+    beneath it, indented and wrapped at the terminal's width (readable at 80 columns)."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
+    items = [Text(title, style="bold italic")]
+    for header, form, extra in rows:
+        items.append(Text.from_markup(header))
+        for line in ([form] if form else []) + extra:
+            items.append(Padding(Text(line, overflow="fold"), (0, 0, 0, 6)))
+    return Group(*items)
+
+
+def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | None = None):
+    """The held-out table: each loss's score, then its closed form (and its parts, when
+    ``parts`` maps a row's name to them) on their own lines."""
     ref = final["reference"]
-    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "", "")
-    rows = sorted(final["rows"], key=lambda r: -(r["heldout_mean"] if r["heldout_mean"] is not None else -1e9))
-    for r in rows:
+    rows = [(f"[dim]reference (BC)          {ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", [])]
+    for r in sorted(final["rows"], key=lambda r: -(r["heldout_mean"] if r["heldout_mean"] is not None else -1e9)):
         if r["kind"] == "discovered":
             same = f" (= {r['zoo_form']} form)" if r.get("zoo_form") else ""
             name = f"[bold green]discovered {r['name']}[/]{same}"
@@ -48,36 +59,57 @@ def final_table(final: dict, latex: bool = False) -> Table:
             name = r["name"]
         held = (f"{r['heldout_mean']:.1f} ± {r['heldout_std']:.1f}" if r["heldout_mean"] is not None
                 else f"[red]{r['reason']}[/]")
+        search = (f"  search {_fmt(r['search_fitness'])} ({r['search_seeds']} seeds)"
+                  if r.get("search_fitness") is not None else "")
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
-        search = _fmt(r["search_fitness"]) + (f" ({r['search_seeds']})" if r.get("search_seeds") else "")
-        table.add_row(name, held, search, str(r["complexity"]),
-                      r["latex"] if latex else r["closed_form"], consts)
-    return table
+        extra = (parts or {}).get(r["name"], []) if r["kind"] == "discovered" else []
+        rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + (f"  [dim]{consts}[/]" if consts
+                                                                                  else ""),
+                     r["latex"] if latex else r["closed_form"], extra))
+    return _entries(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
+                    f"episodes): normalised return, mean ± std over seeds", rows)
 
 
-def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10) -> Table:
-    table = Table(title="hall of fame (best per structure, search fitness on the search's inner seeds)")
-    for col in ("rank", "fitness", "± over seeds", "seeds", "complexity", "closed form", "constants", "origin"):
-        table.add_column(col, overflow="fold")
+def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10, parts: dict[str, list[str]] | None = None):
+    """The best loss per structure by search fitness; its parts beneath when ``parts`` maps
+    a record's key to them."""
+    from grammar import symbolic
+
+    rows = []
     for i, r in enumerate(hof["ranked"][:top], 1):
-        from grammar import symbolic
-
-        form = r["closed_form"]
-        if latex:
-            form = symbolic.latex(expression_of(r))
+        form = symbolic.latex(expression_of(r)) if latex else r["closed_form"]
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
-        table.add_row(str(i), _fmt(r["fitness"]), _fmt(r["spread"]), str(len(r.get("per_seed") or [])),
-                      str(r["complexity"]), form, consts, r["origin"])
-    return table
+        rows.append((f"[bold]#{i}[/]  fitness {_fmt(r['fitness'])} ± {_fmt(r['spread'])} over "
+                     f"{len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin {r['origin']}"
+                     + (f"  [dim]{consts}[/]" if consts else ""), form, (parts or {}).get(r["key"], [])))
+    return _entries("hall of fame (best per structure, search fitness on the search's inner seeds)", rows)
 
 
-def pareto_table(hof: dict) -> Table:
-    table = Table(title="Pareto front (fitness vs complexity)")
-    for col in ("complexity", "fitness", "closed form"):
-        table.add_column(col, overflow="fold")
-    for r in hof["pareto"]:
-        table.add_row(str(r["complexity"]), _fmt(r["fitness"]), r["closed_form"])
-    return table
+def pareto_table(hof: dict):
+    rows = [(f"complexity {r['complexity']}  fitness {_fmt(r['fitness'])}", r["closed_form"], [])
+            for r in hof["pareto"]]
+    return _entries("Pareto front (fitness vs complexity)", rows)
+
+
+def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]]:
+    """Each row's parts in its grammar's terms (``key``: the row field to index them by),
+    for rows that carry a derivation; the run's own copy of its grammar reads them."""
+    from grammar import derivation
+    from grammar import load as load_grammar
+    from grammar import parts
+
+    if not store.has("grammar.yaml"):
+        return {}
+    g = load_grammar(store.file("grammar.yaml"))
+    out = {}
+    for r in rows:
+        if r.get("derivation"):
+            try:
+                node = derivation.parse_derivation(g, r["derivation"])
+            except Exception:  # noqa: BLE001 - a row from another grammar version: no parts
+                continue
+            out[r[key]] = parts.lines(g, node)
+    return out
 
 
 def data_of(cfg: dict) -> str:

@@ -58,7 +58,7 @@ def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
         except ValueError:
             raise RunError(f"bad --include {spec!r}: use RUN or RUN:RANK") from None
         store = RunStore.open(run, results_dir)
-        expr, constants, provenance = ranked_entry(store, r)
+        expr, constants, provenance, _ = ranked_entry(store, r)
         out.append(Entry(f"{store.name}#{r}", "discovered", expr, dict(constants), provenance))
     return out
 

@@ -137,20 +137,27 @@ def export_cmd(
         raise UsageProblem(f"--format must be jax, torch or trl, not {fmt!r}")
     if (run is None) == (zoo_name is None):
         raise UsageProblem("give either a RUN or --zoo NAME")
+    from grammar import derivation, parts
+    from grammar import load as load_grammar
+
     if zoo_name:
         z = zoo.get(zoo_name)
         expr, constants = z.expr, z.constants
         title, provenance = f"{zoo_name}: {z.formula}", z.reference
+        g = load_grammar("mirror.yaml")
+        text = g.seeds.get(zoo_name)
     else:
         from discover.run_views import ranked_entry
         from discover.store import RunStore
 
         store = RunStore.open(run, results_dir)
-        expr, constants, provenance = ranked_entry(store, rank)
+        expr, constants, provenance, text = ranked_entry(store, rank)
         title = f"Discovered loss, rank {rank} of run {store.name}"
+        g = load_grammar(store.file("grammar.yaml"))
+    described = parts.lines(g, derivation.parse_derivation(g, text)) if text else None
     if fmt == "trl":
-        src = export.export_trl(expr, constants, title, provenance)
+        src = export.export_trl(expr, constants, title, provenance, parts=described)
     else:
-        src = export.export_module(expr, constants, fmt, title, provenance)
+        src = export.export_module(expr, constants, fmt, title, provenance, parts=described)
     write_output(output, src)
     console.print(f"wrote {output} ({fmt}): {title}")

@@ -125,9 +125,9 @@ def data_of(cfg: dict) -> str:
             + (f", eps {data['eps']}" if data["setting"] == "noisy" else ""))
 
 
-def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
-    """(expression, constants, provenance) of the run's rank-th loss: by held-out score when
-    the run has finished, else by search fitness."""
+def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str, str | None]:
+    """(expression, constants, provenance, derivation) of the run's rank-th loss: by held-out
+    score when the run has finished, else by search fitness."""
     if rank < 1:
         raise RunError("--rank starts at 1")
     if store.has("final.json"):
@@ -153,7 +153,7 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str]:
     cfg = store.config()
     provenance = (f"mpo-discover run {store.name} (grammar {cfg['grammar_name']}, {data_of(cfg)}), "
                   f"rank {rank} by {basis}: {scores(row)}; derivation {row.get('derivation')}")
-    return expression_of(row), row["constants"], provenance
+    return expression_of(row), row["constants"], provenance, row.get("derivation")
 
 
 def write_plots(store: RunStore, history: list[dict], hof: dict) -> list[str]:

@@ -98,7 +98,10 @@ def test_export_zoo(cli, tmp_path):
     target = tmp_path / "dpo_loss.py"
     out = cli("export", "--zoo", "dpo", "--format", "torch", "--output", str(target))
     assert out.returncode == 0, out.stderr
-    assert "def loss(" in target.read_text()
+    text = target.read_text()
+    assert "def loss(" in text
+    # the docstring names the loss's parts in the grammar's terms
+    assert "Parts (in the grammar's terms)" in text and "g(z) = softplus(-z)" in text
 
 
 @pytest.mark.parametrize("args,fragment", [

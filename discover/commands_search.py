@@ -228,9 +228,12 @@ def show_cmd(
     run: str = typer.Argument(..., help="A run under results/ (or a path to one)."),
     latex: bool = typer.Option(False, "--latex", help="Closed forms in LaTeX."),
     top: int = typer.Option(10, help="Rows of the hall of fame."),
+    effective: bool = typer.Option(False, "--effective", help="Also each discovered loss's effective form on the "
+                                                             "run's data: terms under 1% of the gradient removed "
+                                                             "(loads the run's datasets, building them if needed)."),
     results_dir: str = typer.Option("results"),
 ):
-    """Show a run: held-out table, hall of fame with closed forms and constants, Pareto front."""
+    """Show a run: held-out table, hall of fame with closed forms, parts and constants, Pareto front."""
     from discover import run_views
     from discover.store import RunStore
 
@@ -251,6 +254,25 @@ def show_cmd(
     if store.has("final.json"):
         final = store.read("final.json", "final results")
         console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name")))
+    if effective:
+        rows = final["rows"] if store.has("final.json") else hof["ranked"][:top]
+        with console.status("loading the run's data ..."):
+            inputs = _run_inputs(cfg)
+        for line in run_views.effective_lines([r for r in rows if r.get("kind", "discovered") == "discovered"],
+                                              inputs):
+            console.print(line, highlight=False, soft_wrap=True)
+
+
+def _run_inputs(cfg: dict) -> dict:
+    """Terminals of 256 pairs of a run's data at the reference, t across [0, 1]."""
+    import numpy as np
+
+    from evaluators import registry
+
+    name = registry.of_store(cfg)
+    evaluator = registry.get(name)(registry.config_from_dict(name, cfg["experiment"]), log=console.print)
+    x = evaluator.terminal_sample(256, np.random.default_rng(0))
+    return {**x, "t": np.linspace(0.0, 1.0, 256)}
 
 
 @app.command("plot")

@@ -112,6 +112,26 @@ def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]
     return out
 
 
+def effective_lines(rows: list[dict], inputs: dict) -> list[str]:
+    """Each row's effective form on ``inputs``: its terms with their shares of the gradient,
+    the loss without those under the threshold, and whether that is a zoo loss's form."""
+    from grammar import effective, symbolic, zoo
+
+    zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
+    out = [f"effective forms (terms under {effective.THRESHOLD:.0%} of the gradient norm removed; on 256 pairs of "
+           "the run's data at the reference policy, t across [0, 1])"]
+    for r in rows:
+        expr = expression_of(r)
+        form = effective.effective_form(expr, r["constants"], inputs)
+        out.append(f"{r.get('name', r.get('key'))}:")
+        for term, share, kept in zip(form.terms, form.shares, form.kept):
+            out.append(f"      {share:7.2%}  {'' if kept else '(inert) '}{symbolic.text(term)}")
+        same = zoo_forms.get(symbolic.canonical_hash(form.expr))
+        verdict = "no term is inert" if not form.pruned else f"effective form: {symbolic.text(form.expr)}"
+        out.append(f"      {verdict}" + (f"  (= the zoo's {same} form)" if same else ""))
+    return out
+
+
 def data_of(cfg: dict) -> str:
     """What a run was scored on, from its stored config: "task hopper, setting noisy, eps 0.3"
     for the MuJoCo evaluator, the evaluator's name otherwise."""

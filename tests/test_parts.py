@@ -35,3 +35,40 @@ def test_dpo_reads_as_the_template(mirror):
     assert "Link" in text and "logistic" in text and "g(z) = softplus(-z)" in text
     assert "m(x) = x" in text and "neg_entropy" in text
     assert "constants" in text and "beta = 0.1" in text
+
+
+def test_effective_form_drops_a_planted_inert_term(mirror):
+    """DPO plus 1e-6 x a power-mirror term acts as DPO: the planted term's share of the
+    gradient is negligible and the effective form has DPO's canonical form."""
+    import numpy as np
+
+    from conftest import pair_inputs
+    from grammar import effective, symbolic
+    from grammar.expr import Scope, parse
+    from grammar.primitives import TERMINALS
+
+    dpo = zoo.ZOO["dpo"]
+    scope = Scope(terminals=TERMINALS, constants=("beta",))
+    inert = parse("1e-6 * (-(logp_w / len_w)^2 + (logp_l / len_l)^2)", scope)
+    from grammar.expr import Expr
+
+    planted = Expr.call("add", dpo.expr, inert)
+    x = pair_inputs(np.random.default_rng(0), 64)
+    form = effective.effective_form(planted, dpo.constants, x)
+    assert len(form.terms) == 2 and form.kept == (True, False)
+    assert form.shares[1] < 1e-3
+    assert symbolic.canonical_hash(form.expr) == symbolic.canonical_hash(dpo.expr)
+    # a term that acts is kept: DPO plus the NLL of the chosen response
+    sft = parse("-(logp_w / len_w)", scope)
+    both = effective.effective_form(Expr.call("add", dpo.expr, sft), dpo.constants, x)
+    assert both.kept == (True, True) and not both.pruned
+
+
+def test_additive_terms_unfold_subtraction_and_negation():
+    from grammar import effective
+    from grammar.expr import Scope, parse
+    from grammar.primitives import TERMINALS
+
+    e = parse("logp_w - (logp_l + ref_w) + -ref_l", Scope(terminals=TERMINALS))
+    texts = [str(t) for t in effective.additive_terms(e)]
+    assert len(texts) == 4

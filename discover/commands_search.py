@@ -276,8 +276,15 @@ def _run_inputs(cfg: dict) -> dict:
 
 
 @app.command("plot")
-def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("results")):
-    """Write PNG plots of a run: fitness over generations and the Pareto front."""
+def plot_cmd(
+    run: str = typer.Argument(...),
+    shapes: bool = typer.Option(True, "--shapes/--no-shapes", help="Also the loss shapes of the best losses next "
+                                                                 "to DPO, IPO and the best baseline (loads the "
+                                                                 "run's data)."),
+    results_dir: str = typer.Option("results"),
+):
+    """Write PNG plots of a run: fitness over generations, the Pareto front, training
+    curves, and the shapes of its best losses against the margin (loss_shapes.png)."""
     from discover import records, run_views
     from discover.store import RunStore
 
@@ -287,3 +294,7 @@ def plot_cmd(run: str = typer.Argument(...), results_dir: str = typer.Option("re
     hof = records.hall_of_fame(store.candidates())
     for path in run_views.write_plots(store, history, hof):
         console.print(f"wrote {path}")
+    if shapes:
+        with console.status("loading the run's data ..."):
+            inputs = _run_inputs(store.config())
+        console.print(f"wrote {run_views.write_loss_shapes(store, hof, inputs)}")

@@ -78,3 +78,27 @@ def training_curves(steps, curves: dict, reference: float, path: str, title: str
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def loss_shapes(curves: dict, path: str, title: str) -> str:
+    """The shape of each loss against the DPO margin z = r_w - r_l (see
+    ``discover.loss_shapes``): its value, its derivative in z, and the weights it puts on the
+    chosen and rejected log-likelihood gradients; losses that use training progress t are
+    drawn at t = 0, 0.5 and 1."""
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    z = curves["z"]
+    panels = (("loss", "loss"), ("dloss_dz", "d loss / d z"), ("weight_w", "weight on ∇ log π(y_w) (-dL/dlogp_w)"),
+              ("weight_l", "weight on ∇ log π(y_l) (dL/dlogp_l)"))
+    for ax, (key, label) in zip(axes, panels):
+        for name, by_t in curves["losses"].items():
+            for t, values in by_t.items():
+                style = {"0": ":", "0.5": "--", "1": "-"}.get(t, "-")
+                ys = [float("nan") if v is None else v for v in values[key]]
+                ax.plot(z, ys, ls=style, label=f"{name}" + (f" (t = {t})" if len(by_t) > 1 else ""))
+        ax.set_xlabel("z = r_w - r_l (nats)")
+        ax.set_yscale("symlog", linthresh=1.0)  # quadratic and logistic losses on one axis
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)

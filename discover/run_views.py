@@ -112,6 +112,32 @@ def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]
     return out
 
 
+def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) -> str:
+    """loss_shapes.png and .json of the run's best ``top`` losses (by held-out score when the
+    run has finished), DPO, IPO and the best zoo baseline, at a typical pair of its data."""
+    from discover import loss_shapes
+    from grammar import zoo
+
+    if store.has("final.json"):
+        rows = [r for r in store.read("final.json")["rows"] if r["heldout_mean"] is not None]
+        rows.sort(key=lambda r: -r["heldout_mean"])
+        best = [(f"discovered {r['name']}", r) for r in rows if r["kind"] == "discovered"][:top]
+        baseline = next((r["name"] for r in rows if r["kind"] == "zoo"), None)
+    else:
+        best = [(f"discovered #{i}", r) for i, r in enumerate(hof["ranked"][:top], 1)]
+        baseline = None
+    entries = [(name, expression_of(r), r["constants"]) for name, r in best]
+    for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else [])):
+        entries.append((name, zoo.ZOO[name].expr, zoo.ZOO[name].constants))
+    curves = loss_shapes.curves(entries, loss_shapes.typical_pair(inputs))
+    store.write("loss_shapes.json", curves)
+    pair = curves["pair"]
+    return os.path.relpath(plots.loss_shapes(
+        curves, store.file("loss_shapes.png"),
+        f"run {store.name}: losses against the margin at a typical pair (ref_w {pair['ref_w']:.0f}, ref_l "
+        f"{pair['ref_l']:.0f}, lengths {pair['len_w']:.0f} / {pair['len_l']:.0f})"))
+
+
 def effective_lines(rows: list[dict], inputs: dict) -> list[str]:
     """Each row's effective form on ``inputs``: its terms with their shares of the gradient,
     the loss without those under the threshold, and whether that is a zoo loss's form."""

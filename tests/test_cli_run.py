@@ -68,6 +68,8 @@ def test_rank_out_of_range(finished_run):
 def test_plot_and_resume_of_a_finished_run(finished_run):
     cwd, _ = finished_run
     assert discover("plot", "tiny", cwd=cwd).returncode == 0
+    for name in ("fitness.png", "pareto.png", "loss_shapes.png", "loss_shapes.json"):
+        assert (cwd / "results" / "tiny" / name).stat().st_size > 1000, name
     again = discover("run", "--resume", "tiny", cwd=cwd)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "restored generation 2 of 2" in again.stdout

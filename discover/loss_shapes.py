@@ -1,0 +1,55 @@
+"""Loss shapes: a loss as a function of the DPO margin, as the DPO and DiscoPOP papers draw
+them.
+
+For a typical pair of the run's data (the median reference log-likelihoods and lengths
+over 256 pairs), the policy is moved off the reference by z nats of margin, split between
+the responses: logp_w = ref_w + z/2, logp_l = ref_l - z/2. Each loss gives its value, its
+derivative in z, and the weights on the two log-likelihood gradients, -dL/dlogp_w (how hard
+it pushes the chosen response up) and dL/dlogp_l (how hard it pushes the rejected one
+down); a loss that uses training progress t is drawn at t = 0, 0.5 and 1.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from grammar import lowering
+from grammar.expr import Expr
+
+Z = np.linspace(-20.0, 20.0, 161)
+
+
+def typical_pair(inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Median reference log-likelihoods and lengths of the given pairs."""
+    return {k: float(np.median(inputs[k])) for k in ("ref_w", "ref_l", "len_w", "len_l")}
+
+
+def curves(entries: Sequence[tuple[str, Expr, dict]], pair: Mapping[str, float]) -> dict:
+    """{"z": [...], "pair": pair, "losses": {name: {t: {loss, dloss_dz, weight_w, weight_l}}}} (JSON)."""
+    z = jnp.asarray(Z, jnp.float32)
+    out = {"z": Z.tolist(), "pair": dict(pair), "losses": {}}
+    for name, expr, constants in entries:
+        f = lowering.lower(expr)
+        consts = {k: jnp.float32(v) for k, v in constants.items()}
+        times = (0.0, 0.5, 1.0) if "t" in expr.terminals else (0.0,)
+        by_t = {}
+        for t in times:
+            def loss(w, lo, t=t):
+                x = {"logp_w": w, "logp_l": lo, "ref_w": jnp.full_like(w, pair["ref_w"]),
+                     "ref_l": jnp.full_like(w, pair["ref_l"]), "len_w": jnp.full_like(w, pair["len_w"]),
+                     "len_l": jnp.full_like(w, pair["len_l"]), "t": jnp.full_like(w, t)}
+                return f(x, consts) * jnp.ones_like(w)
+
+            w = pair["ref_w"] + z / 2
+            lo = pair["ref_l"] - z / 2
+            value = loss(w, lo)
+            gw, gl = jax.grad(lambda a, b: loss(a, b).sum(), argnums=(0, 1))(w, lo)
+            clean = lambda a: [None if not np.isfinite(v) else float(v) for v in np.asarray(a)]  # noqa: E731
+            by_t[f"{t:g}"] = {"loss": clean(value), "dloss_dz": clean((gw - gl) / 2), "weight_w": clean(-gw),
+                              "weight_l": clean(gl)}
+        out["losses"][name] = by_t
+    return out

@@ -145,6 +145,8 @@ def build(spec_path: str, results_dir: str = "results") -> str:
                                           f"![{s['bench']}]({s['bench']}/bench.png)", ""]
         if os.path.exists(store.file("fitness.png")):
             sections += [f"![fitness over generations]({store.name}/fitness.png)", ""]
+        if os.path.exists(store.file("loss_shapes.png")):
+            sections += [f"![loss shapes]({store.name}/loss_shapes.png)", ""]
         summary.append(f"| {s['label']} | `{row['closed_form']}` | {_fmt_ci(row.get('vs_best_baseline'))} "
                        f"vs {bench['best_baseline']} | {verdict(row, bench).split(':')[0]} |")
     out += summary + [""] + sections

@@ -31,6 +31,20 @@ def generation_line(info: dict, total: int, eta_s: float | None) -> str:
             f"compilations {info['compilations']}  {info['elapsed_s'] / 60:.1f} min{eta}\n    {form}")
 
 
+def _form(row: dict, latex: bool) -> tuple[str, list[str]]:
+    """A row's closed form, or (when subexpressions repeat) its compact form with them bound
+    once: (first line, further lines)."""
+    from grammar import symbolic
+
+    expr = expression_of(row)
+    if latex:
+        return symbolic.latex(expr), []
+    lines = symbolic.compact(expr)
+    if len(lines) == 1:
+        return row["closed_form"], []
+    return lines[0], lines[1:]
+
+
 def _entries(title: str, rows: list[tuple[str, str, list[str]]]):
     """A titled list of entries: a header line of figures, then the entry's formula lines
     beneath it, indented and wrapped at the terminal's width (readable at 80 columns)."""
@@ -63,9 +77,10 @@ def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | 
                   if r.get("search_fitness") is not None else "")
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
         extra = (parts or {}).get(r["name"], []) if r["kind"] == "discovered" else []
+        first, more = _form(r, latex) if r["kind"] == "discovered" else (r["latex"] if latex else r["closed_form"], [])
         rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + (f"  [dim]{consts}[/]" if consts
                                                                                   else ""),
-                     r["latex"] if latex else r["closed_form"], extra))
+                     first, more + extra))
     return _entries(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
                     f"episodes): normalised return, mean ± std over seeds", rows)
 
@@ -73,15 +88,13 @@ def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | 
 def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10, parts: dict[str, list[str]] | None = None):
     """The best loss per structure by search fitness; its parts beneath when ``parts`` maps
     a record's key to them."""
-    from grammar import symbolic
-
     rows = []
     for i, r in enumerate(hof["ranked"][:top], 1):
-        form = symbolic.latex(expression_of(r)) if latex else r["closed_form"]
+        first, more = _form(r, latex)
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
         rows.append((f"[bold]#{i}[/]  fitness {_fmt(r['fitness'])} ± {_fmt(r['spread'])} over "
                      f"{len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin {r['origin']}"
-                     + (f"  [dim]{consts}[/]" if consts else ""), form, (parts or {}).get(r["key"], [])))
+                     + (f"  [dim]{consts}[/]" if consts else ""), first, more + (parts or {}).get(r["key"], [])))
     return _entries("hall of fame (best per structure, search fitness on the search's inner seeds)", rows)
 
 

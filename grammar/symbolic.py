@@ -114,3 +114,25 @@ def text(expr: Expr) -> str:
 def complexity(expr: Expr) -> int:
     """Nodes of the closed form (PySR-style: every operator, symbol and number counts)."""
     return sum(1 for _ in sympy.preorder_traversal(closed_form(expr)))
+
+
+def compact(expr: Expr, min_ops: int = 4) -> list[str]:
+    """The closed form with each repeated subexpression of at least ``min_ops`` operations
+    bound once: ``["s1 = ...", "s2 = ...", "loss = ..."]``; just ``["loss = ..."]`` when
+    nothing repeats."""
+    form = closed_form(expr)
+    names = sympy.numbered_symbols("s", start=1)
+    replacements, (reduced,) = sympy.cse(form, symbols=names, optimizations="basic")
+    # Inline the small ones back: a name should save the reader work.
+    small = {}
+    kept = []
+    for sym, value in replacements:
+        value = value.xreplace(small)
+        if sympy.count_ops(value) < min_ops:
+            small[sym] = value
+        else:
+            kept.append((sym, value))
+    reduced = reduced.xreplace(small)
+    rename = {sym: sympy.Symbol(f"s{i}", real=True) for i, (sym, _) in enumerate(kept, 1)}
+    lines = [f"{rename[sym]} = {sympy.sstr(value.xreplace(rename))}" for sym, value in kept]
+    return lines + [f"loss = {sympy.sstr(reduced.xreplace(rename))}"]

@@ -72,3 +72,18 @@ def test_additive_terms_unfold_subtraction_and_negation():
     e = parse("logp_w - (logp_l + ref_w) + -ref_l", Scope(terminals=TERMINALS))
     texts = [str(t) for t in effective.additive_terms(e)]
     assert len(texts) == 4
+
+
+def test_compact_form_binds_a_repeated_subexpression_once():
+    from grammar import symbolic
+    from grammar.expr import Scope, parse
+    from grammar.primitives import TERMINALS
+
+    e = parse("-log_sigmoid(beta * (exp(logp_w / len_w) - exp(logp_l / len_l))) + "
+              "sigmoid(beta * (exp(logp_w / len_w) - exp(logp_l / len_l)))", Scope(terminals=TERMINALS,
+                                                                                   constants=("beta",)))
+    lines = symbolic.compact(e)
+    assert len(lines) == 2 and lines[0].startswith("s1 = ") and lines[1].startswith("loss = ")
+    assert lines[1].count("s1") == 2
+    dpo = zoo.ZOO["dpo"]
+    assert symbolic.compact(dpo.expr) == [f"loss = {symbolic.text(dpo.expr)}"]

@@ -132,6 +132,8 @@ def compact(expr: Expr, min_ops: int = 4) -> list[str]:
             small[sym] = value
         else:
             kept.append((sym, value))
+    if not kept:
+        return [f"loss = {sympy.sstr(form)}"]
     reduced = reduced.xreplace(small)
     rename = {sym: sympy.Symbol(f"s{i}", real=True) for i, (sym, _) in enumerate(kept, 1)}
     lines = [f"{rename[sym]} = {sympy.sstr(value.xreplace(rename))}" for sym, value in kept]

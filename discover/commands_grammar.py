@@ -116,9 +116,18 @@ def expr_cmd(
     console.print(f"[bold]hash[/]        {h}")
     console.print(f"[bold]complexity[/]  {symbolic.complexity(e)}")
     console.print(f"[bold]constants[/]   {', '.join(f'{k} (default {v:g})' for k, v in defaults.items()) or 'none'}")
+    for line in symbolic.compact(e)[:-1]:
+        console.print(f"[bold]compact[/]     {line}", soft_wrap=True, highlight=False)
     same = [n for n, z in zoo.ZOO.items() if symbolic.canonical_hash(z.expr) == h]
     if same:
         console.print(f"[bold]zoo[/]         same canonical form as {', '.join(same)}")
+        seed = next((g.seeds[n] for n in same if n in g.seeds), None)
+        if seed:
+            from grammar import derivation, parts
+
+            console.print(f"[bold]parts[/]       (as {g.name}.yaml derives {same[0]})")
+            for line in parts.lines(g, derivation.parse_derivation(g, seed)):
+                console.print(f"  {line}", soft_wrap=True, highlight=False)
 
 
 @app.command("export")

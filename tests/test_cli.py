@@ -85,6 +85,7 @@ def test_expr_with_leading_minus(cli):
     out = cli("expr", "-log_sigmoid(beta*(r_w - r_l))")
     assert out.returncode == 0, out.stderr
     assert "same canonical form as dpo" in out.stdout
+    assert "g(z) = softplus(-z)" in out.stdout  # its parts, as mirror.yaml derives it
     assert "\\log\\sigma" in out.stdout
 
 

@@ -65,11 +65,14 @@ class Family:
             item["verdict"] = stats.verdict(item["p_holm"], item["tost_p_holm"], item["mean"])
 
 
+def _p(v: float | None) -> str:
+    return "-" if v is None else (f"{v:.3f}" if v >= 0.001 else "<0.001")
+
+
 def _cells(item: dict) -> str:
     ci = "" if item["low"] is None else f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
-    p = lambda v: "-" if v is None else (f"{v:.3f}" if v >= 0.001 else "<0.001")  # noqa: E731
     mde = "-" if item["mde"] is None else f"{item['mde']:.1f}"
-    return f"{ci} | {p(item['p_holm'])} | {p(item['tost_p_holm'])} | {mde} | **{item['verdict']}**"
+    return f"{ci} | {_p(item['p_holm'])} | {_p(item['tost_p_holm'])} | {mde} | **{item['verdict']}**"
 
 
 HEADER = ("| comparison | difference (95% CI) | p (Holm) | p equivalence ±{m:g} (Holm) | MDE | verdict |\n"
@@ -171,8 +174,9 @@ def _render(spec: dict, family: Family, vs_sft: list, uses: list, per_setting: l
     for r, c, item in uses:
         sh = f" {_score(_row(shuffled, r['name']))} |" if shuffled else ""
         ci = "" if item["low"] is None else f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
-        p = "-" if item["p_holm"] is None else f"{item['p_holm']:.3f}"
-        out.append(f"| {r['name']} | {_score(r)} | {_score(c)} |{sh} {ci} | {p} | {item['verdict']} |")
+        says = {"better": "uses it (falls at eps 0.5)", "worse": "rises at eps 0.5",
+                "tie": "no change (within ±5)"}.get(item["verdict"], "inconclusive")
+        out.append(f"| {r['name']} | {_score(r)} | {_score(c)} |{sh} {ci} | {_p(item['p_holm'])} | {says} |")
     fall = [r["name"] for r, _, item in uses if item["mean"] is not None and item["mean"] > 0
             and r["name"] not in PREFERENCE_FREE]
     pref = [r["name"] for r, _, _ in uses if r["name"] not in PREFERENCE_FREE]

@@ -94,6 +94,19 @@ def _bench_table(bench: dict) -> list[str]:
     return lines
 
 
+def summary_table(benches: list[dict]) -> list[str]:
+    """Every zoo loss at the zoo's constants (rows) on every bench (columns), and the reference."""
+    names = [r["name"] for r in benches[0]["losses"] if r["kind"] == "zoo" and "(tuned" not in r["name"]]
+    lines = ["| loss | " + " | ".join(_setting_label(b) for b in benches) + " |",
+             "|---|" + "---|" * len(benches),
+             "| reference (BC) | " + " | ".join(f"{b['reference']['mean']:.1f} ± {b['reference']['std']:.1f}"
+                                                for b in benches) + " |"]
+    order = sorted(names, key=lambda n: -(_row(benches[0], n)["fitness"] or -1e9))
+    for n in order:
+        lines.append(f"| {n} | " + " | ".join(_score(_row(b, n)) for b in benches) + " |")
+    return lines
+
+
 def _load(spec: dict, results_dir: str) -> tuple[dict, dict, dict | None, list[dict]]:
     """The spec's benches, checked to share the clean bench's (dataset, seed) units."""
     clean = _load_bench(results_dir, spec["clean"])
@@ -157,6 +170,7 @@ def _render(spec: dict, family: Family, vs_sft: list, uses: list, per_setting: l
             f"all of them; a tie is claimed only when a TOST equivalence test within ±{m:g} points is "
             "significant after the same correction; MDE is the difference a paired t test would detect "
             "with 80% power at the observed spread.", ""]
+    out += summary_table(benches) + [""]
     out += ["## 1. Clean labels: preference losses against imitation of the chosen response (sft)", "",
             HEADER.format(m=m)]
     out += [f"| {name} - sft | {_cells(item)} |" for name, item in vs_sft]

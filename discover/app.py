@@ -30,6 +30,8 @@ err_console = Console(stderr=True)
 
 # Every default of the commands comes from here.
 DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), SearchConfig()
+LABELS_HELP = ("expert (the expert continues both sides: labels judge the segment) or policy (each side's own "
+               "policy continues it, as in v1 datasets).")
 
 
 class UsageProblem(Exception):

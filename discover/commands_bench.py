@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from discover.app import DATA, EVAL, TRAIN, UsageProblem, app, console
+from discover.app import DATA, EVAL, LABELS_HELP, TRAIN, UsageProblem, app, console
 from evaluators.seeds import BENCH_DATA_BASE
 
 
@@ -31,8 +31,7 @@ def bench_cmd(
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
     data_seed: int = typer.Option(BENCH_DATA_BASE, help="The first dataset seed (default: held-out datasets "
                                                         "that no search or tuning uses)."),
-    labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
-                                                 "segment) or policy (each side's own policy continues it)."),
+    labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
     steps: int = typer.Option(TRAIN.steps, help="Training steps per run."),
     batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch."),
     lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate."),

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from discover.app import DATA, UsageProblem, console, data_app
+from discover.app import DATA, LABELS_HELP, UsageProblem, console, data_app
 
 
 @data_app.command("policies")
@@ -51,8 +51,7 @@ def data_build(
     segment: int = typer.Option(DATA.segment, help="Control steps per segment (H)."),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
     seed: int = typer.Option(DATA.seed),
-    labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
-                                                 "segment) or policy (each side's own policy continues it)."),
+    labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""

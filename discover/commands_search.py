@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from discover.app import DATA, EVAL, SEARCH, TRAIN, UsageProblem, app, console
+from discover.app import DATA, EVAL, LABELS_HELP, SEARCH, TRAIN, UsageProblem, app, console
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
@@ -39,8 +39,7 @@ def run_cmd(
     pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset."),
     segment: int = typer.Option(DATA.segment, help="Control steps per segment."),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
-    labels: str = typer.Option(DATA.labels, help="expert (the expert continues both sides: labels judge the "
-                                                 "segment) or policy (each side's own policy continues it)."),
+    labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
     datasets: int = typer.Option(len(SEARCH_DATA), help="Datasets the fitness spans (data seeds 0, 1, ...; each "
                                                         "with its own reference); training seed s uses dataset s "
                                                         "mod DATASETS."),

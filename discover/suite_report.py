@@ -20,11 +20,10 @@ comparison states its minimum detectable effect at 80% power.
 from __future__ import annotations
 
 import numpy as np
-import yaml
 
 from discover import stats
 from discover.errors import RunError
-from discover.markdown_report import _load_bench, _setting_label
+from discover.markdown_report import _load_bench, _setting_label, load_spec
 
 PREFERENCE_FREE = ("sft",)  # zoo losses that never look at the rejected response
 
@@ -146,11 +145,7 @@ def _comparisons(clean: dict, control: dict, settings: list[dict]) -> tuple[Fami
 
 def build(spec_path: str, results_dir: str = "results") -> str:
     """The suite report of a spec (see the module docstring), as markdown."""
-    try:
-        with open(spec_path) as f:
-            spec = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise RunError(f"report spec not found: {spec_path}") from None
+    spec = load_spec(spec_path)
     clean, control, shuffled, settings = _load(spec, results_dir)
     family, vs_sft, uses, per_setting = _comparisons(clean, control, settings)
     return _render(spec, family, vs_sft, uses, per_setting, [clean, control] + ([shuffled] if shuffled else [])

@@ -69,6 +69,8 @@ def data_build(
     table.add_column("value")
     table.add_row("label agreement with true returns", f"{s['label_agreement']:.3f}")
     table.add_row("measured flip rate", f"{s['flip_rate']:.3f}" + (f" (eps {eps})" if setting == "noisy" else ""))
+    table.add_row("chosen side from the better / worse / same policy",
+                  f"{s['chosen_from_better_policy']:.0%} / {s['chosen_from_worse_policy']:.0%} / {s['same_policy']:.0%}")
     table.add_row("segment return, chosen / rejected", f"{s['chosen_return_mean']:.1f} / {s['rejected_return_mean']:.1f}")
     table.add_row("live steps, chosen / rejected", f"{s['mean_len_w']:.1f} / {s['mean_len_l']:.1f}")
     console.print(table)

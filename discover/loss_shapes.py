@@ -53,3 +53,26 @@ def curves(entries: Sequence[tuple[str, Expr, dict]], pair: Mapping[str, float])
                               "weight_l": clean(gl)}
         out["losses"][name] = by_t
     return out
+
+
+def mirror_curves(grammar, derivations: Sequence[tuple[str, str, dict]], inputs: Mapping[str, np.ndarray],
+                  points: int = 101) -> dict:
+    """Each loss's mirror map m(x) over the observed mean log-likelihoods per step x = ref/len
+    (1st to 99th percentile of the given pairs), for losses whose derivation has a ``Mirror``
+    part: {"x": [...], "maps": {name: [...]}} (JSON); the log map is m(x) = x."""
+    from grammar import derivation
+
+    means = np.concatenate([np.asarray(inputs["ref_w"]) / np.asarray(inputs["len_w"]),
+                            np.asarray(inputs["ref_l"]) / np.asarray(inputs["len_l"])])
+    x = np.linspace(np.percentile(means, 1), min(np.percentile(means, 99), -1e-3), points)
+    maps = {}
+    for name, text, constants in derivations:
+        node = derivation.parse_derivation(grammar, text)
+        mirror = next((c for ref, c in node.children if c.nonterminal == "Mirror"), None)
+        if mirror is None:
+            continue
+        expr = derivation.expand(grammar, mirror)
+        consts = {c: jnp.float32(constants.get(c, grammar.constants[c].default)) for c in expr.constants}
+        values = np.asarray(lowering.lower(expr)({"x": jnp.asarray(x, jnp.float32)}, consts)) * np.ones_like(x)
+        maps[f"{name} ({mirror.label})"] = [None if not np.isfinite(v) else float(v) for v in values]
+    return {"x": x.tolist(), "maps": maps}

@@ -85,11 +85,12 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
     ``discover.loss_shapes``): its value, its derivative in z, and the weights it puts on the
     chosen and rejected log-likelihood gradients; losses that use training progress t are
     drawn at t = 0, 0.5 and 1."""
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    mirrors = curves.get("mirrors", {}).get("maps")
+    fig, axes = plt.subplots(1, 5 if mirrors else 4, figsize=(22 if mirrors else 18, 4))
     z = curves["z"]
     panels = (("loss", "loss"), ("dloss_dz", "d loss / d z"), ("weight_w", "weight on ∇ log π(y_w) (-dL/dlogp_w)"),
               ("weight_l", "weight on ∇ log π(y_l) (dL/dlogp_l)"))
-    for ax, (key, label) in zip(axes, panels):
+    for ax, (key, label) in zip(axes[:4], panels):
         for name, by_t in curves["losses"].items():
             for t, values in by_t.items():
                 style = {"0": ":", "0.5": "--", "1": "-"}.get(t, "-")
@@ -99,6 +100,16 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
         ax.set_yscale("symlog", linthresh=1.0)  # quadratic and logistic losses on one axis
         ax.set_title(label)
         ax.grid(alpha=0.3)
+    if mirrors:
+        ax = axes[4]
+        x = curves["mirrors"]["x"]
+        for name, values in mirrors.items():
+            ax.plot(x, [float("nan") if v is None else v for v in values], label=name)
+        ax.plot(x, x, color="black", ls=":", lw=1, label="log map m(x) = x")
+        ax.set_xlabel("x: mean log-likelihood per step (observed range)")
+        ax.set_title("mirror map m(x)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     return _save(fig, path)

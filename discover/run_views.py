@@ -143,6 +143,13 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
     for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else [])):
         entries.append((name, zoo.ZOO[name].expr, zoo.ZOO[name].constants))
     curves = loss_shapes.curves(entries, loss_shapes.typical_pair(inputs))
+    if store.has("grammar.yaml"):
+        from grammar import load as load_grammar
+
+        g = load_grammar(store.file("grammar.yaml"))
+        derived = [(name, r["derivation"], r["constants"]) for name, r in best if r.get("derivation")]
+        derived += [(n, g.seeds[n], zoo.ZOO[n].constants) for n in ("dpo",) if n in g.seeds]
+        curves["mirrors"] = loss_shapes.mirror_curves(g, derived, inputs)
     store.write("loss_shapes.json", curves)
     pair = curves["pair"]
     return os.path.relpath(plots.loss_shapes(

@@ -6,7 +6,6 @@ import os
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from discover.app import DATA, EVAL, LABELS_HELP, TRAIN, UsageProblem, app, console
 from evaluators.seeds import BENCH_DATA_BASE
@@ -63,20 +62,20 @@ def bench_cmd(
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
                           log=console.print, tune=tune, data_seeds=data_seeds)
-    table = Table(title=f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
-                  + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
-    for col in ("loss", "score", f"vs {out['best_baseline']} (95% CI)", "train acc.", "β·D", "closed form"):
-        table.add_column(col, overflow="fold")
+    from discover.run_views import entries_view
+
     ref = out["reference"]
-    table.add_row("[dim]reference (BC)[/]", f"[dim]{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", "", "", "")
+    rows = [(f"[dim]reference (BC)  {ref['mean']:.1f} ± {ref['std']:.1f} over datasets[/]", "", [])]
     for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
         vs = r.get("vs_best_baseline")
-        diff = (f"{vs['mean']:+.1f} [{vs['low']:+.1f}, {vs['high']:+.1f}]" if vs and vs["low"] is not None
-                else "")
-        name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else r["name"]
-        bd = "" if r.get("beta_margin") is None else f"{r['beta_margin']:.2f}"
-        table.add_row(name_, score, diff, f"{r['train_accuracy']:.2f}", bd, r["closed_form"])
+        diff = (f"  vs {vs['baseline']} {vs['mean']:+.1f} [{vs['low']:+.1f}, {vs['high']:+.1f}]"
+                if vs and vs["low"] is not None else "")
+        name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else f"[bold]{r['name']}[/]"
+        bd = "" if r.get("beta_margin") is None else f"  β·D {r['beta_margin']:.2f}"
+        rows.append((f"{name_}  {score}{diff}  train acc. {r['train_accuracy']:.2f}{bd}", r["closed_form"], []))
+    table = entries_view(f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
+                         + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds", rows)
     console.print(table)
     t = out["timing"]
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "

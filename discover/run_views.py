@@ -45,7 +45,7 @@ def _form(row: dict, latex: bool) -> tuple[str, list[str]]:
     return lines[0], lines[1:]
 
 
-def _entries(title: str, rows: list[tuple[str, str, list[str]]]):
+def entries_view(title: str, rows: list[tuple[str, str, list[str]]]):
     """A titled list of entries: a header line of figures, then the entry's formula lines
     beneath it, indented and wrapped at the terminal's width (readable at 80 columns)."""
     from rich.console import Group
@@ -81,7 +81,7 @@ def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | 
         rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + (f"  [dim]{consts}[/]" if consts
                                                                                   else ""),
                      first, more + extra))
-    return _entries(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
+    return entries_view(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
                     f"episodes): normalised return, mean ± std over seeds", rows)
 
 
@@ -95,13 +95,13 @@ def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10, parts: dic
         rows.append((f"[bold]#{i}[/]  fitness {_fmt(r['fitness'])} ± {_fmt(r['spread'])} over "
                      f"{len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin {r['origin']}"
                      + (f"  [dim]{consts}[/]" if consts else ""), first, more + (parts or {}).get(r["key"], [])))
-    return _entries("hall of fame (best per structure, search fitness on the search's inner seeds)", rows)
+    return entries_view("hall of fame (best per structure, search fitness on the search's inner seeds)", rows)
 
 
 def pareto_table(hof: dict):
     rows = [(f"complexity {r['complexity']}  fitness {_fmt(r['fitness'])}", r["closed_form"], [])
             for r in hof["pareto"]]
-    return _entries("Pareto front (fitness vs complexity)", rows)
+    return entries_view("Pareto front (fitness vs complexity)", rows)
 
 
 def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]]:

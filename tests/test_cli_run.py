@@ -73,3 +73,27 @@ def test_plot_and_resume_of_a_finished_run(finished_run):
     again = discover("run", "--resume", "tiny", cwd=cwd)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "restored generation 2 of 2" in again.stdout
+
+
+@pytest.mark.slow
+def test_bench_over_datasets_pools_units_and_compares(tmp_path):
+    """`discover bench` on 2 datasets x 2 seeds: pooled (dataset, seed) units, scores per
+    dataset, each dataset's reference, tuned baselines, and paired comparisons with an
+    equivalence test and the minimum detectable effect."""
+    import json
+
+    out = discover("bench", "--task", "pendulum", "--setting", "clean", "--losses", "dpo,sft", "--seeds", "2",
+                   "--datasets", "2", "--steps", "20", "--pairs", "100", "--segment", "20", "--episodes", "2",
+                   "--tune", "--name", "b", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "2 datasets x 2 seeds" in out.stdout
+    res = json.loads((tmp_path / "results" / "b" / "results.json").read_text())
+    assert res["data_seeds"] == [100, 101] and len(res["units"]) == 4
+    assert len(res["reference"]["per_dataset"]) == 2
+    rows = {r["name"]: r for r in res["losses"]}
+    assert {"dpo", "sft"} <= set(rows) and "dpo" in res["tuned"]  # dpo has a constant to tune; sft none
+    for r in rows.values():
+        assert len(r["per_seed"]) == 4 and len(r["per_dataset"]) == 2
+        assert r["reward_w"] is not None and r["train_accuracy"] >= 0
+    compared = [r["vs_best_baseline"] for r in rows.values() if r.get("vs_best_baseline")]
+    assert compared and all({"p", "tost_p", "mde", "margin"} <= set(c) for c in compared)

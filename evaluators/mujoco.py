@@ -232,11 +232,6 @@ class MujocoEvaluator:
             "train": trainer.describe(self.config.train),
         }
 
-    def title(self) -> str:
-        """One line naming the data, e.g. "hopper noisy (eps 0.3)"."""
-        d = self.config.dataset
-        return f"{d.task} {d.setting}" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
-
     # -- beyond the interface
     def _eval_config(self, eval_seed: int | None) -> fitness.EvalConfig:
         """The evaluation settings, on other start states when ``eval_seed`` is given."""

@@ -8,6 +8,9 @@ on a CPU (``tests/test_gpu_check.py``).
 
     python benchmarks/gpu_check.py [--size full|small] [--out results/benchmarks]
 
+A check that fails is written down with the end of its traceback and the next one runs,
+so one run of a few minutes on a borrowed machine says as much as it can.
+
 1. parity: MJX against native MuJoCo, same policies and start states (Hopper, relative
    difference of returns over a short horizon; on a GPU MJX computes in float32);
 2. MJX rollouts with the policy in the loop: physics steps per second;
@@ -24,6 +27,7 @@ import os
 import platform
 import tempfile
 import time
+import traceback
 
 import jax
 import numpy as np
@@ -119,6 +123,32 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
     return lines
 
 
+def _versions() -> str:
+    import mujoco
+
+    devices = jax.devices()
+    kind = getattr(devices[0], "device_kind", "?")
+    return (f"JAX {jax.__version__} backend {jax.default_backend()}, {len(devices)} device(s) ({kind}); "
+            f"MuJoCo {mujoco.__version__}; numpy {np.__version__}; Python {platform.python_version()}")
+
+
+def _step(lines: list[str], name: str, fn, *args) -> bool:
+    """Runs one check; a failure is written down (its last traceback lines) and the next runs."""
+    t0 = time.perf_counter()
+    try:
+        out = fn(*args)
+    except Exception as e:  # noqa: BLE001 - a check that breaks is a result, not a reason to stop
+        tail = traceback.format_exc().strip().splitlines()[-6:]
+        lines.append(f"{name}: FAILED after {time.perf_counter() - t0:.0f} s: {type(e).__name__}: {e}")
+        lines.extend("    " + t for t in tail)
+        print("\n".join(lines[-1 - len(tail):]), flush=True)
+        return False
+    for line in [out] if isinstance(out, str) else out:
+        lines.append(line)
+        print(line, flush=True)
+    return True
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
@@ -126,16 +156,14 @@ def main(argv=None) -> str:
     args = ap.parse_args(argv)
     size = SIZES[args.size]
     started = time.perf_counter()
-    lines = [f"gpu_check --size {args.size} on {platform.node() or 'unknown'}: JAX {jax.__version__} backend "
-             f"{jax.default_backend()}, devices {[str(d) for d in jax.devices()]}"]
-    for step in (parity, rollouts):
-        lines.append(step(size))
-        print(lines[-1], flush=True)
+    lines = [f"gpu_check --size {args.size} on {platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: "
+             f"{_versions()}"]
+    print(lines[0], flush=True)
+    ok = _step(lines, "parity", parity, size)
+    ok &= _step(lines, "MJX rollouts", rollouts, size)
     with tempfile.TemporaryDirectory() as tmp:
-        for line in trainer_and_generation(size, tmp):
-            lines.append(line)
-            print(line, flush=True)
-    lines.append(f"total {time.perf_counter() - started:.0f} s")
+        ok &= _step(lines, "trainer and one generation", trainer_and_generation, size, tmp)
+    lines.append(f"total {time.perf_counter() - started:.0f} s; {'all checks ran' if ok else 'SOME CHECKS FAILED'}")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}.txt")
     with open(path, "w") as f:

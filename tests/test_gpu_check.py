@@ -17,6 +17,7 @@ def test_gpu_check_small_mode_on_cpu(tmp_path):
     spec.loader.exec_module(module)
     out = module.main(["--size", "small", "--out", str(tmp_path)])
     text = open(out).read()
+    assert "FAILED" not in text, text
     for fragment in ("parity", "MJX rollouts", "candidate trainings per hour", "one generation"):
         assert fragment in text
     rel = float(text.split("max relative difference ")[1].split()[0])

@@ -34,6 +34,33 @@ LABELS_HELP = ("expert (the expert continues both sides: labels judge the segmen
                "policy continues it, as in v1 datasets).")
 
 
+RAY_HELP = ("Score on a Ray cluster: auto (RAY_ADDRESS, or the cluster started here with `ray start --head`), "
+            "HOST:PORT of its head, or local (a one-machine cluster started for this command). Needs the ray extra.")
+RAY_ACTORS_HELP = "Ray actors (default: one per GPU of the cluster, else one per CPU)."
+
+
+def ray_wrapper(address: str | None, actors: int | None):
+    """None without --ray; else a function that puts an evaluator's training on the cluster's
+    actors. The address is checked at once (its form, and that something answers there)."""
+    if address is None:
+        if actors is not None:
+            raise UsageProblem("--ray-actors needs --ray")
+        return None
+    if actors is not None and actors < 1:
+        raise UsageProblem("--ray-actors must be at least 1")
+    from evaluators import remote
+
+    remote.check_address(address)  # at once; the cluster is joined when the first evaluator is
+    pools: list = []
+
+    def wrap(local, name, config):
+        if not pools:
+            pools.append(remote.RayPool(address, actors, log=console.print))
+        return remote.RayEvaluator(local, pools[0], name, config.to_dict())
+
+    return wrap
+
+
 class UsageProblem(Exception):
     """A bad combination of options (a user error)."""
 

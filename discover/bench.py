@@ -80,6 +80,27 @@ def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1
     return out
 
 
+def effective_variants(entries: Sequence[Entry], inputs: dict, threshold: float | None = None) -> list[Entry]:
+    """For each discovered loss with additive terms below ``threshold`` of the gradient norm
+    on ``inputs`` (see :mod:`grammar.effective`): the loss without them, to be scored beside
+    it. Equal scores confirm that the pruned form is what the loss does on these data."""
+    from grammar import effective
+
+    out = []
+    for e in entries:
+        if e.kind != "discovered":
+            continue
+        form = effective.effective_form(e.expr, e.constants, inputs,
+                                        effective.THRESHOLD if threshold is None else threshold)
+        if not form.pruned or not any(form.kept):
+            continue
+        dropped = ", ".join(f"{100 * s:.2g}%" for s, k in zip(form.shares, form.kept) if not k)
+        out.append(Entry(f"{e.name} (effective)", "discovered", form.expr,
+                         {k: v for k, v in e.constants.items() if k in form.expr.constants},
+                         f"{e.source}; terms with gradient shares {dropped} removed"))
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _mirror_constants() -> dict:
     from grammar import load as load_grammar
@@ -116,11 +137,19 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
     return {n: c for n, (_, c) in best.items()}
 
 
-def tuned_entries(config: MujocoConfig, entries: Sequence[Entry], log: Callable[[str], None]) -> tuple[list[Entry], dict]:
+def _evaluator(config: MujocoConfig, log: Callable[[str], None], wrap: Callable | None) -> Evaluator:
+    """The MuJoCo evaluator of ``config``; with ``wrap`` (``discover.app.ray_wrapper``), its
+    training runs on Ray actors."""
+    local = MujocoEvaluator(config, log=log)
+    return local if wrap is None else wrap(local, local.name, config)
+
+
+def tuned_entries(config: MujocoConfig, entries: Sequence[Entry], log: Callable[[str], None],
+                  wrap: Callable | None = None) -> tuple[list[Entry], dict]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
     dataset (its own data seed, never a bench's) and tuning seeds."""
     names = [e.name for e in entries if e.kind == "zoo" and e.constants]
-    tuner = MujocoEvaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log=log)
+    tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap)
     tuned = tune_zoo(tuner, names, log)
     extra = []
     for e in entries:
@@ -139,19 +168,20 @@ def _pool(values: list[np.ndarray]) -> np.ndarray:
 
 def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False,
-              data_seeds: Sequence[int] | None = None) -> dict:
+              data_seeds: Sequence[int] | None = None, wrap: Callable | None = None) -> dict:
     """Trains every entry with every seed on each dataset (``data_seeds``; default the
     configuration's own), each dataset with its own reference; scores are pooled over
-    (dataset, seed) units, and every loss is compared with the best baseline, paired by unit."""
+    (dataset, seed) units, and every loss is compared with the best baseline, paired by unit.
+    ``wrap`` puts the training on Ray actors (see ``tuned_entries``)."""
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
     tuned: dict[str, dict] = {}
     if tune:
-        entries, tuned = tuned_entries(config, entries, log)
+        entries, tuned = tuned_entries(config, entries, log, wrap)
     tuned_at = time.perf_counter()
     per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
     for k, ds in enumerate(data_seeds):
-        evaluator = MujocoEvaluator(config.with_options(data_seed=ds), log=log)
+        evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap)
         log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): training {len(entries)} losses x {len(seeds)} "
             f"seeds ({config.train.steps} steps, {config.train.batch_pairs} pairs per batch) ...")
         scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from discover.app import DATA, EVAL, LABELS_HELP, TRAIN, UsageProblem, app, console
+from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, TRAIN, UsageProblem, app, console,
+                          ray_wrapper)
 from evaluators.seeds import BENCH_DATA_BASE
 
 
@@ -23,6 +24,10 @@ def bench_cmd(
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
     ablate_t: bool = typer.Option(False, "--ablate-t", help="Also each included loss that uses training "
                                                            "progress t, with t frozen at 0 and at 1."),
+    effective: bool = typer.Option(False, "--effective", help="Also each included loss without its additive "
+                                                               "terms below 1% of the gradient norm (its effective "
+                                                               "form on the search's first dataset, at the "
+                                                               "reference, t across [0, 1])."),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on a separate "
                                                    "dataset and seeds) and report it at its best constants."),
     pairs: int = typer.Option(DATA.pairs),
@@ -38,6 +43,8 @@ def bench_cmd(
     backend: str = typer.Option(EVAL.backend, help="auto, native or mjx."),
     name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP),
 ):
     """Evaluate zoo losses (and discovered ones) with identical data, seeds and budget, on
     datasets and seeds no search uses; scores pooled over (dataset, seed), paired differences
@@ -59,9 +66,12 @@ def bench_cmd(
         task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
         eval_seed=bench.BENCH_EVAL_SEED).validate()
+    if effective:
+        entries += bench.effective_variants(entries, _search_data_terminals(cfg))
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
+    wrap = ray_wrapper(ray, ray_actors)
     out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
-                          log=console.print, tune=tune, data_seeds=data_seeds)
+                          log=console.print, tune=tune, data_seeds=data_seeds, wrap=wrap)
     from discover.run_views import entries_view
 
     ref = out["reference"]
@@ -81,6 +91,16 @@ def bench_cmd(
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
                   f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s)")
 
+
+
+def _search_data_terminals(cfg) -> dict:
+    """Terminals of 256 pairs of the search's first dataset of this setting, at the
+    reference, with t across [0, 1] (where effective forms are measured)."""
+    from evaluators.interface import probe_inputs
+    from evaluators.mujoco import MujocoEvaluator
+    from evaluators.seeds import SEARCH_DATA
+
+    return probe_inputs(MujocoEvaluator(cfg.with_options(data_seed=SEARCH_DATA[0]), log=console.print))
 
 
 @app.command("report")

@@ -8,7 +8,8 @@ from typing import Optional
 
 import typer
 
-from discover.app import DATA, EVAL, LABELS_HELP, SEARCH, TRAIN, UsageProblem, app, console
+from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, SEARCH, TRAIN, UsageProblem, app,
+                          console, ray_wrapper)
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
@@ -51,8 +52,11 @@ def run_cmd(
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
+    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP),
 ):
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
+    wrap = ray_wrapper(ray, ray_actors)  # the cluster is checked before a run is created
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
     else:
@@ -63,7 +67,7 @@ def run_cmd(
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate,
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
     started = time.time()
-    search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started)
+    search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started, wrap)
     _run_generations(search, status, store, started)
     _finish(search, store, started)
 
@@ -117,15 +121,18 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
     return store, g, search_cfg, "mujoco", exp_cfg
 
 
-def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float):
-    """The search over the evaluator (data and reference built or loaded), restored from the
-    store's last checkpoint if it has one, and the console status line it reports to."""
+def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, wrap=None):
+    """The search over the evaluator (data and reference built or loaded; its training on
+    Ray actors with ``wrap``), restored from the store's last checkpoint if it has one, and
+    the console status line it reports to."""
     from discover import run_views
     from discover.search import Search
     from evaluators import registry
 
     with console.status("preparing the dataset and the reference policy ..."):
         evaluator = registry.get(evaluator_name)(exp_cfg, log=console.print)
+        if wrap is not None:
+            evaluator = wrap(evaluator, evaluator_name, exp_cfg)
     ref_mean, ref_std = evaluator.baseline()
     d = exp_cfg.dataset
     n_data = len(exp_cfg.seeds_of_data)
@@ -264,14 +271,11 @@ def show_cmd(
 
 def _run_inputs(cfg: dict) -> dict:
     """Terminals of 256 pairs of a run's data at the reference, t across [0, 1]."""
-    import numpy as np
-
     from evaluators import registry
+    from evaluators.interface import probe_inputs
 
     name = registry.of_store(cfg)
-    evaluator = registry.get(name)(registry.config_from_dict(name, cfg["experiment"]), log=console.print)
-    x = evaluator.terminal_sample(256, np.random.default_rng(0))
-    return {**x, "t": np.linspace(0.0, 1.0, 256)}
+    return probe_inputs(registry.get(name)(registry.config_from_dict(name, cfg["experiment"]), log=console.print))
 
 
 @app.command("plot")

@@ -381,6 +381,9 @@ class Search:
             "seconds": time.perf_counter() - t0, "train_s": ev.timing.get("train_s"),
             "score_s": ev.timing.get("score_s"),
             "propose_s": t1 - t0, "compilations": trainer.compilations(),
+            "elapsed_s": self.elapsed_before + (time.perf_counter() - self._started if hasattr(self, "_started")
+                                                else 0.0),
+            **self.stats,  # in the checkpoint too, so a resumed run's history is the same
         }
         self.history.append(info)
         self.store.write_checkpoint(gen, self.state())
@@ -443,10 +446,7 @@ class Search:
             elapsed = self.elapsed_before + time.perf_counter() - self._started
             if should_stop and should_stop(gen, elapsed):
                 break
-            info = self.run_generation(gen)
-            info["elapsed_s"] = self.elapsed_before + time.perf_counter() - self._started
-            info.update(self.stats)
-            self.report(info)
+            self.report(self.run_generation(gen))
 
     # -- results
     def hall_of_fame(self, top: int = 20) -> dict:

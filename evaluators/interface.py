@@ -100,3 +100,10 @@ def encode(exprs: Sequence[Expr], constants: Sequence[dict],
     programs = [interpreter.encode(e, shape) for e in exprs]
     consts = np.stack([p.constant_vector(c, shape) for p, c in zip(programs, constants)])
     return programs, consts
+
+
+def probe_inputs(evaluator: Evaluator, n: int = 256) -> dict[str, np.ndarray]:
+    """Terminals of ``n`` pairs of the evaluator's data at the reference, with training
+    progress t across [0, 1]: where effective forms and loss shapes are measured."""
+    x = evaluator.terminal_sample(n, np.random.default_rng(0))
+    return {**x, "t": np.linspace(0.0, 1.0, n)}

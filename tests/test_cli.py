@@ -167,3 +167,14 @@ def test_static_ablations_freeze_training_progress():
     late = lowering.lower(out[1].expr)
     want = lowering.lower(static)
     np.testing.assert_allclose(late(dict(x, t=0.3), {"beta": 0.5}), want(dict(x, t=0.3), {"beta": 0.5}), rtol=1e-6)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("run", "--grammar", "mirror.yaml", "--ray", "head node:6379"), "bad Ray address"),
+    (("bench", "--ray", "127.0.0.1:9"), "cannot reach a Ray cluster at '127.0.0.1:9'"),
+    (("run", "--grammar", "mirror.yaml", "--ray-actors", "2"), "--ray-actors needs --ray"),
+])
+def test_bad_ray_options_are_one_line_errors_before_any_work(cli, tmp_path, args, fragment):
+    pytest.importorskip("ray")
+    assert_user_error(cli(*args), fragment)
+    assert not (tmp_path / "results").exists()

@@ -87,3 +87,26 @@ def test_compact_form_binds_a_repeated_subexpression_once():
     assert lines[1].count("s1") == 2
     dpo = zoo.ZOO["dpo"]
     assert symbolic.compact(dpo.expr) == [f"loss = {symbolic.text(dpo.expr)}"]
+
+
+def test_bench_effective_variants_score_the_pruned_loss_beside_the_original():
+    """`discover bench --effective`: a discovered loss with an inert term gets a pruned twin
+    (constants of the dropped terms removed); a loss without one, and zoo losses, get none."""
+    import numpy as np
+
+    from conftest import pair_inputs
+    from discover.bench import Entry, effective_variants
+    from grammar import symbolic
+    from grammar.expr import Expr, Scope, parse
+    from grammar.primitives import TERMINALS
+
+    dpo = zoo.ZOO["dpo"]
+    scope = Scope(terminals=TERMINALS, constants=("beta", "gamma"))
+    inert = parse("1e-6 * gamma * (logp_w / len_w)^2", scope)
+    planted = Entry("run#1", "discovered", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, "run")
+    plain = Entry("run#2", "discovered", dpo.expr, dict(dpo.constants), "run")
+    zoo_entry = Entry("dpo", "zoo", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0})
+    out = effective_variants([planted, plain, zoo_entry], pair_inputs(np.random.default_rng(0), 64))
+    assert [e.name for e in out] == ["run#1 (effective)"]
+    assert symbolic.canonical_hash(out[0].expr) == symbolic.canonical_hash(dpo.expr)
+    assert out[0].constants == {"beta": 0.1} and "removed" in out[0].source

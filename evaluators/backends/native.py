@@ -23,6 +23,10 @@ STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
 
 def default_threads() -> int:
+    """Simulation threads: ``$MPO_DISCOVER_THREADS`` (a Ray actor sets its CPU share), else
+    the machine's cores, at most 16."""
+    if os.environ.get("MPO_DISCOVER_THREADS"):
+        return max(1, int(os.environ["MPO_DISCOVER_THREADS"]))
     return max(1, min(os.cpu_count() or 1, 16))
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, TRAIN, UsageProblem, app, console,
-                          ray_wrapper)
+                          ray_wrapper, write_output)
 from evaluators.seeds import BENCH_DATA_BASE
 
 
@@ -89,7 +89,7 @@ def bench_cmd(
     console.print(table)
     t = out["timing"]
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
-                  f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s)")
+                  f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s) in this process")
 
 
 
@@ -105,23 +105,24 @@ def _search_data_terminals(cfg) -> dict:
 
 @app.command("report")
 def report_cmd(
-    spec: str = typer.Option("results/report.yaml", help="The report spec (which searches and benches)."),
+    spec: str = typer.Option("results/headline_v2.yaml", help="The report spec: a headline spec (settings: search "
+                                                              "and bench), a suite spec (clean, control, settings) "
+                                                              "or a v1 spec (searches)."),
     output: str = typer.Option("results/REPORT.md", "--output", "-o"),
     results_dir: str = typer.Option("results"),
     bench: Optional[str] = typer.Option(None, "--bench", help="Instead: print one bench as a markdown table."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="Instead: the diagnostic-suite report of this spec "
-                                                              "(clean, control, settings benches)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="The diagnostic-suite report of this spec (the same "
+                                                              "as --spec SPEC)."),
 ):
     """Write the markdown report (tables, verdicts, transfer matrix) from committed results."""
-    from discover import markdown_report, suite_report
-    from evaluators import atomic
+    from discover import headline_report, markdown_report, suite_report
 
     if bench:
         print(markdown_report.bench_summary(markdown_report._load_bench(results_dir, bench)))
         return
-    if suite:
-        atomic.write_text(output, suite_report.build(suite, results_dir))
-        console.print(f"wrote {output}")
-        return
-    path = markdown_report.write(spec, output, results_dir)
-    console.print(f"wrote {path}")
+    spec = suite or spec
+    kind = markdown_report.load_spec(spec)
+    builder = (suite_report.build if "clean" in kind else markdown_report.build if "searches" in kind
+               else headline_report.build)
+    write_output(output, builder(spec, results_dir))
+    console.print(f"wrote {output}")

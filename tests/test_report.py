@@ -115,3 +115,50 @@ def test_suite_report_corrects_every_verdict_together(tmp_path):
     assert "All 5 comparisons" in text
     assert max(stats.holm(raw)) >= max(raw)
     assert "Preference losses scoring lower at eps 0.5 than on clean labels: 1 of 2 (not: ipo)." in text
+
+
+def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_path):
+    """Two settings, each with its search and bench; the mixed winner's t-frozen twin has its
+    scores (identical), an extra bench adds the noisy winner on the mixed units (transfer)."""
+    from discover import headline_report
+
+    rng = np.random.default_rng(1)
+    n = 20
+    units = [[100, s] for s in range(n)]
+    base = rng.normal(40, 5, n)
+    mixed = {"dpo": base, "ipo": base - 3 + rng.normal(0, 1, n)}
+    noisy = {"dpo": base + 1, "ipo": base + 2 + rng.normal(0, 1, n)}
+    benches = {
+        "mixed": suite_bench("mixed", 0.3, mixed, units), "noisy": suite_bench("noisy", 0.2, noisy, units),
+        "extra": suite_bench("mixed", 0.3, {"dpo": base}, units)}
+    for name, bench, rows in (("mixed", benches["mixed"], {"run-mixed#1": base + 10 + rng.normal(0, 1, n)}),
+                              ("noisy", benches["noisy"], {"run-noisy#1": base + 2 + rng.normal(0, 1, n)}),
+                              ("extra", benches["extra"], {"run-noisy#1": base + 1 + rng.normal(0, 1, n)})):
+        for row_name, per in rows.items():
+            bench["losses"].append({**bench["losses"][0], "name": row_name, "kind": "discovered",
+                                    "fitness": float(np.mean(per)), "per_seed": list(map(float, per)),
+                                    "constants": {"beta": 0.1}})
+    benches["mixed"]["losses"].append({**benches["mixed"]["losses"][-1], "name": "run-mixed#1 @ t=0"})
+    for bench in benches.values():
+        bench["tuned"] = {"dpo": {"beta": 0.05}}
+        bench["config"]["train"] = {"steps": 200}
+    benches["extra"]["best_baseline"] = "dpo"
+    for name, bench in benches.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(bench))
+    for run in ("run-mixed", "run-noisy"):
+        store = RunStore(str(tmp_path / run))
+        (tmp_path / run / "checkpoints").mkdir(parents=True)
+        store.write("config.json", {"search": {"inner_seeds": [0, 1, 2]}, "experiment": {"data_seeds": [0, 1, 2]}})
+        store.write_checkpoint(0, {"generation": 0, "stats": {"trained": 100, "reevaluated": 10}, "history": []})
+    spec = tmp_path / "headline.yaml"
+    spec.write_text("title: H\nsettings:\n  - {label: mixed, run: run-mixed, bench: mixed}\n"
+                    "  - {label: noisy, run: run-noisy, bench: noisy}\nextra_benches: [extra]\n")
+    text = headline_report.build(str(spec), str(tmp_path))
+    # 2 x 2 baselines, 1 t-frozen twin, 1 transfer (the noisy winner on mixed): one family of 6
+    assert "All 6 comparisons" in text
+    assert "| mixed | " in text and "**better**" in text
+    assert "run-mixed#1 @ t=0 - run-mixed#1 (identical scores)" in text and "**tie**" in text
+    assert "run-noisy#1 (" in text and "- ipo (" not in text.split("## Transfer")[1].split("\n")[4]
+    assert "trained 100 candidates x 3 seeds" in text and "330 training runs" in text
+    assert "tuning the baselines trained" in text

@@ -1,0 +1,169 @@
+"""The headline report: discovered losses against tuned hand-designed losses on datasets
+the search never saw, every verdict in one Holm family.
+
+A spec (YAML) names, per setting, the search and the bench that scored its winner on
+held-out datasets (``discover bench --include RUN:1 --tune --ablate-t [--effective]``),
+and optionally more benches on the same held-out units (other settings' winners for the
+transfer rows, pruned forms from ``--effective``) whose rows join their setting's bench::
+
+    title: ...
+    intro: results/headline_v2_intro.md          # optional, verbatim
+    settings:
+      - {label: "Hopper, mixed quality", run: v2-hopper-mixed, bench: v2-headline-hopper-mixed}
+    extra_benches: [v2-transfer-hopper-mixed]     # optional
+
+Comparisons (paired over (dataset, seed) units, ``discover.stats``): each winner against
+every hand-designed loss of its bench, at the zoo's and at the tuned constants; what is
+new in it (with t frozen at 0 and 1, and without its inert terms, against itself); each
+winner on every other setting against that setting's best baseline (transfer). One
+family, Holm-corrected; a tie needs a TOST within the margin; each comparison states its
+minimum detectable effect.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from discover import stats
+from discover.errors import RunError
+from discover.markdown_report import _load_bench, load_spec
+from discover.suite_report import HEADER, Family, _cells, _p, _row, _score
+
+BUDGET_NOTE = ("Budgets: the search trained {trained} candidates x {seeds} seeds and re-trained elites {reeval} "
+               "times ({runs} training runs in all, on data seeds 0-{last_data}); tuning the baselines trained "
+               "{tune_runs} runs ({tune_settings} constant settings x {tune_seeds} seeds, on data seed 50), "
+               "{per_baseline:.0f} per baseline on average.")
+
+
+def _winner(bench: dict, run: str) -> dict:
+    row = next((r for r in bench["losses"] if r["kind"] == "discovered" and r["name"] == f"{run}#1"), None)
+    if row is None:
+        raise RunError(f"bench has no row for {run}#1: score it with discover bench --include {run}:1")
+    return row
+
+
+def _derived(bench: dict, winner: dict, suffix: str) -> dict | None:
+    return _row(bench, f"{winner['name']}{suffix}")
+
+
+def _budget(run_store, bench: dict) -> str:
+    from discover.bench import tuning_grid
+    from evaluators.seeds import TUNE_TRAIN
+    from grammar import zoo
+
+    cfg = run_store.read("config.json", "run configuration")
+    state = run_store.latest_checkpoint() or {}
+    st = state.get("stats", {})
+    seeds = len(cfg["search"]["inner_seeds"])
+    settings = sum(len(tuning_grid(zoo.get(n).constants)) for n in bench.get("tuned", {}))
+    n_data = len(cfg["experiment"].get("data_seeds") or [0])
+    return BUDGET_NOTE.format(trained=st.get("trained", 0), seeds=seeds, reeval=st.get("reevaluated", 0),
+                              runs=seeds * (st.get("trained", 0) + st.get("reevaluated", 0)),
+                              last_data=n_data - 1, tune_runs=settings * len(TUNE_TRAIN),
+                              tune_settings=settings, tune_seeds=len(TUNE_TRAIN),
+                              per_baseline=settings * len(TUNE_TRAIN) / max(len(bench.get("tuned", {})), 1))
+
+
+def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
+    """Rows of extra benches join the headline bench of their setting (same units and data)."""
+    for t in extra:
+        key = _data_key(t)
+        target = next((b for b in benches.values() if _data_key(b) == key), None)
+        if target is None:
+            raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets, seeds and budget")
+        names = {r["name"] for r in target["losses"]}
+        target["losses"] += [r for r in t["losses"] if r["name"] not in names]
+
+
+def _data_key(bench: dict) -> str:
+    d = dict(bench["config"]["dataset"])
+    d.pop("seed", None)
+    return repr((bench["task"], sorted(d.items()), bench.get("units"), bench["config"].get("train")))
+
+
+def build(spec_path: str, results_dir: str = "results") -> str:
+    """The headline report of a spec (see the module docstring), as markdown."""
+    from discover.store import RunStore
+
+    spec = load_spec(spec_path)
+    settings = spec.get("settings") or []
+    if not settings:
+        raise RunError(f"{spec_path}: no settings")
+    benches = {s["label"]: _load_bench(results_dir, s["bench"]) for s in settings}
+    _merge_extra(benches, [_load_bench(results_dir, t) for t in spec.get("extra_benches", [])])
+    stores = {s["label"]: RunStore.open(s["run"], results_dir) for s in settings}
+    family = Family()
+    per_setting, novelty, winners = [], [], {}
+    for s in settings:
+        bench = benches[s["label"]]
+        w = _winner(bench, s["run"])
+        winners[s["label"]] = w
+        baselines = [r for r in bench["losses"] if r["kind"] == "zoo" and r["fitness"] is not None]
+        per_setting.append((s, bench, w, [(r, family.add(f"{w['name']} - {r['name']}, {s['label']}", w, r))
+                                          for r in baselines]))
+        for suffix in (" @ t=0", " @ t=1", " (effective)"):
+            d = _derived(bench, w, suffix)
+            if d is not None and d["fitness"] is not None:
+                same = np.array_equal(np.array(d["per_seed"], float), np.array(w["per_seed"], float),
+                                      equal_nan=True)
+                novelty.append((s["label"], w, d, same, family.add(f"{d['name']} - {w['name']}", d, w)))
+    transfer = []
+    for label, w in winners.items():
+        for other, bench in benches.items():
+            row, best = _row(bench, w["name"]), _row(bench, bench.get("best_baseline"))
+            if other != label and row is not None and best is not None and row["fitness"] is not None:
+                transfer.append((label, other, row, best, family.add(f"{w['name']} - {best['name']}, {other}",
+                                                                     row, best)))
+    family.correct()
+    return _render(spec, family, per_setting, novelty, transfer, stores)
+
+
+def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
+    m = stats.EQUIVALENCE_MARGIN
+    out = [f"# {spec.get('title', 'Discovered vs hand-designed losses')}", "",
+           "_Generated by `discover report --spec SPEC` from the committed searches and benches under `results/`; "
+           "`results/run_v2_headline.sh` has the commands._", ""]
+    if spec.get("intro"):
+        with open(spec["intro"]) as f:
+            out += [f.read().strip(), ""]
+    out += [f"All {len(family.items)} comparisons below are one family: p-values are Holm-corrected across all of "
+            f"them; a tie is claimed only when a TOST equivalence test within ±{m:g} points is significant after the "
+            "same correction; MDE is the difference a paired t test would detect with 80% power at the observed "
+            "spread.", "", "## Summary", "",
+            "| setting | discovered (held-out) | best baseline | difference (95% CI) | p (Holm) | verdict |",
+            "|---|---|---|---|---|---|"]
+    for s, bench, w, items in per_setting:
+        best = bench.get("best_baseline")
+        item = next((i for r, i in items if r["name"] == best), None)
+        if item is not None:
+            ci = f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
+            out.append(f"| {s['label']} | {_score(w)} | {best} {_score(_row(bench, best))} | {ci} | "
+                       f"{_p(item['p_holm'])} | **{item['verdict']}** |")
+    for s, bench, w, items in per_setting:
+        ref = bench["reference"]
+        out += ["", f"## {s['label']}: `{s['run']}` against every hand-designed loss", "",
+                f"Held-out: {len(bench.get('data_seeds', [0]))} datasets (seeds "
+                f"{', '.join(map(str, bench.get('data_seeds', [])))}) x {len(bench['seeds'])} training seeds; "
+                f"reference (BC) {ref['mean']:.1f} ± {ref['std']:.1f} over datasets. "
+                + _budget(stores[s["label"]], bench), "",
+                f"Winner: `{w['closed_form']}` ({', '.join(f'{k}={v:.3g}' for k, v in w['constants'].items())})",
+                "", HEADER.format(m=m)]
+        out += [f"| {w['name']} - {r['name']} ({_score(r)}) | {_cells(i)} |" for r, i in items]
+    out += ["", "## What is new in each winner", "",
+            "Each winner against itself with training progress t frozen at 0 and at 1 (a schedule that matters "
+            "changes the score), and without its additive terms under 1% of the gradient norm (its effective "
+            "form: equal scores confirm it). Identical per-unit scores mean the variant is the same function.",
+            "", HEADER.format(m=m)]
+    for label, w, d, same, item in novelty:
+        note = " (identical scores)" if same else ""
+        out.append(f"| {d['name']} - {w['name']}{note} | {_cells(item)} |")
+    if not novelty:
+        out.append("| (no winner uses t or has inert terms) | | | | | |")
+    if transfer:
+        out += ["", "## Transfer: each winner on the other settings", "",
+                "Against the best baseline of the setting it is moved to, same held-out units.", "",
+                HEADER.format(m=m)]
+        out += [f"| {row['name']} ({_score(row)}) - {best['name']} ({_score(best)}), {other} | {_cells(item)} |"
+                for label, other, row, best, item in transfer]
+    return "\n".join(out) + "\n"
+

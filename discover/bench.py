@@ -18,7 +18,6 @@ from discover.store import atomic_write_json
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
 from evaluators.interface import Evaluator
-from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 from grammar import symbolic, zoo
 
 
@@ -137,14 +136,16 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
     return {n: c for n, (_, c) in best.items()}
 
 
-def _evaluator(config: MujocoConfig, log: Callable[[str], None], wrap: Callable | None) -> Evaluator:
-    """The MuJoCo evaluator of ``config``; with ``wrap`` (``discover.app.ray_wrapper``), its
-    training runs on Ray actors."""
-    local = MujocoEvaluator(config, log=log)
+def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Evaluator:
+    """The evaluator of ``config`` (by its task); with ``wrap`` (``discover.app.ray_wrapper``),
+    its training runs on Ray actors."""
+    from evaluators import registry
+
+    local = registry.get(registry.for_task(config.dataset.task))(config, log=log)
     return local if wrap is None else wrap(local, local.name, config)
 
 
-def tuned_entries(config: MujocoConfig, entries: Sequence[Entry], log: Callable[[str], None],
+def tuned_entries(config, entries: Sequence[Entry], log: Callable[[str], None],
                   wrap: Callable | None = None) -> tuple[list[Entry], dict]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
     dataset (its own data seed, never a bench's) and tuning seeds."""
@@ -166,7 +167,7 @@ def _pool(values: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(values, axis=1)
 
 
-def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
+def run_bench(config, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False,
               data_seeds: Sequence[int] | None = None, wrap: Callable | None = None) -> dict:
     """Trains every entry with every seed on each dataset (``data_seeds``; default the
@@ -207,7 +208,7 @@ def run_bench(config: MujocoConfig, entries: Sequence[Entry], seeds: Sequence[in
         "dataset": abouts[0]["dataset"], "datasets": [a["dataset"] for a in abouts],
         # the reference's spread is over datasets (each has its own), not over episodes
         "reference": {"mean": float(np.mean(refs)), "std": ref_sd, "per_dataset": refs},
-        "behaviour": abouts[0]["behaviour"],
+        "behaviour": abouts[0].get("behaviour"),
         "losses": rows,
         "tuned": tuned,
         "timing": {"tune_s": tuned_at - started, **timing, "total_s": time.perf_counter() - started},

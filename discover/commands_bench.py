@@ -50,7 +50,7 @@ def bench_cmd(
     datasets and seeds no search uses; scores pooled over (dataset, seed), paired differences
     to the best baseline with equivalence tests; results.json and a bar chart."""
     from discover import bench
-    from evaluators.mujoco import MujocoConfig
+    from evaluators import registry
 
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
@@ -62,7 +62,7 @@ def bench_cmd(
         data_seeds = bench.seed_spaces.bench_data(datasets, data_seed)
     except ValueError as e:
         raise UsageProblem(f"--datasets/--data-seed: {e}") from None
-    cfg = MujocoConfig().with_options(
+    cfg = registry.get(registry.for_task(task)).Config().with_options(
         task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
         eval_seed=bench.BENCH_EVAL_SEED).validate()
@@ -96,11 +96,12 @@ def bench_cmd(
 def _search_data_terminals(cfg) -> dict:
     """Terminals of 256 pairs of the search's first dataset of this setting, at the
     reference, with t across [0, 1] (where effective forms are measured)."""
+    from evaluators import registry
     from evaluators.interface import probe_inputs
-    from evaluators.mujoco import MujocoEvaluator
     from evaluators.seeds import SEARCH_DATA
 
-    return probe_inputs(MujocoEvaluator(cfg.with_options(data_seed=SEARCH_DATA[0]), log=console.print))
+    evaluator = registry.get(registry.for_task(cfg.dataset.task))
+    return probe_inputs(evaluator(cfg.with_options(data_seed=SEARCH_DATA[0]), log=console.print))
 
 
 @app.command("report")

@@ -18,8 +18,9 @@ def estimate_generation_seconds(search, exp_config) -> float:
     about 2.5 us per (pair x step x training step) per run, plus scoring and compilation."""
     t = exp_config.train
     runs = search.population * len(search.inner_seeds)
-    train = runs * t.steps * t.batch_pairs * exp_config.dataset.segment * 2.5e-6
-    score = runs * exp_config.eval.episodes * 1000 * 4 / 150_000
+    tokens = getattr(exp_config.dataset, "segment", 12)  # a segment's steps, or a token sequence
+    train = runs * t.steps * t.batch_pairs * tokens * 2.5e-6
+    score = runs * getattr(exp_config.eval, "episodes", 1) * 1000 * 4 / 150_000
     return train + score
 
 
@@ -93,7 +94,7 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
     """Validates the whole request before any work, then creates the run store."""
     from discover.search import SearchConfig
     from discover.store import RunStore
-    from evaluators.mujoco import MujocoConfig
+    from evaluators import registry
     from grammar import load as load_grammar
 
     if grammar is None:
@@ -101,7 +102,9 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
     g = load_grammar(grammar)
     if not 1 <= datasets <= TUNE_DATA - SEARCH_DATA[0]:
         raise UsageProblem(f"--datasets must be between 1 and {TUNE_DATA - SEARCH_DATA[0]}, not {datasets}")
-    exp_cfg = MujocoConfig().with_options(**options, program_length=max(TRAIN.program_length, g.limits.max_size))
+    evaluator_name = registry.for_task(options["task"])
+    exp_cfg = registry.get(evaluator_name).Config().with_options(
+        **options, program_length=max(TRAIN.program_length, g.limits.max_size))
     exp_cfg = exp_cfg.with_data_seeds(range(SEARCH_DATA[0], SEARCH_DATA[0] + datasets))
     search_cfg = SearchConfig(**search_options).validate()
     exp_cfg.validate()
@@ -114,11 +117,11 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
                                f"--population or --steps")
     d = exp_cfg.dataset
     store = RunStore.create(results_dir, name or f"{g.name}-{d.task}-{d.setting}-s{search_cfg.seed}", {
-        "search": search_cfg.to_dict(), "evaluator": "mujoco", "experiment": exp_cfg.to_dict(),
+        "search": search_cfg.to_dict(), "evaluator": evaluator_name, "experiment": exp_cfg.to_dict(),
         "grammar_name": g.name, "grammar_path": g.path, "command": "discover run", "versions": _versions()},
         g.path)
     console.print(f"run [bold]{store.name}[/] -> {store.path}")
-    return store, g, search_cfg, "mujoco", exp_cfg
+    return store, g, search_cfg, evaluator_name, exp_cfg
 
 
 def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, wrap=None):
@@ -137,8 +140,9 @@ def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, 
     d = exp_cfg.dataset
     n_data = len(exp_cfg.seeds_of_data)
     console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
-                  + f", {n_data} dataset{'s' if n_data > 1 else ''} of {d.pairs} pairs x {d.segment} steps; "
-                  f"reference (BC) scores {ref_mean:.1f} ± {ref_std:.1f}; "
+                  + f", {n_data} dataset{'s' if n_data > 1 else ''} of {d.pairs} pairs"
+                  + (f" x {d.segment} steps" if hasattr(d, "segment") else " (token sequences)")
+                  + f"; reference scores {ref_mean:.1f} ± {ref_std:.1f}; "
                   f"{search_cfg.population} candidates x {len(search_cfg.inner_seeds)} seeds per generation, "
                   f"{exp_cfg.train.steps} training steps each")
     status = console.status("starting ...")

@@ -10,8 +10,15 @@ from evaluators.errors import InputError
 
 EVALUATORS = {
     "mujoco": "evaluators.mujoco:MujocoEvaluator",
+    "lm": "evaluators.lm:LmEvaluator",
 }
 DEFAULT = "mujoco"
+TASKS = {"lm": "lm"}  # tasks of evaluators other than the default (whose tasks are MuJoCo's)
+
+
+def for_task(task: str) -> str:
+    """The evaluator that serves ``--task TASK``."""
+    return TASKS.get(task, DEFAULT)
 
 
 def get(name: str) -> type:

@@ -1,0 +1,116 @@
+"""The token-sequence task: its language, data, policy likelihood and evaluator."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evaluators import lm, trainer
+from evaluators.interface import Evaluator
+from grammar import zoo
+
+
+def test_reward_is_one_for_the_ideal_response_and_lower_for_errors():
+    rng = np.random.default_rng(0)
+    prompts = lm.sample_prompts(50, rng)
+    ideal = np.concatenate([lm.ideal(prompts), np.full((50, lm.MAX_RESPONSE - lm.PROMPT), 2)], axis=1)
+    full = np.full(50, lm.PROMPT)
+    assert np.all(lm.reward(prompts, ideal, full) == 1.0)
+    assert np.all(lm.reward(prompts, ideal, full + 2) == 1.0 - 0.25 * 2 / lm.PROMPT)  # too long
+    wrong = ideal.copy()
+    wrong[:, 0] = np.where(wrong[:, 0] == 2, 3, 2)
+    assert np.all(lm.reward(prompts, wrong, full) == 1.0 - 1 / lm.PROMPT)
+
+
+@pytest.mark.parametrize("setting", lm.SETTINGS)
+def test_datasets_are_deterministic_and_labelled_by_the_reward(setting):
+    cfg = lm.LmDataConfig(setting=setting, eps=0.3, pairs=400, seed=3)
+    a, b = lm.build(cfg), lm.build(cfg)
+    assert a.summary()["digest"] == b.summary()["digest"]
+    assert lm.build(lm.LmDataConfig(setting=setting, pairs=400, seed=4)).summary()["digest"] != a.summary()["digest"]
+    s = a.summary()
+    if setting == "noisy":
+        assert 0.25 < s["flip_rate"] < 0.35 and s["label_disagreement"] > 0.15
+    else:
+        assert s["label_disagreement"] == 0.0  # the chosen side never has the lower reward
+    # every sequence: the prompt, SEP, then exactly `length` scored tokens (the response and EOS)
+    assert np.all(a.tokens[:, :, lm.PROMPT] == lm.SEP)
+    assert np.array_equal(a.mask.sum(-1), a.lengths)
+    if setting != "shuffled":
+        assert np.array_equal(a.tokens[:, 0, :lm.PROMPT], a.tokens[:, 1, :lm.PROMPT])
+
+
+def test_mixed_data_teach_imitation_the_systematic_error():
+    """Most responses in mixed data copy the prompt where the ideal reverses it."""
+    ds = lm.build(lm.LmDataConfig(setting="mixed", pairs=2000))
+    resp = ds.tokens[:, :, lm.PROMPT + 1:lm.PROMPT + 1 + lm.PROMPT].reshape(-1, lm.PROMPT)
+    prompts = np.repeat(ds.prompts, 2, axis=0)
+    first = resp[:, 0]
+    assert (first == prompts[:, 0]).mean() > (first == prompts[:, -1]).mean()
+
+
+def test_sequence_likelihood_sums_the_masked_next_token_log_probabilities():
+    params = lm.init_params(jax.random.PRNGKey(0), lm.LmModelConfig(width=16))
+    ds = lm.build(lm.LmDataConfig(setting="clean", pairs=64))
+    tokens, mask = jnp.asarray(ds.tokens[:4, 0]), jnp.asarray(ds.mask[:4, 0])
+    got = lm.sequence_log_likelihood(params, tokens, mask)
+    # by hand: position t's token scored by the logits at t - 1 (valid by causality, checked below)
+    logp = np.asarray(jax.nn.log_softmax(lm.logits(params, tokens), axis=-1))
+    want = [sum(logp[i, t - 1, int(tokens[i, t])] for t in range(1, lm.SEQ) if mask[i, t]) for i in range(4)]
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+    # causal: changing a later token leaves the likelihood of earlier ones unchanged
+    changed = tokens.at[:, -1].set((tokens[:, -1] + 1) % lm.VOCAB)
+    np.testing.assert_allclose(lm.logits(params, tokens)[:, :-1], lm.logits(params, changed)[:, :-1], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small():
+    cfg = lm.LmConfig(dataset=lm.LmDataConfig(setting="mixed", pairs=256),
+                      train=trainer.TrainConfig(steps=60, batch_pairs=16, learning_rate=1e-3),
+                      model=lm.LmModelConfig(width=16, sft_steps=150), eval=lm.LmEvalConfig(prompts=128))
+    return lm.LmEvaluator(cfg)
+
+
+def test_the_token_evaluator_trains_and_scores_through_the_interface(small):
+    assert isinstance(small, Evaluator)
+    ref, _ = small.baseline()
+    names = ["dpo", "sft"]
+    ev = small.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
+    assert ev.per_seed.shape == (2, 2) and ev.reasons == [None, None]
+    # DPO learns from the preference what imitation of the (mostly poor) responses cannot
+    assert ev.fitness[0] > ref + 5 and ev.fitness[0] > ev.fitness[1]
+    again = small.evaluate([zoo.ZOO["dpo"].expr], [zoo.ZOO["dpo"].constants], [0, 1])
+    np.testing.assert_array_equal(again.per_seed[0], ev.per_seed[0])
+    x = small.terminal_sample(32, np.random.default_rng(0))
+    assert np.all(x["logp_w"] < 0) and np.all(x["len_w"] >= 1)
+
+
+@pytest.mark.slow
+def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys):
+    """`discover run --task lm` and `discover bench --task lm`, small, in this process."""
+    import json
+    import sys
+
+    from discover.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    small = ["--task", "lm", "--setting", "mixed", "--pairs", "128", "--steps", "20", "--batch", "16"]
+    for args in (["run", "--grammar", "mirror.yaml", *small, "--population", "12", "--generations", "1",
+                  "--datasets", "1", "--reevaluate", "2", "--final-top", "1", "--name", "lm-run"],
+                 ["bench", *small, "--datasets", "1", "--seeds", "2", "--losses", "dpo,sft",
+                  "--include", "lm-run:1", "--name", "lm-bench"]):
+        monkeypatch.setattr(sys, "argv", ["discover", *args])
+        try:
+            main()
+        except SystemExit as e:
+            assert not e.code, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "token sequences" in out and "lm-run#1" in out
+    config = json.loads((tmp_path / "results" / "lm-run" / "config.json").read_text())
+    assert config["evaluator"] == "lm" and config["experiment"]["dataset"]["setting"] == "mixed"
+    bench = json.loads((tmp_path / "results" / "lm-bench" / "results.json").read_text())
+    assert [r["name"] for r in bench["losses"]] == ["dpo", "sft", "lm-run#1"]
+    assert all(r["fitness"] is not None for r in bench["losses"]) and bench["task"] == "lm"

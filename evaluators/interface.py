@@ -94,12 +94,57 @@ class Evaluator(Protocol):
         ...
 
 
+class OptionsMixin:
+    """The option surface of an evaluator configuration (a frozen dataclass with sections):
+    ``OPTIONS`` maps a command-line option to its (section, field), ``IGNORED`` names
+    options of other evaluators it accepts and ignores; ``dataset.seed`` and
+    ``data_seeds`` pick its datasets."""
+
+    OPTIONS: dict[str, tuple[str, str]] = {}
+    IGNORED: tuple[str, ...] = ()
+
+    @property
+    def seeds_of_data(self) -> tuple[int, ...]:
+        """The dataset seeds trained on (``data_seeds``, or the one of ``dataset.seed``)."""
+        return self.data_seeds or (self.dataset.seed,)
+
+    def with_options(self, **options):
+        """This configuration with the named options (see ``OPTIONS``) replaced; None keeps
+        the current value."""
+        unknown = set(options) - set(self.OPTIONS) - set(self.IGNORED)
+        if unknown:
+            raise TypeError(f"unknown option(s) {sorted(unknown)}")
+        sections: dict[str, dict] = {}
+        for option, value in options.items():
+            if value is not None and option in self.OPTIONS:
+                section, field = self.OPTIONS[option]
+                sections.setdefault(section, {})[field] = value
+        return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **v)
+                                            for k, v in sections.items()})
+
+    def with_data_seeds(self, data_seeds):
+        """This configuration trained on the datasets of ``data_seeds``."""
+        seeds = tuple(int(v) for v in data_seeds)
+        return dataclasses.replace(self, data_seeds=seeds if len(seeds) > 1 else (),
+                                   dataset=dataclasses.replace(self.dataset, seed=seeds[0]))
+
+
 def encode(exprs: Sequence[Expr], constants: Sequence[dict],
            shape: interpreter.ProgramShape) -> tuple[list[interpreter.Program], np.ndarray]:
     """Programs of one shape and their (P, n_constants) constant matrix."""
     programs = [interpreter.encode(e, shape) for e in exprs]
     consts = np.stack([p.constant_vector(c, shape) for p, c in zip(programs, constants)])
     return programs, consts
+
+
+def reference_terminals(data, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """:data:`PAIR_TERMINALS` of ``n`` random pairs of prepared data (a
+    :class:`evaluators.trainer.PairData`) with the policy at the reference."""
+    idx = rng.integers(0, data.size, n)
+    ref = np.asarray(data.ref_logp)[idx]
+    lengths = np.asarray(data.lengths)[idx]
+    return {"logp_w": ref[:, 0], "logp_l": ref[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
+            "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
 
 
 def probe_inputs(evaluator: Evaluator, n: int = 256) -> dict[str, np.ndarray]:

@@ -49,7 +49,7 @@ import optax
 
 from evaluators import trainer
 from evaluators.errors import InputError
-from evaluators.interface import Evaluation, encode
+from evaluators.interface import Evaluation, OptionsMixin, encode, reference_terminals
 
 EOS, SEP = 0, 1
 CONTENT = 10                # content tokens 2 .. 2 + CONTENT - 1
@@ -97,7 +97,7 @@ class LmEvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class LmConfig:
+class LmConfig(OptionsMixin):
     """Everything that defines a token-task evaluation; stored in run stores as "experiment"."""
 
     dataset: LmDataConfig = LmDataConfig()
@@ -120,27 +120,6 @@ class LmConfig:
         if len(set(self.data_seeds)) != len(self.data_seeds):
             raise InputError(f"data seeds repeat: {list(self.data_seeds)}")
         return self
-
-    @property
-    def seeds_of_data(self) -> tuple[int, ...]:
-        return self.data_seeds or (self.dataset.seed,)
-
-    def with_options(self, **options) -> "LmConfig":
-        unknown = set(options) - set(self.OPTIONS) - set(self.IGNORED)
-        if unknown:
-            raise TypeError(f"unknown option(s) {sorted(unknown)}")
-        sections: dict[str, dict] = {}
-        for option, value in options.items():
-            if value is not None and option in self.OPTIONS:
-                section, field = self.OPTIONS[option]
-                sections.setdefault(section, {})[field] = value
-        return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **v)
-                                            for k, v in sections.items()})
-
-    def with_data_seeds(self, data_seeds) -> "LmConfig":
-        seeds = tuple(int(v) for v in data_seeds)
-        return dataclasses.replace(self, data_seeds=seeds if len(seeds) > 1 else (),
-                                   dataset=dataclasses.replace(self.dataset, seed=seeds[0]))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -455,11 +434,7 @@ class LmEvaluator:
                           timing={"train_s": t1 - t0, "score_s": time.perf_counter() - t1})
 
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        idx = rng.integers(0, self.data.size, n)
-        ref = np.asarray(self.data.ref_logp)[idx]
-        lengths = np.asarray(self.data.lengths)[idx]
-        return {"logp_w": ref[:, 0], "logp_l": ref[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
-                "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
+        return reference_terminals(self.data, n, rng)
 
     def baseline(self) -> tuple[float, float]:
         """The SFT reference's score (mean over datasets, std over datasets or 0)."""

@@ -26,13 +26,13 @@ import numpy as np
 from evaluators import datasets, fitness, reference, trainer
 from evaluators import policies as policy_io
 from evaluators.behaviour import BehaviourSet, load_behaviour
-from evaluators.interface import Evaluation, encode
+from evaluators.interface import Evaluation, OptionsMixin, encode, reference_terminals
 from evaluators.tasks import get_task
 from grammar.expr import Expr
 
 
 @dataclasses.dataclass(frozen=True)
-class MujocoConfig:
+class MujocoConfig(OptionsMixin):
     """Everything that defines a MuJoCo evaluation; stored in run stores as "experiment"."""
 
     dataset: datasets.DatasetConfig = datasets.DatasetConfig()
@@ -66,31 +66,6 @@ class MujocoConfig:
         "program_length": ("train", "program_length"), "episodes": ("eval", "episodes"),
         "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),
     }
-
-    @property
-    def seeds_of_data(self) -> tuple[int, ...]:
-        """The dataset seeds trained on (``data_seeds``, or the one of ``dataset.seed``)."""
-        return self.data_seeds or (self.dataset.seed,)
-
-    def with_options(self, **options) -> "MujocoConfig":
-        """This configuration with the named options (see ``OPTIONS``) replaced; None keeps
-        the current value."""
-        unknown = set(options) - set(self.OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown option(s) {sorted(unknown)}")
-        sections: dict[str, dict] = {}
-        for option, value in options.items():
-            if value is not None:
-                section, field = self.OPTIONS[option]
-                sections.setdefault(section, {})[field] = value
-        return dataclasses.replace(self, **{k: dataclasses.replace(getattr(self, k), **v)
-                                            for k, v in sections.items()})
-
-    def with_data_seeds(self, data_seeds) -> "MujocoConfig":
-        """This configuration trained on the datasets of ``data_seeds``."""
-        seeds = tuple(int(v) for v in data_seeds)
-        return dataclasses.replace(self, data_seeds=seeds if len(seeds) > 1 else (),
-                                   dataset=dataclasses.replace(self.dataset, seed=seeds[0]))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -202,11 +177,7 @@ class MujocoEvaluator:
                           timing={"train_s": t1 - t0, "score_s": t2 - t1})
 
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        idx = rng.integers(0, self.data.size, n)
-        ref = np.asarray(self.data.ref_logp)[idx]
-        lengths = np.asarray(self.data.lengths)[idx]
-        return {"logp_w": ref[:, 0], "logp_l": ref[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
-                "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
+        return reference_terminals(self.data, n, rng)
 
     def baseline(self) -> tuple[float, float]:
         """The reference's normalised score: mean and std over 4x the evaluation episodes; with

@@ -54,4 +54,11 @@ python benchmarks/inner_loop.py --task hopper > results/benchmarks/inner_loop.tx
 python benchmarks/search.py > results/benchmarks/search.txt
 python benchmarks/fitness_noise.py > results/benchmarks/fitness_noise.txt
 
-discover report --spec results/report.yaml --output results/REPORT.md
+discover report --spec results/report.yaml --output results/REPORT-v1-2026-11-27.md
+
+# v2 (2026-11-28): the suite, the headline searches and benches, the token task, the report.
+bash results/run_v2_benches.sh
+bash results/run_v2_headline.sh
+bash results/run_v2_lm.sh
+discover report --spec results/headline_v2.yaml --output results/REPORT.md
+python benchmarks/ray_overhead.py > results/benchmarks/ray_overhead.txt

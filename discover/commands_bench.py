@@ -75,7 +75,8 @@ def bench_cmd(
     from discover.run_views import entries_view
 
     ref = out["reference"]
-    rows = [(f"[dim]reference (BC)  {ref['mean']:.1f} ± {ref['std']:.1f} over datasets[/]", "", [])]
+    kind = "SFT" if task == "lm" else "BC"
+    rows = [(f"[dim]reference ({kind})  {ref['mean']:.1f} ± {ref['std']:.1f} over datasets[/]", "", [])]
     for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
         vs = r.get("vs_best_baseline")

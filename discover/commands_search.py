@@ -60,6 +60,12 @@ def run_cmd(
     wrap = ray_wrapper(ray, ray_actors)  # the cluster is checked before a run is created
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
+        state = store.latest_checkpoint()
+        if store.has("final.json") and state is not None and state["generation"] + 1 >= search_cfg.generations:
+            console.print(f"run [bold]{store.name}[/] is finished ({search_cfg.generations} generations, held-out "
+                          f"scores in final.json): nothing to resume. [bold]discover show {store.name}[/] prints "
+                          "its results.")
+            return
     else:
         store, g, search_cfg, evaluator_name, exp_cfg = _new_run(
             grammar, name, results_dir,

@@ -144,7 +144,7 @@ def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
         out += ["", f"## {s['label']}: `{s['run']}` against every hand-designed loss", "",
                 f"Held-out: {len(bench.get('data_seeds', [0]))} datasets (seeds "
                 f"{', '.join(map(str, bench.get('data_seeds', [])))}) x {len(bench['seeds'])} training seeds; "
-                f"reference (BC) {ref['mean']:.1f} ± {ref['std']:.1f} over datasets. "
+                f"reference ({'SFT' if bench['task'] == 'lm' else 'BC'}) {ref['mean']:.1f} ± {ref['std']:.1f} over datasets. "
                 + _budget(stores[s["label"]], bench), "",
                 f"Winner: `{w['closed_form']}` ({', '.join(f'{k}={v:.3g}' for k, v in w['constants'].items())})",
                 "", HEADER.format(m=m)]

@@ -41,7 +41,7 @@ RAY_ACTORS_HELP = "Ray actors (default: one per GPU of the cluster, else one per
 
 def ray_wrapper(address: str | None, actors: int | None):
     """None without --ray; else a function that puts an evaluator's training on the cluster's
-    actors. The address is checked at once (its form, and that something answers there)."""
+    actors. The cluster is joined and checked (address, room for the actors) at once."""
     if address is None:
         if actors is not None:
             raise UsageProblem("--ray-actors needs --ray")
@@ -50,13 +50,10 @@ def ray_wrapper(address: str | None, actors: int | None):
         raise UsageProblem("--ray-actors must be at least 1")
     from evaluators import remote
 
-    remote.check_address(address)  # at once; the cluster is joined when the first evaluator is
-    pools: list = []
+    pool = remote.RayPool(address, actors, log=console.print)  # joined and checked before any work
 
     def wrap(local, name, config):
-        if not pools:
-            pools.append(remote.RayPool(address, actors, log=console.print))
-        return remote.RayEvaluator(local, pools[0], name, config.to_dict())
+        return remote.RayEvaluator(local, pool, name, config.to_dict())
 
     return wrap
 

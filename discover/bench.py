@@ -87,7 +87,7 @@ def effective_variants(entries: Sequence[Entry], inputs: dict, threshold: float 
 
     out = []
     for e in entries:
-        if e.kind != "discovered":
+        if e.kind != "discovered" or " @ t=" in e.name:  # not the t-frozen twins
             continue
         form = effective.effective_form(e.expr, e.constants, inputs,
                                         effective.THRESHOLD if threshold is None else threshold)

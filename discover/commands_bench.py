@@ -26,8 +26,9 @@ def bench_cmd(
                                                            "progress t, with t frozen at 0 and at 1."),
     effective: bool = typer.Option(False, "--effective", help="Also each included loss without its additive "
                                                                "terms below 1% of the gradient norm (its effective "
-                                                               "form on the search's first dataset, at the "
-                                                               "reference, t across [0, 1])."),
+                                                               "form on the first search dataset of this bench's "
+                                                               "task and setting, at the reference, t across "
+                                                               "[0, 1])."),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on a separate "
                                                    "dataset and seeds) and report it at its best constants."),
     pairs: int = typer.Option(DATA.pairs),
@@ -66,10 +67,10 @@ def bench_cmd(
         task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
         eval_seed=bench.BENCH_EVAL_SEED).validate()
-    if effective:
-        entries += bench.effective_variants(entries, _search_data_terminals(cfg))
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     wrap = ray_wrapper(ray, ray_actors)
+    if effective:
+        entries += bench.effective_variants(entries, _search_data_terminals(cfg))
     out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
                           log=console.print, tune=tune, data_seeds=data_seeds, wrap=wrap)
     from discover.run_views import entries_view

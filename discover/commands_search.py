@@ -27,7 +27,7 @@ def estimate_generation_seconds(search, exp_config) -> float:
 @app.command("run")
 def run_cmd(
     grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml)."),
-    task: str = typer.Option(DATA.task, help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    task: str = typer.Option(DATA.task, help="Task (hopper, walker2d, half_cheetah, pendulum; lm: the token task)."),
     setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
     eps: float = typer.Option(DATA.eps, help="Label-flip probability for noisy data."),
     population: int = typer.Option(SEARCH.population, help="New candidates trained per generation."),

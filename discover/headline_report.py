@@ -30,8 +30,9 @@ from discover.markdown_report import _load_bench, load_spec
 from discover.suite_report import HEADER, Family, _cells, _p, _row, _score
 
 BUDGET_NOTE = ("Budgets: the search trained {trained} candidates x {seeds} seeds and re-trained elites {reeval} "
-               "times ({runs} training runs in all, on data seeds 0-{last_data}); tuning the baselines trained "
-               "{tune_runs} runs ({tune_settings} constant settings x {tune_seeds} seeds, on data seed 50), "
+               "times ({runs} training runs, not counting padding and the final held-out re-scoring, on data "
+               "seeds 0-{last_data}); tuning the baselines trained {tune_runs} runs ({tune_settings} constant "
+               "settings x {tune_seeds} seeds, on data seed {tune_data}), "
                "{per_baseline:.0f} per baseline on average.")
 
 
@@ -48,7 +49,7 @@ def _derived(bench: dict, winner: dict, suffix: str) -> dict | None:
 
 def _budget(run_store, bench: dict) -> str:
     from discover.bench import tuning_grid
-    from evaluators.seeds import TUNE_TRAIN
+    from evaluators.seeds import TUNE_DATA, TUNE_TRAIN
     from grammar import zoo
 
     cfg = run_store.read("config.json", "run configuration")
@@ -60,7 +61,7 @@ def _budget(run_store, bench: dict) -> str:
     return BUDGET_NOTE.format(trained=st.get("trained", 0), seeds=seeds, reeval=st.get("reevaluated", 0),
                               runs=seeds * (st.get("trained", 0) + st.get("reevaluated", 0)),
                               last_data=n_data - 1, tune_runs=settings * len(TUNE_TRAIN),
-                              tune_settings=settings, tune_seeds=len(TUNE_TRAIN),
+                              tune_settings=settings, tune_seeds=len(TUNE_TRAIN), tune_data=TUNE_DATA,
                               per_baseline=settings * len(TUNE_TRAIN) / max(len(bench.get("tuned", {})), 1))
 
 
@@ -78,7 +79,8 @@ def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
 def _data_key(bench: dict) -> str:
     d = dict(bench["config"]["dataset"])
     d.pop("seed", None)
-    return repr((bench["task"], sorted(d.items()), bench.get("units"), bench["config"].get("train")))
+    return repr((bench["task"], sorted(d.items()), bench.get("units"), bench["config"].get("train"),
+                 bench["config"].get("eval")))
 
 
 def build(spec_path: str, results_dir: str = "results") -> str:
@@ -98,7 +100,8 @@ def build(spec_path: str, results_dir: str = "results") -> str:
         bench = benches[s["label"]]
         w = _winner(bench, s["run"])
         winners[s["label"]] = w
-        baselines = [r for r in bench["losses"] if r["kind"] == "zoo" and r["fitness"] is not None]
+        baselines = [r for r in bench["losses"] if r["kind"] == "zoo" and r["fitness"] is not None
+                     and w["fitness"] is not None]
         per_setting.append((s, bench, w, [(r, family.add(f"{w['name']} - {r['name']}, {s['label']}", w, r))
                                           for r in baselines]))
         for suffix in (" @ t=0", " @ t=1", " (effective)"):
@@ -126,17 +129,19 @@ def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
     if spec.get("intro"):
         with open(spec["intro"]) as f:
             out += [f.read().strip(), ""]
-    out += [f"All {len(family.items)} comparisons below are one family: p-values are Holm-corrected across all of "
-            f"them; a tie is claimed only when a TOST equivalence test within ±{m:g} points is significant after the "
-            "same correction; MDE is the difference a paired t test would detect with 80% power at the observed "
+    out += [f"All {len(family.items)} comparisons below are one family: the tests of a difference are "
+            f"Holm-corrected across all of them, and so are the TOST equivalence tests (within ±{m:g} points) that a "
+            "tie needs; MDE is the difference a paired t test would detect with 80% power at the observed "
             "spread.", "", "## Summary", "",
             "| setting | discovered (held-out) | best baseline | difference (95% CI) | p (Holm) | verdict |",
             "|---|---|---|---|---|---|"]
     for s, bench, w, items in per_setting:
         best = bench.get("best_baseline")
         item = next((i for r, i in items if r["name"] == best), None)
-        if item is not None:
-            ci = f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
+        if w["fitness"] is None:
+            out.append(f"| {s['label']} | failed on held-out data: {w.get('reason')} | {best} | | | |")
+        elif item is not None:
+            ci = "-" if item["low"] is None else f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
             out.append(f"| {s['label']} | {_score(w)} | {best} {_score(_row(bench, best))} | {ci} | "
                        f"{_p(item['p_holm'])} | **{item['verdict']}** |")
     for s, bench, w, items in per_setting:

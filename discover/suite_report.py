@@ -161,10 +161,10 @@ def _render(spec: dict, family: Family, vs_sft: list, uses: list, per_setting: l
     if spec.get("intro"):
         with open(spec["intro"]) as f:
             out += [f.read().strip(), ""]
-    out += [f"All {len(family.items)} comparisons below are one family: p-values are Holm-corrected across "
-            f"all of them; a tie is claimed only when a TOST equivalence test within ±{m:g} points is "
-            "significant after the same correction; MDE is the difference a paired t test would detect "
-            "with 80% power at the observed spread.", ""]
+    out += [f"All {len(family.items)} comparisons below are one family: the tests of a difference are "
+            f"Holm-corrected across all of them, and so are the TOST equivalence tests (within ±{m:g} points) that "
+            "a tie needs; MDE is the difference a paired t test would detect with 80% power at the observed "
+            "spread.", ""]
     out += summary_table(benches) + [""]
     out += ["## 1. Clean labels: preference losses against imitation of the chosen response (sft)", "",
             HEADER.format(m=m)]

@@ -6,7 +6,7 @@ reversed, then EOS. The ground-truth reward of a response y to a prompt x is
 
     R(x, y) = (1/K) sum_j [y_j = reversed(x)_j]  -  0.25 |len(y) - K| / K,     K = PROMPT,
 
-in [-0.5, 1] (1 for the ideal response). Behaviour policies of graded quality q write
+in [-0.25, 1] (1 for the ideal response). Behaviour policies of graded quality q write
 each token of the ideal response with probability q, and otherwise mostly copy the
 prompt's token (a systematic error) or write a uniform one; they stop at the ideal
 length with probability q (at a uniform length otherwise). On data dominated by poor
@@ -15,7 +15,10 @@ policies, imitation learns the error.
 Data and settings mirror the MuJoCo suite: two responses to one prompt from two
 behaviour policies, labelled by R (``clean``; ties at random), with labels flipped with
 probability eps (``noisy``), from a pool weighted towards poor policies (``mixed``), or
-with the rejected response written for another prompt (``shuffled``, a control). The
+with the rejected response written for another prompt (``shuffled``, a control: the
+off-prompt response is always the rejected one). Prompts are split once and for all:
+those with ``prompt_id % 4 == 0`` (a quarter) are evaluation prompts that no dataset
+holds. The
 reference is the transformer fitted by supervised fine-tuning on every response of
 the data (both sides, so it does not see the labels). Each (loss, seed) trains the
 reference with the shared trainer (log-likelihood = summed log-probabilities of the
@@ -50,6 +53,7 @@ import optax
 from evaluators import trainer
 from evaluators.errors import InputError
 from evaluators.interface import Evaluation, OptionsMixin, encode, reference_terminals
+from evaluators.seeds import SEARCH_EVAL
 
 EOS, SEP = 0, 1
 CONTENT = 10                # content tokens 2 .. 2 + CONTENT - 1
@@ -92,8 +96,8 @@ class LmModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LmEvalConfig:
-    prompts: int = 512   # held-out prompts, one sampled response each (temperature 1)
-    seed: int = 555000
+    prompts: int = 512   # evaluation prompts (never in a dataset), one sampled response each (temperature 1)
+    seed: int = SEARCH_EVAL  # the bench and held-out scoring pass their own (``eval_seed``)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +150,22 @@ def reward(prompts: np.ndarray, responses: np.ndarray, lengths: np.ndarray) -> n
     return hits / PROMPT - 0.25 * np.abs(lengths - PROMPT) / PROMPT
 
 
-def sample_prompts(n: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(2, 2 + CONTENT, size=(n, PROMPT))
+DATA_VERSION = 2  # bump when the language or the data change: cached datasets are keyed by it
+
+
+def prompt_ids(prompts: np.ndarray) -> np.ndarray:
+    """Each prompt's index among the CONTENT ** PROMPT possible prompts."""
+    return ((prompts - 2) * CONTENT ** np.arange(PROMPT - 1, -1, -1)).sum(axis=-1)
+
+
+def sample_prompts(n: int, rng: np.random.Generator, evaluation: bool = False) -> np.ndarray:
+    """``n`` prompts from the data's share of the prompt space, or (``evaluation``) from the
+    evaluation share (``prompt_id % 4 == 0``): no dataset holds an evaluation prompt."""
+    out = np.empty((0, PROMPT), np.int64)
+    while len(out) < n:
+        p = rng.integers(2, 2 + CONTENT, size=(2 * n + 8, PROMPT))
+        out = np.concatenate([out, p[(prompt_ids(p) % 4 == 0) == evaluation]])
+    return out[:n]
 
 
 def behave(prompts: np.ndarray, quality: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +231,8 @@ def build(config: LmDataConfig) -> LmDataset:
     other = prompts[np.roll(np.arange(n), 1)] if config.setting == "shuffled" else prompts
     ra, rb = reward(prompts, a_tok, a_len), reward(other, b_tok, b_len)
     a_first = np.where(ra == rb, rng.random(n) < 0.5, ra > rb)
+    if config.setting == "shuffled":  # b is shown after another prompt: always the rejected side
+        a_first = np.ones(n, bool)
     flipped = np.zeros(n, bool)
     if config.setting == "noisy":
         flipped = rng.random(n) < config.eps
@@ -313,7 +333,8 @@ def score_responses(prompts: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def random_reward(rng: np.random.Generator, n: int = 20000) -> float:
-    """Expected reward of uniform random responses (uniform length, uniform content)."""
+    """Expected reward of random responses (uniform length; each token uniform, or the
+    prompt's, whose tokens are themselves uniform: the same expectation)."""
     prompts = sample_prompts(n, rng)
     tokens, lengths = behave(prompts, np.zeros(n), rng)
     return float(reward(prompts, tokens, lengths).mean())
@@ -325,7 +346,8 @@ R_IDEAL = 1.0
 def _cache_path(config: LmConfig) -> str:
     from evaluators.cache import cache_dir
 
-    key = hashlib.sha256(repr((dataclasses.asdict(config.dataset), dataclasses.asdict(config.model))).encode())
+    key = hashlib.sha256(repr((DATA_VERSION, dataclasses.asdict(config.dataset),
+                               dataclasses.asdict(config.model))).encode())
     return os.path.join(cache_dir(), "lm", f"{config.dataset.setting}-{key.hexdigest()[:16]}.npz")
 
 
@@ -353,10 +375,11 @@ def fit_reference(ds: LmDataset, cfg: LmModelConfig, seed: int) -> dict:
     return {k: np.asarray(v) for k, v in run(params).items()}
 
 
-def load_or_build(config: LmConfig, log: Callable[[str], None] | None = None) -> tuple[LmDataset, dict]:
+def load_or_build(config: LmConfig, log: Callable[[str], None] | None = None,
+                  rebuild: bool = False) -> tuple[LmDataset, dict]:
     """The dataset of ``config.dataset`` and its SFT reference, cached by configuration."""
     path = _cache_path(config)
-    if os.path.exists(path):
+    if os.path.exists(path) and not rebuild:
         z = np.load(path)
         ds = LmDataset(*(z[f] for f in ("prompts", "tokens", "mask", "lengths", "rewards", "flipped")))
         return ds, {k.removeprefix("ref_"): z[k] for k in z.files if k.startswith("ref_")}
@@ -393,13 +416,12 @@ class LmEvaluator:
         self.loaded = []
         for seed in config.seeds_of_data:
             c = config.with_options(data_seed=seed)
-            ds, ref = load_or_build(c, log)
+            ds, ref = load_or_build(c, log, rebuild)
             self.loaded.append((ds, ref, prepare(ds, ref)))
         self.dataset, self.reference, self.data = self.loaded[0]
         if len(self.loaded) > 1:
             self._stacked = trainer.stack_datasets([r for _, r, _ in self.loaded], [d for _, _, d in self.loaded])
-        rng = np.random.default_rng(config.eval.seed)
-        self.eval_prompts = sample_prompts(config.eval.prompts, rng)
+        self.eval_prompts = sample_prompts(config.eval.prompts, np.random.default_rng(config.eval.seed), True)
         self.r_random = random_reward(np.random.default_rng(config.eval.seed + 1))
 
     @property
@@ -423,7 +445,7 @@ class LmEvaluator:
         t1 = time.perf_counter()
         P, S = result.status.shape
         prompts = self.eval_prompts if eval_seed is None else sample_prompts(
-            self.config.eval.prompts, np.random.default_rng(eval_seed))
+            self.config.eval.prompts, np.random.default_rng(eval_seed), True)
         flat = {k: jnp.asarray(v.reshape((P * S,) + v.shape[2:])) for k, v in result.params.items()}
         key = jax.random.PRNGKey(self.config.eval.seed if eval_seed is None else eval_seed)
         out = np.asarray(_generate_population(flat, jnp.asarray(prompts), key))

@@ -6,7 +6,9 @@ they are built into that node's cache, deterministically) and keeps it, so its t
 compiles once per shape, not per shard: every shard of a call has the same number of
 losses (the last one padded by repeating its last loss). A loss's scores depend only on
 its program, constants and seeds (every policy is scored from the same start states),
-so a Ray run gives the results of the single-process path.
+so a Ray run gives the results of the single-process path on the same hardware and
+software (an actor fits its own reference and trains its shard at its own batch size: on
+other hardware or a GPU's vmap, results agree only to numerical precision).
 
 Faults: an actor whose process dies is restarted by Ray (its evaluator rebuilt) and its
 shard re-run; if it cannot be restarted, the shard goes to another live actor. An
@@ -51,13 +53,12 @@ class _EvaluatorActor:
     """Holds the evaluators it was asked for (the last few, by key) in one worker process."""
 
     def __init__(self, threads: int | None = None):
-        # An actor given CPUs keeps to them: simulation threads, and XLA's own thread pool
-        # (read when JAX first computes, which in this fresh process has not happened yet).
+        # An actor given CPUs keeps to them: simulation threads, and no multi-threaded Eigen
+        # in XLA (read when JAX first computes, which in this fresh process has not happened).
         if threads:
             os.environ["MPO_DISCOVER_THREADS"] = str(threads)
             os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", ""),
-                                                "--xla_cpu_multi_thread_eigen=false",
-                                                f"intra_op_parallelism_threads={threads}"]).strip()
+                                                "--xla_cpu_multi_thread_eigen=false"]).strip()
         self._evaluators: dict[str, Any] = {}
 
     def pid(self) -> int:
@@ -92,7 +93,7 @@ def connect(address: str | None):
     if address is None:
         raise InputError("no Ray address given and this process has not joined a cluster")
     try:
-        ray.init(address=None if address == "local" else address, logging_level="ERROR",
+        ray.init(address=address, logging_level="ERROR",  # "local": always a new cluster
                  log_to_driver=False, include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -159,6 +160,8 @@ class RayPool:
         ray = self._ray
         t0 = time.perf_counter()
         P = len(exprs)
+        if P == 0:
+            raise ValueError("no losses to evaluate")
         seeds = np.asarray(seeds)
         n = min(len(self.actors) - len(self._dead), P) or 1
         size = math.ceil(P / n)

@@ -33,6 +33,8 @@ def test_datasets_are_deterministic_and_labelled_by_the_reward(setting):
     s = a.summary()
     if setting == "noisy":
         assert 0.25 < s["flip_rate"] < 0.35 and s["label_disagreement"] > 0.15
+    elif setting == "shuffled":  # the chosen side is always the on-prompt response
+        assert s["flip_rate"] == 0.0
     else:
         assert s["label_disagreement"] == 0.0  # the chosen side never has the lower reward
     # every sequence: the prompt, SEP, then exactly `length` scored tokens (the response and EOS)
@@ -40,6 +42,24 @@ def test_datasets_are_deterministic_and_labelled_by_the_reward(setting):
     assert np.array_equal(a.mask.sum(-1), a.lengths)
     if setting != "shuffled":
         assert np.array_equal(a.tokens[:, 0, :lm.PROMPT], a.tokens[:, 1, :lm.PROMPT])
+    if setting in ("clean", "mixed"):
+        assert np.all(a.rewards[:, 0] >= a.rewards[:, 1])
+
+
+def test_evaluation_prompts_are_in_no_dataset_and_the_search_scores_on_its_own_draws():
+    from evaluators import seeds
+
+    data = np.concatenate([lm.build(lm.LmDataConfig(setting=s, pairs=500, seed=k)).prompts
+                           for s in lm.SETTINGS for k in (0, 1)])
+    evaluation = lm.sample_prompts(512, np.random.default_rng(0), evaluation=True)
+    assert not set(lm.prompt_ids(data)) & set(lm.prompt_ids(evaluation))
+    assert lm.LmEvalConfig().seed == seeds.SEARCH_EVAL != seeds.BENCH_EVAL
+
+
+def test_shuffled_pairs_reject_the_answer_to_another_prompt():
+    ds = lm.build(lm.LmDataConfig(setting="shuffled", pairs=300))
+    assert np.array_equal(ds.tokens[:, 0, :lm.PROMPT], ds.prompts)
+    assert not np.array_equal(ds.tokens[:, 1, :lm.PROMPT], ds.prompts)
 
 
 def test_mixed_data_teach_imitation_the_systematic_error():

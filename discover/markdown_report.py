@@ -21,7 +21,7 @@ import os
 import yaml
 
 from discover.errors import RunError
-from discover.store import RunStore, atomic_write_text
+from discover.store import RunStore
 
 
 def _load_bench(results_dir: str, name: str) -> dict:
@@ -184,12 +184,6 @@ def build(spec_path: str, results_dir: str = "results") -> str:
         with open(spec["discussion"]) as f:
             out += [f.read().strip(), ""]
     return "\n".join(out) + "\n"
-
-
-def write(spec_path: str, output: str, results_dir: str = "results") -> str:
-    text = build(spec_path, results_dir)
-    atomic_write_text(output, text)
-    return output
 
 
 def bench_summary(bench: dict) -> str:

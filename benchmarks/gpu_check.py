@@ -2,9 +2,9 @@
 throughput and one generation of the default search on ``--backend mjx``.
 
 Writes one file, ``results/benchmarks/gpu_check-<platform>.txt``, with every figure and
-the machine it came from. On an accelerator (the default ``--size full``) it takes a few
-minutes; ``--size small`` runs the same steps with small shapes, and is how it is tested
-on a CPU (``tests/test_gpu_check.py``).
+the machine it came from. On an accelerator (the default ``--size full``, on Hopper) it
+takes a few minutes; ``--size small`` runs the same steps with small shapes on the
+pendulum, and is how it is tested on a CPU (``tests/test_gpu_check.py``).
 
     python benchmarks/gpu_check.py [--size full|small] [--out results/benchmarks]
 
@@ -33,9 +33,12 @@ import jax
 import numpy as np
 
 SIZES = {
-    # envs for throughput, control steps, population, training steps, pairs, episodes
-    "full": dict(envs=2048, steps=1000, population=32, train_steps=200, pairs=2000, episodes=16, parity_envs=8),
-    "small": dict(envs=8, steps=50, population=4, train_steps=20, pairs=200, episodes=2, parity_envs=2),
+    # task, envs for throughput, control steps, population, training steps, pairs, segment, episodes;
+    # small runs every step on the cheapest task (pendulum), so that a CPU test of it stays short
+    "full": dict(task="hopper", envs=2048, steps=1000, population=32, train_steps=200, pairs=2000, segment=25,
+                 episodes=16, parity_envs=8),
+    "small": dict(task="pendulum", envs=8, steps=50, population=4, train_steps=20, pairs=200, segment=20,
+                  episodes=2, parity_envs=2),
 }
 
 
@@ -44,7 +47,7 @@ def parity(size: dict) -> str:
     from evaluators.backends import mjx, native
     from evaluators.tasks import get_task
 
-    task = get_task("hopper")
+    task = get_task(size["task"])
     m = task.mj_model()
     obs_dim = len(task.observation(m.qpos0, np.zeros(m.nv), np))
     pols = []
@@ -56,7 +59,7 @@ def parity(size: dict) -> str:
     a = native.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=40)
     b = mjx.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=40)
     rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1.0)))
-    return f"parity (hopper, 40 control steps, {a.size} episodes): max relative difference {rel:.2e}"
+    return f"parity ({size['task']}, 40 control steps, {a.size} episodes): max relative difference {rel:.2e}"
 
 
 def rollouts(size: dict) -> str:
@@ -64,7 +67,7 @@ def rollouts(size: dict) -> str:
     from evaluators.backends import mjx, native
     from evaluators.tasks import get_task
 
-    task = dataclasses.replace(get_task("hopper"), healthy=lambda q, v, xp: xp.ones(q.shape[:-1], bool))
+    task = dataclasses.replace(get_task(size["task"]), healthy=lambda q, v, xp: xp.ones(q.shape[:-1], bool))
     sim = native.NativeSimulator(task)
     model = sim.model
     rng = np.random.default_rng(0)
@@ -95,8 +98,9 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
     from grammar import load as load_grammar
     from grammar import zoo
 
-    cfg = MujocoConfig().with_options(task="hopper", setting="noisy", pairs=size["pairs"], steps=size["train_steps"],
-                                      episodes=size["episodes"], backend="mjx")
+    cfg = MujocoConfig().with_options(task=size["task"], setting="noisy", pairs=size["pairs"],
+                                      segment=size["segment"], steps=size["train_steps"], episodes=size["episodes"],
+                                      backend="mjx")
     exp = MujocoEvaluator(cfg, log=lambda m: None)
     names = list(zoo.ZOO)[: size["population"]]
     losses = [zoo.ZOO[n] for n in names]

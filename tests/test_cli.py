@@ -29,6 +29,35 @@ class Result:
     stderr: str
 
 
+def in_process(*args, cwd):
+    """Runs ``discover ARGS`` in this process in ``cwd`` (for module-scoped fixtures, where
+    ``cli`` is not available): compiled functions are shared with the other tests."""
+    import contextlib
+    import io
+
+    from discover.cli import main
+
+    out, err, before = io.StringIO(), io.StringIO(), (os.getcwd(), sys.argv, os.environ.get("COLUMNS"))
+    os.environ["COLUMNS"] = "200"
+    try:
+        os.chdir(cwd)
+        sys.argv = ["discover", *map(str, args)]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(before[0])
+        sys.argv = before[1]
+        if before[2] is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = before[2]
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch, tmp_path):
     """Runs ``discover ARGS`` in this process, in ``tmp_path`` unless ``cwd`` is given."""

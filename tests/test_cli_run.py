@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from test_cli import discover
+from test_cli import in_process as discover
 
 pytestmark = pytest.mark.slow
 

@@ -9,23 +9,19 @@ from typing import Optional
 import typer
 
 from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, SEARCH, TRAIN, UsageProblem, app,
-                          console, ray_wrapper)
+                          console, ray_wrapper, refuse_foreign_options)
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
 def estimate_generation_seconds(search, exp_config) -> float:
     """A conservative cost model of one generation on this machine (for --time-limit checks):
-    about 2.5 us per (pair x step x training step) per run, plus scoring and compilation."""
-    t = exp_config.train
-    runs = search.population * len(search.inner_seeds)
-    tokens = getattr(exp_config.dataset, "segment", 12)  # a segment's steps, or a token sequence
-    train = runs * t.steps * t.batch_pairs * tokens * 2.5e-6
-    score = runs * getattr(exp_config.eval, "episodes", 1) * 1000 * 4 / 150_000
-    return train + score
+    the runs of a generation times the evaluator's own estimate of one run."""
+    return search.runs_per_generation() * exp_config.seconds_per_run()
 
 
 @app.command("run")
 def run_cmd(
+    ctx: typer.Context,
     grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml)."),
     task: str = typer.Option(DATA.task, help="Task (hopper, walker2d, half_cheetah, pendulum; lm: the token task)."),
     setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
@@ -48,6 +44,10 @@ def run_cmd(
     episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
     es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
     reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
+    halving: bool = typer.Option(SEARCH.halving, "--halving/--no-halving",
+                                 help="Successive halving: new candidates train on one seed first, the best are "
+                                      "promoted to the other seeds (2 x POPULATION runs per generation instead of "
+                                      "POPULATION x seeds)."),
     max_seeds: int = typer.Option(SEARCH.max_seeds, help="Seeds after which an elite is no longer re-trained."),
     final_top: int = typer.Option(SEARCH.final_top, help="Discovered losses re-scored on held-out seeds at the end."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
@@ -57,6 +57,8 @@ def run_cmd(
     ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP),
 ):
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
+    if not resume:
+        refuse_foreign_options(ctx, task)
     wrap = ray_wrapper(ray, ray_actors)  # the cluster is checked before a run is created
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
@@ -71,7 +73,7 @@ def run_cmd(
             grammar, name, results_dir,
             dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
                  labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend),
-            dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate,
+            dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate, halving=halving,
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
     started = time.time()
     search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started, wrap)
@@ -212,8 +214,10 @@ def _finish(search, store, started: float) -> None:
     store.write("final.json", final)
     plots_written = run_views.write_plots(store, search.history, hof)
     console.print(run_views.pareto_table(hof))
-    console.print(run_views.final_table(final, parts=run_views.parts_of(store, final["rows"], "name")))
-    console.print(f"{search.stats['trained']} candidates trained, {search.stats['reevaluated']} elite "
+    console.print(run_views.final_table(final, parts=run_views.parts_of(store, final["rows"], "name"),
+                                        label=run_views.reference_label(store)))
+    halted = f" ({search.stats['halted']} stopped after one seed)" if search.stats.get("halted") else ""
+    console.print(f"{search.stats['trained']} candidates trained{halted}, {search.stats['reevaluated']} elite "
                   f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
                   f"{search.stats['rejected']} rejected, {trainer_compilations()} compilation(s); wall time "
                   f"{(time.time() - started) / 60:.1f} min this session. Results in {store.path} "
@@ -269,7 +273,8 @@ def show_cmd(
     console.print(run_views.pareto_table(hof))
     if store.has("final.json"):
         final = store.read("final.json", "final results")
-        console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name")))
+        console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name"),
+                                            label=run_views.reference_label(store)))
     if effective:
         rows = final["rows"] if store.has("final.json") else hof["ranked"][:top]
         with console.status("loading the run's data ..."):

@@ -26,10 +26,11 @@ import numpy as np
 
 from discover import stats
 from discover.errors import RunError
+from evaluators.registry import reference_label_of_task
 from discover.markdown_report import _load_bench, load_spec
 from discover.suite_report import HEADER, Family, _cells, _p, _row, _score
 
-BUDGET_NOTE = ("Budgets: the search trained {trained} candidates x {seeds} seeds and re-trained elites {reeval} "
+BUDGET_NOTE = ("Budgets: the search trained {trained} candidates {how} and re-trained elites {reeval} "
                "times ({runs} training runs, not counting padding and the final held-out re-scoring, on data "
                "seeds 0-{last_data}); tuning the baselines trained {tune_runs} runs ({tune_settings} constant "
                "settings x {tune_seeds} seeds, on data seed {tune_data}), "
@@ -58,8 +59,10 @@ def _budget(run_store, bench: dict) -> str:
     seeds = len(cfg["search"]["inner_seeds"])
     settings = sum(len(tuning_grid(zoo.get(n).constants)) for n in bench.get("tuned", {}))
     n_data = len(cfg["experiment"].get("data_seeds") or [0])
-    return BUDGET_NOTE.format(trained=st.get("trained", 0), seeds=seeds, reeval=st.get("reevaluated", 0),
-                              runs=seeds * (st.get("trained", 0) + st.get("reevaluated", 0)),
+    how = (f"with successive halving over {seeds} seeds ({st.get('halted', 0)} stopped after one)"
+           if cfg["search"].get("halving") else f"x {seeds} seeds")
+    return BUDGET_NOTE.format(trained=st.get("trained", 0), how=how, reeval=st.get("reevaluated", 0),
+                              runs=st.get("runs", seeds * (st.get("trained", 0) + st.get("reevaluated", 0))),
                               last_data=n_data - 1, tune_runs=settings * len(TUNE_TRAIN),
                               tune_settings=settings, tune_seeds=len(TUNE_TRAIN), tune_data=TUNE_DATA,
                               per_baseline=settings * len(TUNE_TRAIN) / max(len(bench.get("tuned", {})), 1))
@@ -149,7 +152,7 @@ def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
         out += ["", f"## {s['label']}: `{s['run']}` against every hand-designed loss", "",
                 f"Held-out: {len(bench.get('data_seeds', [0]))} datasets (seeds "
                 f"{', '.join(map(str, bench.get('data_seeds', [])))}) x {len(bench['seeds'])} training seeds; "
-                f"reference ({'SFT' if bench['task'] == 'lm' else 'BC'}) {ref['mean']:.1f} ± {ref['std']:.1f} over datasets. "
+                f"reference ({reference_label_of_task(bench['task'])}) {ref['mean']:.1f} ± {ref['std']:.1f} over datasets. "
                 + _budget(stores[s["label"]], bench), "",
                 f"Winner: `{w['closed_form']}` ({', '.join(f'{k}={v:.3g}' for k, v in w['constants'].items())})",
                 "", HEADER.format(m=m)]

@@ -25,9 +25,10 @@ def generation_line(info: dict, total: int, eta_s: float | None) -> str:
         form = form[:87] + "..."
     seeds = f" ({info['best_seeds']} seeds)" if info.get("best_seeds") else ""
     again = f"  re-trained {info['reevaluated']}" if info.get("reevaluated") else ""
+    promoted = f" ({info['promoted']} promoted)" if info.get("promoted") is not None else ""
     return (f"[bold]gen {info['generation'] + 1}/{total}[/]  best {_fmt(info['best_fitness'])}{seeds}  "
             f"gen best {_fmt(info['generation_best'])}  median {_fmt(info['median'])}  "
-            f"{rate * 60:.0f} cand/min{again}  cache hits {info['cache_hits']}  rejected {info['rejected']}  "
+            f"{rate * 60:.0f} cand/min{promoted}{again}  cache hits {info['cache_hits']}  rejected {info['rejected']}  "
             f"compilations {info['compilations']}  {info['elapsed_s'] / 60:.1f} min{eta}\n    {form}")
 
 
@@ -60,11 +61,18 @@ def entries_view(title: str, rows: list[tuple[str, str, list[str]]]):
     return Group(*items)
 
 
-def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | None = None):
+def reference_label(store: RunStore) -> str:
+    """How this run's evaluator names its reference policy ("BC", "SFT")."""
+    from evaluators import registry
+
+    return registry.reference_label(registry.of_store(store.config()))
+
+
+def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | None = None, label: str = "BC"):
     """The held-out table: each loss's score, then its closed form (and its parts, when
-    ``parts`` maps a row's name to them) on their own lines."""
+    ``parts`` maps a row's name to them) on their own lines; ``label`` names the reference."""
     ref = final["reference"]
-    rows = [(f"[dim]reference (BC)          {ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", [])]
+    rows = [(f"[dim]{'reference (' + label + ')':<24}{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", [])]
     for r in sorted(final["rows"], key=lambda r: -(r["heldout_mean"] if r["heldout_mean"] is not None else -1e9)):
         if r["kind"] == "discovered":
             same = f" (= {r['zoo_form']} form)" if r.get("zoo_form") else ""
@@ -229,7 +237,7 @@ def write_plots(store: RunStore, history: list[dict], hof: dict) -> list[str]:
     if curves:
         out.append(plots.training_curves(curves["steps"], curves["curves"], curves["reference"],
                                          store.file("training_curves.png"),
-                                         f"run {store.name}: held-out training curves"))
+                                         f"run {store.name}: held-out training curves", reference_label(store)))
     if history:
         gens = [h["generation"] + 1 for h in history]
         out.append(plots.fitness_over_generations(

@@ -75,6 +75,11 @@ class SearchConfig:
     reeval_seed_base: int = seed_spaces.REEVAL_TRAIN_BASE
     probe_margin: float = 1000.0
     time_limit_min: float | None = None
+    # Successive halving: each new candidate is first trained with one seed (rung 0, the
+    # first inner seed); the best (population - elites) / (S - 1) of them are promoted to
+    # the other S - 1 inner seeds (rung 1), beside the elites' one fresh seed each. Two
+    # calls of population x 1 runs, one compiled shape: 2P runs instead of P x S.
+    halving: bool = True
 
     def validate(self) -> "SearchConfig":
         if self.population < 2:
@@ -98,6 +103,10 @@ class SearchConfig:
             raise RunError("held-out seeds must differ from the search's inner seeds")
         if self.time_limit_min is not None and not self.time_limit_min > 0:
             raise RunError(f"time limit must be positive, got {self.time_limit_min}")
+        room = self.population - len(self.inner_seeds) + 1  # rung 1 must promote at least one candidate
+        if self.halves and self.generations > 1 and self.reevaluate >= room:
+            raise RunError(f"with successive halving, reevaluate ({self.reevaluate}) must be below "
+                           f"{room} (population - inner seeds + 1), so that rung 1 promotes a new candidate")
         return self
 
     def to_dict(self) -> dict:
@@ -107,9 +116,19 @@ class SearchConfig:
     def from_dict(d: dict) -> "SearchConfig":
         d = dict(d)
         d.setdefault("reevaluate", 0)  # runs made before re-evaluation existed
+        d.setdefault("halving", False)  # runs made before successive halving existed
         for k in ("inner_seeds", "holdout_seeds"):
             d[k] = tuple(d[k])
         return SearchConfig(**d)
+
+    @property
+    def halves(self) -> bool:
+        """Whether generations use successive halving (it needs two inner seeds or more)."""
+        return self.halving and len(self.inner_seeds) > 1
+
+    def runs_per_generation(self) -> int:
+        """Training runs per generation, padding included."""
+        return 2 * self.population if self.halves else self.population * len(self.inner_seeds)
 
     def reeval_seeds(self, generation: int) -> tuple[int, ...]:
         """Fresh training seeds for the elites re-trained in ``generation``: never the inner,
@@ -128,12 +147,15 @@ class EsSlot:
     key: str | None = None
 
     def fitness(self, scored: list[dict], cache: dict[str, dict]) -> float | None:
-        """The fitness to tell the strategy (None: rejected or failed)."""
+        """The fitness to tell the strategy (None: rejected or failed): with halving, the
+        rung-0 score, which every sample of the strategy has on the same seed."""
         if self.kind == "new":
-            return scored[self.index]["fitness"]
-        if self.kind == "known":
-            return (cache.get(self.key) or {}).get("fitness")
-        return None
+            rec = scored[self.index]
+        elif self.kind == "known":
+            rec = cache.get(self.key) or {}
+        else:
+            return None
+        return rec.get("screen", rec.get("fitness"))
 
 
 def scored_fields(ev: Evaluation, i: int) -> dict:
@@ -337,26 +359,15 @@ class Search:
         t0 = time.perf_counter()
         self.phase(f"generation {gen + 1}/{self.config.generations}: proposing and gating candidates")
         elites = self.reeval_targets(gen)
-        batch, rejected, es_slots = self.build_batch(gen, self.config.population - len(elites))
+        size = self.config.population if self.config.halves else self.config.population - len(elites)
+        batch, rejected, es_slots = self.build_batch(gen, size)
         if not batch:
             raise RunError(f"grammar {self.grammar.name} yields no new valid candidate in generation {gen}")
-        n_real = len(batch)
-        # One program shape per run: new candidates, then the elites re-trained on fresh seeds,
-        # then padding (repeats of new candidates, discarded).
-        again = [self.from_record(r) for r in elites]
-        slots = batch + again
-        padded = slots + [batch[i % n_real] for i in range(self.config.population - len(slots))]
-        inner, fresh = tuple(self.config.inner_seeds), self.config.reeval_seeds(gen)
-        seeds = np.array([fresh if len(batch) <= i < len(slots) else inner for i in range(len(padded))])
         t1 = time.perf_counter()
-        runs = len(padded) * len(inner)
-        self.phase(f"generation {gen + 1}/{self.config.generations}: training and scoring {len(batch)} new "
-                   f"candidates{f' and re-training {len(again)} elites' if again else ''} "
-                   f"({runs} runs{', compiling first' if trainer.compilations() == 0 else ''})")
-        ev = self.evaluator.evaluate([c.expr for c in padded], [c.constants for c in padded], seeds)
-        scored = [self.record(c, gen, **scored_fields(ev, i), seeds=list(inner), trained=True)
-                  for i, c in enumerate(batch)]
-        updated = [self.merge_reevaluation(rec, gen, fresh, ev, n_real + j) for j, rec in enumerate(elites)]
+        if self.config.halves:
+            scored, updated, timing, runs = self._halving(gen, batch, elites)
+        else:
+            scored, updated, timing, runs = self._all_seeds(gen, batch, elites)
         key = jax.random.PRNGKey(self.config.seed * 100_003 + gen)
         for j, (h, slots) in enumerate(es_slots.items()):
             self.es.tell(h, [slot.fitness(scored, self.cache) for slot in slots], jax.random.fold_in(key, 1000 + j))
@@ -365,6 +376,8 @@ class Search:
         self.stats["rejected"] += len(rejected)
         self.stats["trained"] += len(scored)
         self.stats["reevaluated"] += len(updated)
+        self.stats["halted"] = self.stats.get("halted", 0) + sum(1 for r in scored if r.get("halted"))
+        self.stats["runs"] = self.stats.get("runs", 0) + runs
         self.update_pool(scored)
         self.store.append_candidates(rejected + scored + updated)
         self.generation = gen
@@ -372,14 +385,13 @@ class Search:
         best = self.best()
         info = {
             "generation": gen, "new": len(scored), "rejected": len(rejected),
-            "padding": self.config.population - len(slots),
+            "promoted": sum(1 for r in scored if r.get("rung") == 1) if self.config.halves else None,
             "best_fitness": best["fitness"] if best else None,
             "best_closed_form": best["closed_form"] if best else None,
             "best_seeds": len(best.get("per_seed") or []) if best else None,
             "generation_best": max(fits) if fits else None,
             "median": float(np.median(fits)) if fits else None,
-            "seconds": time.perf_counter() - t0, "train_s": ev.timing.get("train_s"),
-            "score_s": ev.timing.get("score_s"),
+            "seconds": time.perf_counter() - t0, **timing,
             "propose_s": t1 - t0, "compilations": trainer.compilations(),
             "elapsed_s": self.elapsed_before + (time.perf_counter() - self._started if hasattr(self, "_started")
                                                 else 0.0),
@@ -389,17 +401,95 @@ class Search:
         self.store.write_checkpoint(gen, self.state())
         return info
 
+    def _train(self, cands: list[Candidate], seeds: np.ndarray, timing: dict) -> Evaluation:
+        """One call of the evaluator (``seeds`` (P, S) per candidate); times add up in ``timing``."""
+        ev = self.evaluator.evaluate([c.expr for c in cands], [c.constants for c in cands], seeds)
+        for k in ("train_s", "score_s"):
+            timing[k] = timing.get(k, 0.0) + (ev.timing.get(k) or 0.0)
+        return ev
+
+    def _all_seeds(self, gen: int, batch: list[Candidate], elites: list[dict]):
+        """Every new candidate on every inner seed, the elites on S fresh seeds: one call."""
+        n_real, P = len(batch), self.config.population
+        # One program shape per run: new candidates, then the elites re-trained on fresh seeds,
+        # then padding (repeats of new candidates, discarded).
+        slots = batch + [self.from_record(r) for r in elites]
+        padded = slots + [batch[i % n_real] for i in range(P - len(slots))]
+        inner, fresh = tuple(self.config.inner_seeds), self.config.reeval_seeds(gen)
+        seeds = np.array([fresh if n_real <= i < len(slots) else inner for i in range(P)])
+        self.phase(f"generation {gen + 1}/{self.config.generations}: training and scoring {n_real} new "
+                   f"candidates{f' and re-training {len(elites)} elites' if elites else ''} "
+                   f"({P * len(inner)} runs{', compiling first' if trainer.compilations() == 0 else ''})")
+        timing: dict = {}
+        ev = self._train(padded, seeds, timing)
+        scored = [self.record(c, gen, **scored_fields(ev, i), seeds=list(inner), trained=True)
+                  for i, c in enumerate(batch)]
+        updated = [self.merge_reevaluation(rec, gen, fresh, ev.seed_scores(n_real + j), ev.reasons[n_real + j])
+                   for j, rec in enumerate(elites)]
+        return scored, updated, timing, len(slots) * len(inner)
+
+    def _halving(self, gen: int, batch: list[Candidate], elites: list[dict]):
+        """Rung 0: every new candidate on the first inner seed. Rung 1: the best of them on
+        the other inner seeds, and each elite on one fresh seed. Both calls train P x 1 runs.
+
+        A candidate that is not promoted keeps its rung-0 score as ``screen`` and has no
+        fitness (``halted``): one seed does not rank it against candidates with S seeds."""
+        cfg, P, G = self.config, self.config.population, self.config.generations
+        inner, n_real = tuple(cfg.inner_seeds), len(batch)
+        first = trainer.compilations() == 0
+        timing: dict = {}
+        self.phase(f"generation {gen + 1}/{G}: rung 0, training and scoring {n_real} new candidates on one seed "
+                   f"({P} runs{', compiling first' if first else ''})")
+        padded = batch + [batch[i % n_real] for i in range(P - n_real)]
+        ev0 = self._train(padded, np.full((P, 1), inner[0]), timing)
+        screen = [ev0.seed_scores(i)[0] for i in range(n_real)]
+        order = sorted((i for i in range(n_real) if ev0.reasons[i] is None), key=lambda i: -screen[i])
+        promote = sorted(order[: (P - len(elites)) // (len(inner) - 1)])
+        rows = [(batch[i], s) for i in promote for s in inner[1:]]
+        fresh = cfg.reeval_seeds(gen)[0]
+        rows += [(self.from_record(r), fresh) for r in elites]
+        self.phase(f"generation {gen + 1}/{G}: rung 1, the best {len(promote)} on {len(inner) - 1} more seeds"
+                   f"{f' and {len(elites)} elites on a fresh seed' if elites else ''} ({P} runs)")
+        padded = [c for c, _ in rows] + [rows[i % len(rows)][0] for i in range(P - len(rows))] if rows else []
+        seeds = np.array([[s] for _, s in rows] + [[rows[i % len(rows)][1]] for i in range(P - len(rows))]) \
+            if rows else None
+        ev1 = self._train(padded, seeds, timing) if rows else None
+        at = {i: k * (len(inner) - 1) for k, i in enumerate(promote)}
+        scored = []
+        for i, c in enumerate(batch):
+            base = dict(screen=screen[i] if ev0.reasons[i] is None else None, trained=True)
+            if ev0.reasons[i] is not None:
+                scored.append(self.record(c, gen, **scored_fields(ev0, i), seeds=[inner[0]], rung=0, **base))
+            elif i not in at:
+                scored.append(self.record(c, gen, per_seed=[screen[i]], seeds=[inner[0]], rung=0, halted=True,
+                                          **base))
+            else:
+                rest = range(at[i], at[i] + len(inner) - 1)
+                per_seed = [screen[i]] + [ev1.seed_scores(r)[0] for r in rest]
+                reason = next((ev1.reasons[r] for r in rest if ev1.reasons[r] is not None), None)
+                vals = np.array(per_seed, float)
+                fields = dict(fitness=None, spread=None, reason=reason) if reason else \
+                    dict(fitness=float(vals.mean()), spread=float(vals.std()), reason=None)
+                if "train_accuracy" in ev0.diagnostics:
+                    fields["train_accuracy"] = float(np.mean([ev0.diagnostics["train_accuracy"][i]] +
+                                                             [ev1.diagnostics["train_accuracy"][r] for r in rest]))
+                scored.append(self.record(c, gen, per_seed=per_seed, seeds=list(inner), rung=1, **fields, **base))
+        offset = len(promote) * (len(inner) - 1)
+        updated = [self.merge_reevaluation(rec, gen, (fresh,), ev1.seed_scores(offset + j), ev1.reasons[offset + j])
+                   for j, rec in enumerate(elites)]
+        return scored, updated, timing, n_real + len(rows)
+
     @staticmethod
-    def merge_reevaluation(rec: dict, gen: int, seeds: Sequence[int], scores: Evaluation, i: int) -> dict:
+    def merge_reevaluation(rec: dict, gen: int, seeds: Sequence[int], new_scores: list, reason: str | None) -> dict:
         """The elite's record with the fresh seeds' scores added: its fitness becomes the mean
         over every seed it has been trained with (a failure on any seed fails it)."""
-        per_seed = list(rec["per_seed"]) + scores.seed_scores(i)
+        per_seed = list(rec["per_seed"]) + list(new_scores)
         out = dict(rec, generation=gen, born=rec.get("born", rec["generation"]), per_seed=per_seed,
                    seeds=list(rec.get("seeds") or []) + list(seeds),
                    reevaluations=rec.get("reevaluations", 0) + 1)
-        if scores.reasons[i] is not None:
+        if reason is not None:
             out.update(fitness=None, spread=None,
-                       reason=f"failed when re-trained on seeds {list(seeds)}: {scores.reasons[i]}")
+                       reason=f"failed when re-trained on seeds {list(seeds)}: {reason}")
         else:
             vals = np.array(per_seed, float)
             out.update(fitness=float(vals.mean()), spread=float(vals.std()))

@@ -52,13 +52,13 @@ def test_no_canonical_repeat_is_trained(finished):
     _, store = finished
     trained = [r["key"] for r in store.candidates() if r["trained"]]
     assert len(trained) == len(set(trained))
-    R = CONFIG.reevaluate
-    assert len(trained) == CONFIG.population + (CONFIG.population - R) * (CONFIG.generations - 1)
+    assert len(trained) == CONFIG.population * CONFIG.generations  # with halving, every slot is new in rung 0
     # re-evaluation trains an elite again only on seeds it has not seen: no (loss, seed) run twice
-    runs, S = [], len(CONFIG.inner_seeds)
+    runs, seen = [], {}
     for rec in store.candidates(latest=False):  # each line: a training (or a re-training) of one loss
         if rec["trained"]:
-            runs += [(rec["key"], s) for s in (rec["seeds"][-S:] if rec.get("reevaluations") else rec["seeds"])]
+            runs += [(rec["key"], s) for s in rec["seeds"][len(seen.get(rec["key"], [])):]]
+            seen[rec["key"]] = rec["seeds"]
     assert len(runs) == len(set(runs))
 
 
@@ -68,13 +68,68 @@ def test_elites_are_retrained_on_fresh_seeds(finished):
     assert len(again) >= CONFIG.reevaluate  # every generation after the first re-trains R elites
     inner = set(CONFIG.inner_seeds)
     for r in again:
-        assert len(r["per_seed"]) == len(r["seeds"]) == len(CONFIG.inner_seeds) * (1 + r["reevaluations"])
+        assert len(r["per_seed"]) == len(r["seeds"]) == len(CONFIG.inner_seeds) + r["reevaluations"]
         assert not (set(r["seeds"][len(inner):]) & (inner | set(CONFIG.holdout_seeds)))
         assert r["fitness"] == pytest.approx(np.mean(r["per_seed"]))
         assert r["born"] < r["generation"]
     # the search state agrees with the log
     for r in again:
         assert search.cache[r["key"]]["fitness"] == r["fitness"]
+
+
+class CountingEvaluator:
+    """An evaluator that records the seed matrix of every call."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def evaluate(self, exprs, constants, seeds, **kw):
+        self.calls.append(np.asarray(seeds).shape if np.ndim(seeds) == 2 else (len(exprs), len(seeds)))
+        return self.inner.evaluate(exprs, constants, seeds, **kw)
+
+
+def test_halving_screens_on_one_seed_and_promotes_the_best(finished):
+    _, store = finished
+    S, P = len(CONFIG.inner_seeds), CONFIG.population
+    for gen in range(CONFIG.generations):
+        new = [r for r in store.candidates() if r["trained"] and r.get("born", r["generation"]) == gen
+               and r.get("rung") is not None]
+        assert len(new) == P
+        halted = [r for r in new if r.get("halted")]
+        promoted = [r for r in new if r["rung"] == 1]
+        elites = 0 if gen == 0 else CONFIG.reevaluate
+        assert len(promoted) + sum(1 for r in new if r["reason"]) >= min((P - elites) // (S - 1), P)
+        for r in halted:  # one seed: a screen score, no fitness (not ranked against S-seed fitness)
+            assert r["fitness"] is None and r["reason"] is None and r["seeds"] == [CONFIG.inner_seeds[0]]
+            assert r["per_seed"] == [r["screen"]]
+        for r in promoted:
+            assert r["seeds"][:S] == list(CONFIG.inner_seeds) and r["per_seed"][0] == r["screen"]
+        if halted and promoted:  # promotion follows the rung-0 score
+            assert min(r["screen"] for r in promoted) >= max(r["screen"] for r in halted)
+
+
+def test_halving_trains_two_population_sized_calls_per_generation(tmp_path, pendulum_evaluator, mirror):
+    counting = CountingEvaluator(pendulum_evaluator)
+    cfg = dataclasses.replace(CONFIG, generations=2, final_top=1)
+    search, _ = new_search(tmp_path, counting, mirror, "halving", cfg)
+    search.run()
+    assert counting.calls == [(cfg.population, 1)] * 4
+    assert search.stats["runs"] <= 2 * cfg.population * cfg.generations
+    assert cfg.runs_per_generation() == 2 * cfg.population
+
+
+def test_without_halving_every_candidate_gets_every_seed(tmp_path, pendulum_evaluator, mirror):
+    counting = CountingEvaluator(pendulum_evaluator)
+    cfg = dataclasses.replace(CONFIG, generations=2, final_top=1, halving=False)
+    search, store = new_search(tmp_path, counting, mirror, "all-seeds", cfg)
+    search.run()
+    assert counting.calls == [(cfg.population, len(cfg.inner_seeds))] * 2
+    first = [r for r in store.candidates(latest=False) if r["trained"] and not r.get("reevaluations")]
+    assert all(len(r["seeds"]) == len(cfg.inner_seeds) and not r.get("halted") for r in first)
+    assert SearchConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "halving"}).halving is False
 
 
 def test_constant_search_and_variation_produce_candidates(finished):

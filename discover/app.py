@@ -62,6 +62,20 @@ class UsageProblem(Exception):
     """A bad combination of options (a user error)."""
 
 
+def refuse_foreign_options(ctx: typer.Context, task: str) -> None:
+    """A user error when an option given on the command line means nothing to the evaluator
+    of ``task`` (its configuration's ``FOREIGN`` options: --segment with --task lm, ...)."""
+    from evaluators import registry
+
+    foreign = getattr(registry.get(registry.for_task(task)).Config, "FOREIGN", ())
+    given = [name for name in foreign if (src := ctx.get_parameter_source(name)) is not None
+             and src.name == "COMMANDLINE"]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageProblem(f"{flags} {'does' if len(given) == 1 else 'do'} not apply to --task {task} "
+                           f"(options of the MuJoCo tasks)")
+
+
 def write_output(path: str, text: str) -> None:
     """Writes a file the user asked for, atomically; its directory must exist."""
     from evaluators import atomic

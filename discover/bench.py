@@ -15,6 +15,7 @@ import numpy as np
 
 from discover import plots
 from discover.store import atomic_write_json
+from evaluators import registry
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
 from evaluators.interface import Evaluator
@@ -139,8 +140,6 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
 def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Evaluator:
     """The evaluator of ``config`` (by its task); with ``wrap`` (``discover.app.ray_wrapper``),
     its training runs on Ray actors."""
-    from evaluators import registry
-
     local = registry.get(registry.for_task(config.dataset.task))(config, log=log)
     return local if wrap is None else wrap(local, local.name, config)
 
@@ -221,7 +220,8 @@ def run_bench(config, entries: Sequence[Entry], seeds: Sequence[int], out_dir: s
     title = f"{config.dataset.task} {config.dataset.setting}" + (
         f" (eps {config.dataset.eps:g})" if config.dataset.setting == "noisy" else "")
     plots.bench_bars([r["name"] for r in rows], [r["fitness"] for r in rows], [r["spread"] for r in rows],
-                     out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"))
+                     out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"),
+                     registry.reference_label_of_task(config.dataset.task))
     return out
 
 

@@ -8,12 +8,13 @@ from typing import Optional
 import typer
 
 from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, TRAIN, UsageProblem, app, console,
-                          ray_wrapper, write_output)
+                          ray_wrapper, refuse_foreign_options, write_output)
 from evaluators.seeds import BENCH_DATA_BASE
 
 
 @app.command("bench")
 def bench_cmd(
+    ctx: typer.Context,
     task: str = typer.Option(DATA.task),
     setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
     eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy)."),
@@ -53,6 +54,7 @@ def bench_cmd(
     from discover import bench
     from evaluators import registry
 
+    refuse_foreign_options(ctx, task)
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
     if ablate_t:
@@ -73,10 +75,16 @@ def bench_cmd(
         entries += bench.effective_variants(entries, _search_data_terminals(cfg))
     out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
                           log=console.print, tune=tune, data_seeds=data_seeds, wrap=wrap)
+    title = (f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
+             + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
+    _print_bench(out, title, registry.reference_label_of_task(task), out_dir)
+
+
+def _print_bench(out: dict, title: str, kind: str, out_dir: str) -> None:
+    """A bench's table (reference, then every loss by score) and where it was written."""
     from discover.run_views import entries_view
 
     ref = out["reference"]
-    kind = "SFT" if task == "lm" else "BC"
     rows = [(f"[dim]reference ({kind})  {ref['mean']:.1f} ± {ref['std']:.1f} over datasets[/]", "", [])]
     for r in sorted(out["losses"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         score = f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None else f"[red]{r['reason']}[/]"
@@ -86,9 +94,7 @@ def bench_cmd(
         name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else f"[bold]{r['name']}[/]"
         bd = "" if r.get("beta_margin") is None else f"  β·D {r['beta_margin']:.2f}"
         rows.append((f"{name_}  {score}{diff}  train acc. {r['train_accuracy']:.2f}{bd}", r["closed_form"], []))
-    table = entries_view(f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
-                         + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds", rows)
-    console.print(table)
+    console.print(entries_view(title, rows))
     t = out["timing"]
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
                   f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s) in this process")

@@ -18,7 +18,7 @@ def _save(fig, path: str) -> str:
         plt.close(fig)
 
 
-def bench_bars(names, means, stds, reference, title: str, path: str) -> str:
+def bench_bars(names, means, stds, reference, title: str, path: str, label: str = "BC") -> str:
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 4))
     order = sorted(range(len(names)), key=lambda i: -(means[i] if means[i] is not None else -1e9))
     xs = range(len(order))
@@ -26,7 +26,7 @@ def bench_bars(names, means, stds, reference, title: str, path: str) -> str:
     errs = [stds[i] if stds[i] is not None else 0.0 for i in order]
     colors = ["tab:blue" if means[i] is not None else "tab:gray" for i in order]
     ax.bar(xs, vals, yerr=errs, color=colors, capsize=3)
-    ax.axhline(reference, color="tab:orange", ls="--", label=f"reference (BC) {reference:.1f}")
+    ax.axhline(reference, color="tab:orange", ls="--", label=f"reference ({label}) {reference:.1f}")
     ax.axhline(100, color="tab:green", ls=":", label="expert = 100")
     ax.set_xticks(list(xs))
     ax.set_xticklabels([names[i] for i in order], rotation=45, ha="right")
@@ -60,7 +60,7 @@ def pareto(complexities, fitnesses, front, path: str, title: str) -> str:
     return _save(fig, path)
 
 
-def training_curves(steps, curves: dict, reference: float, path: str, title: str) -> str:
+def training_curves(steps, curves: dict, reference: float, path: str, title: str, label: str = "BC") -> str:
     """curves: name -> (S, K) normalised scores after each block of steps."""
     import numpy as np
 
@@ -72,7 +72,7 @@ def training_curves(steps, curves: dict, reference: float, path: str, title: str
         std = np.concatenate([[0.0], np.nanstd(scores, axis=0)])
         ax.plot(xs, mean, marker=".", label=name)
         ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
-    ax.axhline(reference, color="tab:orange", ls="--", lw=1, label="reference (BC)")
+    ax.axhline(reference, color="tab:orange", ls="--", lw=1, label=f"reference ({label})")
     ax.set_xlabel("training step")
     ax.set_ylabel("normalised return (mean ± std over seeds)")
     ax.set_title(title)

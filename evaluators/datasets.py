@@ -222,7 +222,9 @@ class _AssignedActor:
 
 def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread: int | None = None,
           ) -> PreferenceDataset:
-    """Generates a dataset (no caching; see :func:`load_or_build`)."""
+    """Generates a dataset (no caching; see :func:`load_or_build`). One function on
+    purpose: it makes the random draws in one visible order, which the committed dataset
+    digests depend on."""
     from evaluators.backends.native import NativeSimulator, Trajectories
 
     config.validate()

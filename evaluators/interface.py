@@ -71,6 +71,7 @@ class Evaluator(Protocol):
     """What the search needs of an evaluator."""
 
     name: str                                  # its name in the registry
+    reference_label: str                       # how tables name its reference policy ("BC", "SFT")
     program_shape: interpreter.ProgramShape    # the shape losses are encoded to
 
     def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int] | np.ndarray,
@@ -96,12 +97,13 @@ class Evaluator(Protocol):
 
 class OptionsMixin:
     """The option surface of an evaluator configuration (a frozen dataclass with sections):
-    ``OPTIONS`` maps a command-line option to its (section, field), ``IGNORED`` names
-    options of other evaluators it accepts and ignores; ``dataset.seed`` and
-    ``data_seeds`` pick its datasets."""
+    ``OPTIONS`` maps a command-line option to its (section, field); ``FOREIGN`` names
+    options of other evaluators: at their defaults they are passed along and ignored, given
+    on the command line they are refused (``discover.app.refuse_foreign_options``);
+    ``dataset.seed`` and ``data_seeds`` pick its datasets."""
 
     OPTIONS: dict[str, tuple[str, str]] = {}
-    IGNORED: tuple[str, ...] = ()
+    FOREIGN: tuple[str, ...] = ()
 
     @property
     def seeds_of_data(self) -> tuple[int, ...]:
@@ -111,7 +113,7 @@ class OptionsMixin:
     def with_options(self, **options):
         """This configuration with the named options (see ``OPTIONS``) replaced; None keeps
         the current value."""
-        unknown = set(options) - set(self.OPTIONS) - set(self.IGNORED)
+        unknown = set(options) - set(self.OPTIONS) - set(self.FOREIGN)
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)}")
         sections: dict[str, dict] = {}

@@ -111,12 +111,12 @@ class LmConfig(OptionsMixin):
     data_seeds: tuple[int, ...] = ()
 
     # The options of `discover run` and `bench` that mean something here; the MuJoCo-only
-    # ones (segment, label horizon, labels, backend, episodes) are accepted and ignored.
+    # ones (segment, label horizon, labels, backend, episodes) are refused when given.
     OPTIONS = {"task": ("dataset", "task"), "setting": ("dataset", "setting"), "eps": ("dataset", "eps"),
                "pairs": ("dataset", "pairs"), "data_seed": ("dataset", "seed"), "steps": ("train", "steps"),
                "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
                "program_length": ("train", "program_length"), "eval_seed": ("eval", "seed")}
-    IGNORED = ("segment", "label_horizon", "labels", "backend", "episodes")
+    FOREIGN = ("segment", "label_horizon", "labels", "backend", "episodes")
 
     def validate(self) -> "LmConfig":
         self.dataset.validate()
@@ -124,6 +124,12 @@ class LmConfig(OptionsMixin):
         if len(set(self.data_seeds)) != len(self.data_seeds):
             raise InputError(f"data seeds repeat: {list(self.data_seeds)}")
         return self
+
+    def seconds_per_run(self) -> float:
+        """A conservative cost model of one training run and its scoring: about 2.5 us per
+        (pair x token x training step), plus sampling the evaluation prompts' responses."""
+        t = self.train
+        return t.steps * t.batch_pairs * SEQ * 2.5e-6 + self.eval.prompts * MAX_RESPONSE * 2e-5
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -409,6 +415,7 @@ class LmEvaluator:
 
     name = "lm"
     Config = LmConfig
+    reference_label = "SFT"  # the reference is supervised fine-tuning on both responses
 
     def __init__(self, config: LmConfig = LmConfig(), log: Callable[[str], None] | None = None,
                  rebuild: bool = False):

@@ -67,6 +67,13 @@ class MujocoConfig(OptionsMixin):
         "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),
     }
 
+    def seconds_per_run(self) -> float:
+        """A conservative cost model of one training run and its scoring on a CPU core pair:
+        about 2.5 us per (pair x control step x training step), and 1000-step episodes at
+        about 150,000 physics steps per second (frame skip 4)."""
+        t = self.train
+        return t.steps * t.batch_pairs * self.dataset.segment * 2.5e-6 + self.eval.episodes * 1000 * 4 / 150_000
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -132,6 +139,7 @@ class MujocoEvaluator:
 
     name = "mujoco"
     Config = MujocoConfig
+    reference_label = "BC"  # the reference is behaviour cloning of both sides of every pair
 
     def __init__(self, config: MujocoConfig, log: Callable[[str], None] | None = None, rebuild: bool = False):
         self.config = config.validate()

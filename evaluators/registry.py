@@ -1,6 +1,6 @@
 """Evaluator registry: adding an evaluator is one module implementing
 :class:`evaluators.interface.Evaluator` (with a ``Config`` dataclass that has
-``validate``, ``to_dict`` and ``from_dict``) plus one line below."""
+``validate``, ``to_dict``, ``from_dict`` and ``seconds_per_run``) plus one line below."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def get(name: str) -> type:
         raise InputError(f"unknown evaluator {name!r}; known evaluators: {', '.join(sorted(EVALUATORS))}")
     module, _, cls = EVALUATORS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def reference_label(name: str) -> str:
+    """How tables and plots name the reference policy of evaluator ``name`` ("BC", "SFT")."""
+    return getattr(get(name), "reference_label", "reference")
+
+
+def reference_label_of_task(task: str) -> str:
+    """The reference label of the evaluator that serves ``task`` (for stored benches)."""
+    return reference_label(for_task(task))
 
 
 def config_from_dict(name: str, d: dict):

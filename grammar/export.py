@@ -95,7 +95,8 @@ def _docstring(expr: Expr, constants: Mapping[str, float], title: str, provenanc
 def export_module(expr: Expr, constants: Mapping[str, float], fmt: str = "jax",
                   title: str = "A preference-optimisation loss.", provenance: str = "",
                   parts: Sequence[str] | None = None) -> str:
-    """Source of a standalone module computing ``expr`` (see the module docstring)."""
+    """Source of a standalone module computing ``expr`` (see the module docstring). Long
+    because it is a template: the module's sections in the order they are written."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     missing = [c for c in expr.constants if c not in constants]

@@ -239,6 +239,8 @@ def _as_list(value, what: str, line) -> list:
 
 
 def _build(data: dict, shown: str, path: str | None) -> Grammar:
+    """A grammar from its parsed YAML, each section checked in file order with the line of
+    any error. Long because it is a checklist of the sections, read top to bottom."""
     unknown = set(data) - TOP_LEVEL_KEYS
     if unknown:
         key = sorted(unknown, key=str)[0]
@@ -365,6 +367,8 @@ def _build_constants(raw, line) -> dict[str, Constant]:
 
 def _build_nonterminal(name, spec, raw_nts, nt_params, arity, terminals, constants, definitions,
                        primitives) -> Nonterminal:
+    """One nonterminal and its productions, each checked (keys, parameters, expressions,
+    the increasing-order constraint) with its line; long for the same reason as _build."""
     line = _line(raw_nts, name)
     unknown = set(spec) - {"params", "productions", "increasing", "doc"}
     if unknown:

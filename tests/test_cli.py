@@ -158,6 +158,10 @@ def test_export_zoo(cli, tmp_path):
     (("run", "--grammar", "mirror.yaml", "--es", "pso"), "unknown constant search 'pso'"),
     (("run", "--grammar", "mirror.yaml", "--reevaluate", "40"), "must leave room for structure offspring"),
     (("data", "build", "--task", "pendulum", "--eps", "0.51", "--setting", "noisy"), "eps must be in [0, 0.5]"),
+    (("run", "--grammar", "mirror.yaml", "--task", "lm", "--segment", "10"), "--segment does not apply to --task lm"),
+    (("bench", "--task", "lm", "--episodes", "4", "--backend", "mjx"), "--backend, --episodes do not apply"),
+    (("run", "--grammar", "mirror.yaml", "--population", "8", "--reevaluate", "6", "--es", "open_es"),
+     "must leave room for structure offspring"),
 ])
 def test_user_errors(cli, tmp_path, args, fragment):
     assert_user_error(cli(*args), fragment)

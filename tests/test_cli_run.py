@@ -26,7 +26,8 @@ def finished_run(tmp_path_factory):
 def test_run_prints_hall_of_fame_and_writes_store(finished_run):
     cwd, out = finished_run
     assert "gen 1/2" in out.stdout and "gen 2/2" in out.stdout
-    assert "held-out scores" in out.stdout and "Pareto front" in out.stdout
+    assert "held-out scores" in out.stdout and "Pareto front" in out.stdout and "reference (BC)" in out.stdout
+    assert "promoted" in out.stdout  # successive halving, the default
     run = cwd / "results" / "tiny"
     for name in ("config.json", "grammar.yaml", "candidates.jsonl", "hall_of_fame.json", "final.json",
                  "fitness.png", "pareto.png", "training_curves.png", "checkpoints/gen-0001.json"):

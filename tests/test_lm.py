@@ -129,6 +129,7 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
             assert not e.code, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "token sequences" in out and "lm-run#1" in out
+    assert "reference (SFT)" in out and "reference (BC)" not in out  # the evaluator names its reference
     config = json.loads((tmp_path / "results" / "lm-run" / "config.json").read_text())
     assert config["evaluator"] == "lm" and config["experiment"]["dataset"]["setting"] == "mixed"
     bench = json.loads((tmp_path / "results" / "lm-bench" / "results.json").read_text())

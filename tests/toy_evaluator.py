@@ -45,6 +45,7 @@ class ToyEvaluator:
     the uniform reference and 100 for the best token."""
 
     name = "toy"
+    reference_label = "uniform"
     Config = ToyConfig
 
     def __init__(self, config: ToyConfig = ToyConfig(), log=None):

@@ -122,6 +122,10 @@ def report_cmd(
     bench: Optional[str] = typer.Option(None, "--bench", help="Instead: print one bench as a markdown table."),
     suite: Optional[str] = typer.Option(None, "--suite", help="The diagnostic-suite report of this spec (the same "
                                                               "as --spec SPEC)."),
+    readme: Optional[str] = typer.Option(None, "--readme", help="Also put a headline spec's summary table into this "
+                                                                "file, between its lines '<!-- begin: discover "
+                                                                "report summary -->' and '<!-- end: discover report "
+                                                                "summary -->'."),
 ):
     """Write the markdown report (tables, verdicts, transfer matrix) from committed results."""
     from discover import headline_report, markdown_report, suite_report
@@ -133,5 +137,29 @@ def report_cmd(
     kind = markdown_report.load_spec(spec)
     builder = (suite_report.build if "clean" in kind else markdown_report.build if "searches" in kind
                else headline_report.build)
+    if readme and builder is not headline_report.build:
+        raise UsageProblem("--readme takes the summary table of a headline spec (settings: search and bench)")
+    if readme:
+        replace_block(readme, [])  # the file and its markers are checked before any work
     write_output(output, builder(spec, results_dir))
     console.print(f"wrote {output}")
+    if readme:
+        write_output(readme, replace_block(readme, headline_report.summary_table(spec, results_dir)))
+        console.print(f"updated the summary table in {readme}")
+
+
+BEGIN, END = "<!-- begin: discover report summary -->", "<!-- end: discover report summary -->"
+
+
+def replace_block(path: str, lines: list[str]) -> str:
+    """The text of ``path`` with the lines between its BEGIN and END markers replaced."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise UsageProblem(f"cannot read {path}: {e.strerror}") from None
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise UsageProblem(f"{path} needs one line '{BEGIN}' and, after it, one line '{END}'")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    return head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail

@@ -88,6 +88,29 @@ def _data_key(bench: dict) -> str:
 
 def build(spec_path: str, results_dir: str = "results") -> str:
     """The headline report of a spec (see the module docstring), as markdown."""
+    return _render(*_compare(spec_path, results_dir))
+
+
+def summary_table(spec_path: str, results_dir: str = "results") -> list[str]:
+    """The report's summary table alone (markdown lines), for the README."""
+    _, _, per_setting, _, _, stores = _compare(spec_path, results_dir)
+    return _summary(per_setting, stores)
+
+
+def winner_parts(store) -> str:
+    """The run's rank-1 loss (by held-out score, as `discover bench --include RUN:1` takes
+    it) in its grammar's terms: its derivation, template first."""
+    from discover.run_views import ranked_entry
+
+    try:
+        derivation = ranked_entry(store, 1)[3]
+    except RunError:  # a run without held-out scores has no rank 1 to describe
+        return "-"
+    return f"`{derivation}`" if derivation else "-"
+
+
+def _compare(spec_path: str, results_dir: str):
+    """Every comparison of a spec, Holm-corrected as one family."""
     from discover.store import RunStore
 
     spec = load_spec(spec_path)
@@ -121,7 +144,24 @@ def build(spec_path: str, results_dir: str = "results") -> str:
                 transfer.append((label, other, row, best, family.add(f"{w['name']} - {best['name']}, {other}",
                                                                      row, best)))
     family.correct()
-    return _render(spec, family, per_setting, novelty, transfer, stores)
+    return spec, family, per_setting, novelty, transfer, stores
+
+
+def _summary(per_setting, stores) -> list[str]:
+    out = ["| setting | winner (its derivation: template, then each part's production) | discovered (held-out) "
+           "| best baseline | difference (95% CI) | p (Holm) | verdict |",
+           "|---|---|---|---|---|---|---|"]
+    for s, bench, w, items in per_setting:
+        best = bench.get("best_baseline")
+        item = next((i for r, i in items if r["name"] == best), None)
+        parts = winner_parts(stores[s["label"]])
+        if w["fitness"] is None:
+            out.append(f"| {s['label']} | {parts} | failed on held-out data: {w.get('reason')} | {best} | | | |")
+        elif item is not None:
+            ci = "-" if item["low"] is None else f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
+            out.append(f"| {s['label']} | {parts} | {_score(w)} | {best} {_score(_row(bench, best))} | {ci} | "
+                       f"{_p(item['p_holm'])} | **{item['verdict']}** |")
+    return out
 
 
 def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
@@ -135,18 +175,7 @@ def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
     out += [f"All {len(family.items)} comparisons below are one family: the tests of a difference are "
             f"Holm-corrected across all of them, and so are the TOST equivalence tests (within ±{m:g} points) that a "
             "tie needs; MDE is the difference a paired t test would detect with 80% power at the observed "
-            "spread.", "", "## Summary", "",
-            "| setting | discovered (held-out) | best baseline | difference (95% CI) | p (Holm) | verdict |",
-            "|---|---|---|---|---|---|"]
-    for s, bench, w, items in per_setting:
-        best = bench.get("best_baseline")
-        item = next((i for r, i in items if r["name"] == best), None)
-        if w["fitness"] is None:
-            out.append(f"| {s['label']} | failed on held-out data: {w.get('reason')} | {best} | | | |")
-        elif item is not None:
-            ci = "-" if item["low"] is None else f"{item['mean']:+.1f} [{item['low']:+.1f}, {item['high']:+.1f}]"
-            out.append(f"| {s['label']} | {_score(w)} | {best} {_score(_row(bench, best))} | {ci} | "
-                       f"{_p(item['p_holm'])} | **{item['verdict']}** |")
+            "spread.", "", "## Summary", ""] + _summary(per_setting, stores)
     for s, bench, w, items in per_setting:
         ref = bench["reference"]
         out += ["", f"## {s['label']}: `{s['run']}` against every hand-designed loss", "",

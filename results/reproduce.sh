@@ -60,5 +60,5 @@ discover report --spec results/report.yaml --output results/REPORT-v1-2026-11-27
 bash results/run_v2_benches.sh
 bash results/run_v2_headline.sh
 bash results/run_v2_lm.sh
-discover report --spec results/headline_v2.yaml --output results/REPORT.md
+discover report --spec results/headline_v2.yaml --output results/REPORT.md --readme README.md
 python benchmarks/ray_overhead.py > results/benchmarks/ray_overhead.txt

@@ -60,6 +60,25 @@ def test_export_from_run(finished_run, fmt):
         compile(src, str(target), "exec")
 
 
+def test_the_report_names_a_winner_by_its_derivation_and_fills_the_readme(finished_run, tmp_path):
+    from discover import headline_report
+    from discover.commands_bench import BEGIN, END, replace_block
+    from discover.store import RunStore
+
+    cwd, out = finished_run
+    parts = headline_report.winner_parts(RunStore.open(str(cwd / "results" / "tiny")))
+    assert parts.startswith("`mpo(") or parts.startswith("`free(")  # a mirror.yaml template
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nold table\n{END}\n\nafter\n")
+    text = replace_block(str(readme), ["| a | b |", "|---|---|"])
+    assert text == f"# x\n\n{BEGIN}\n| a | b |\n|---|---|\n{END}\n\nafter\n"
+    readme.write_text("no markers\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("settings:\n  - {label: x, run: tiny, bench: none}\n")
+    res = discover("report", "--spec", str(spec), "--readme", str(readme), "--output", str(tmp_path / "R.md"), cwd=cwd)
+    assert res.returncode == 2 and "needs one line" in res.stderr
+
+
 def test_rank_out_of_range(finished_run):
     cwd, _ = finished_run
     out = discover("export", "tiny", "--rank", "99", "--output", "x.py", cwd=cwd)

@@ -41,7 +41,31 @@ class Entry:
 
 
 def zoo_entries(names: Sequence[str]) -> list[Entry]:
-    return [Entry(z.name, "zoo", z.expr, dict(z.constants), z.reference) for z in (zoo.get(n) for n in names)]
+    """Zoo losses by name, at the zoo's constants or, written ``NAME@CONSTANT=VALUE`` (one
+    ``@`` per constant, e.g. ``dpo@beta=1``), at others within mirror.yaml's bounds."""
+    from discover.errors import RunError
+
+    out = []
+    for spec in names:
+        name, *settings = spec.split("@")
+        z = zoo.get(name)
+        constants = dict(z.constants)
+        for setting in settings:
+            key, _, value = setting.partition("=")
+            if key not in constants:
+                raise RunError(f"bad --losses entry {spec!r}: {name} has no constant {key!r} "
+                               f"(its constants: {', '.join(constants) or 'none'})")
+            try:
+                v = float(value)
+            except ValueError:
+                raise RunError(f"bad --losses entry {spec!r}: {key} needs a number, not {value!r}") from None
+            c = _mirror_constants().get(key)
+            if c is not None and not c.low <= v <= c.high:
+                raise RunError(f"bad --losses entry {spec!r}: {key} must be in [{c.low:g}, {c.high:g}]")
+            constants[key] = v
+        label = z.name if not settings else f"{z.name} ({', '.join(settings)})"
+        out.append(Entry(label, "zoo", z.expr, constants, z.reference))
+    return out
 
 
 def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
@@ -148,7 +172,7 @@ def tuned_entries(config, entries: Sequence[Entry], log: Callable[[str], None],
                   wrap: Callable | None = None) -> tuple[list[Entry], dict]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
     dataset (its own data seed, never a bench's) and tuning seeds."""
-    names = [e.name for e in entries if e.kind == "zoo" and e.constants]
+    names = [e.name for e in entries if e.kind == "zoo" and e.constants and e.name in zoo.ZOO]  # not NAME@...
     tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap)
     tuned = tune_zoo(tuner, names, log)
     extra = []

@@ -21,7 +21,8 @@ def bench_cmd(
     seeds: int = typer.Option(10, help="Training seeds per loss and dataset."),
     datasets: int = typer.Option(5, help="Datasets, each with its own segments and reference (data seeds "
                                          "DATA_SEED, DATA_SEED + 1, ...)."),
-    losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo)."),
+    losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo); "
+                                                    "NAME@CONSTANT=VALUE sets a constant (e.g. dpo@beta=1)."),
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
     ablate_t: bool = typer.Option(False, "--ablate-t", help="Also each included loss that uses training "
                                                            "progress t, with t frozen at 0 and at 1."),

@@ -152,6 +152,9 @@ def test_export_zoo(cli, tmp_path):
     (("export", "no-such-run", "--output", "x.py"), "no run named 'no-such-run'"),
     (("bench", "--losses", "dpo,magic"), "unknown zoo loss 'magic'"),
     (("bench", "--seeds", "0"), "--seeds must be at least 1"),
+    (("bench", "--losses", "dpo@gamma=1"), "dpo has no constant 'gamma'"),
+    (("bench", "--losses", "dpo@beta=lots"), "beta needs a number"),
+    (("bench", "--losses", "ipo@beta=1e9"), "beta must be in ["),
     (("bench", "--backend", "gpu-please"), "unknown backend 'gpu-please'"),
     (("run", "--grammar", "mirror.yaml", "--population", "1"), "population must be at least 2"),
     (("run", "--grammar", "mirror.yaml", "--episodes", "0"), "evaluation episodes must be at least 1"),
@@ -211,3 +214,11 @@ def test_bad_ray_options_are_one_line_errors_before_any_work(cli, tmp_path, args
     pytest.importorskip("ray")
     assert_user_error(cli(*args), fragment)
     assert not (tmp_path / "results").exists()
+
+
+def test_zoo_losses_at_other_constants():
+    from discover import bench
+
+    dpo, calibrated = bench.zoo_entries(["dpo", "dpo@beta=1"])
+    assert dpo.constants == {"beta": 0.1} and calibrated.constants == {"beta": 1.0}
+    assert calibrated.name == "dpo (beta=1)" and str(calibrated.expr) == str(dpo.expr)

@@ -58,6 +58,7 @@ discover report --spec results/report.yaml --output results/REPORT-v1-2026-11-27
 
 # v2 (2026-11-28): the suite, the headline searches and benches, the token task, the report.
 bash results/run_v2_benches.sh
+bash results/run_v2_calibration.sh
 bash results/run_v2_headline.sh
 bash results/run_v2_lm.sh
 discover report --spec results/headline_v2.yaml --output results/REPORT.md --readme README.md

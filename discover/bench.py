@@ -104,17 +104,23 @@ def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1
     return out
 
 
-def effective_variants(entries: Sequence[Entry], inputs: dict, threshold: float | None = None) -> list[Entry]:
+def effective_candidates(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries whose effective forms are measured: discovered losses, not t-frozen twins."""
+    return [e for e in entries if e.kind == "discovered" and " @ t=" not in e.name]
+
+
+def effective_variants(entries: Sequence[Entry], inputs, threshold: float | None = None) -> list[Entry]:
     """For each discovered loss with additive terms below ``threshold`` of the gradient norm
-    on ``inputs`` (see :mod:`grammar.effective`): the loss without them, to be scored beside
-    it. Equal scores confirm that the pruned form is what the loss does on these data."""
+    on ``inputs`` (see :mod:`grammar.effective`; one dict for all, or one per entry of
+    :func:`effective_candidates`): the loss without them, to be scored beside it. Equal
+    scores confirm that the pruned form is what the loss does on these data."""
     from grammar import effective
 
+    chosen = effective_candidates(entries)
+    per_entry = [inputs] * len(chosen) if isinstance(inputs, dict) else list(inputs)
     out = []
-    for e in entries:
-        if e.kind != "discovered" or " @ t=" in e.name:  # not the t-frozen twins
-            continue
-        form = effective.effective_form(e.expr, e.constants, inputs,
+    for e, x in zip(chosen, per_entry):
+        form = effective.effective_form(e.expr, e.constants, x,
                                         effective.THRESHOLD if threshold is None else threshold)
         if not form.pruned or not any(form.kept):
             continue
@@ -192,11 +198,13 @@ def _pool(values: list[np.ndarray]) -> np.ndarray:
 
 def run_bench(config, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False,
-              data_seeds: Sequence[int] | None = None, wrap: Callable | None = None) -> dict:
+              data_seeds: Sequence[int] | None = None, wrap: Callable | None = None,
+              effective_checked: Sequence[str] = ()) -> dict:
     """Trains every entry with every seed on each dataset (``data_seeds``; default the
     configuration's own), each dataset with its own reference; scores are pooled over
     (dataset, seed) units, and every loss is compared with the best baseline, paired by unit.
-    ``wrap`` puts the training on Ray actors (see ``tuned_entries``)."""
+    ``wrap`` puts the training on Ray actors (see ``tuned_entries``); ``effective_checked``
+    names the entries whose effective forms were measured (recorded in results.json)."""
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
     tuned: dict[str, dict] = {}
@@ -224,7 +232,7 @@ def run_bench(config, entries: Sequence[Entry], seeds: Sequence[int], out_dir: s
     _compare_with_best_baseline(rows)
     ref_sd = float(np.std(refs, ddof=1)) if len(refs) > 1 else 0.0
     out = {
-        "task": config.dataset.task, "setting": config.dataset.setting,
+        "task": config.dataset.task, "setting": config.dataset.setting, "effective_checked": list(effective_checked),
         "best_baseline": next((r["vs_best_baseline"]["baseline"] for r in rows if r.get("vs_best_baseline")), None),
         "config": config.to_dict(), "seeds": list(seeds), "data_seeds": data_seeds,
         "units": [[ds, s] for ds in data_seeds for s in seeds],

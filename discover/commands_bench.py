@@ -29,8 +29,8 @@ def bench_cmd(
     effective: bool = typer.Option(False, "--effective", help="Also each included loss without its additive "
                                                                "terms below 1% of the gradient norm (its effective "
                                                                "form on the first search dataset of this bench's "
-                                                               "task and setting, at the reference, t across "
-                                                               "[0, 1])."),
+                                                               "task and setting: at the reference, t across "
+                                                               "[0, 1], and at the end of its own training, t = 1)."),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on a separate "
                                                    "dataset and seeds) and report it at its best constants."),
     pairs: int = typer.Option(DATA.pairs),
@@ -72,10 +72,11 @@ def bench_cmd(
         eval_seed=bench.BENCH_EVAL_SEED).validate()
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     wrap = ray_wrapper(ray, ray_actors)
+    checked = [e.name for e in bench.effective_candidates(entries)] if effective else []
     if effective:
-        entries += bench.effective_variants(entries, _search_data_terminals(cfg))
+        entries += bench.effective_variants(entries, _search_data_inputs(cfg, bench.effective_candidates(entries)))
     out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
-                          log=console.print, tune=tune, data_seeds=data_seeds, wrap=wrap)
+                          log=console.print, tune=tune, data_seeds=data_seeds, wrap=wrap, effective_checked=checked)
     title = (f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
              + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
     _print_bench(out, title, registry.reference_label_of_task(task), out_dir)
@@ -102,15 +103,17 @@ def _print_bench(out: dict, title: str, kind: str, out_dir: str) -> None:
 
 
 
-def _search_data_terminals(cfg) -> dict:
-    """Terminals of 256 pairs of the search's first dataset of this setting, at the
-    reference, with t across [0, 1] (where effective forms are measured)."""
+def _search_data_inputs(cfg, entries) -> list[dict]:
+    """Where each entry's effective form is measured: 256 pairs of the search's first
+    dataset of this setting at the reference (t across [0, 1]) and 256 at the policy the
+    entry trained to there (t = 1); see :func:`evaluators.interface.effective_inputs`."""
     from evaluators import registry
-    from evaluators.interface import probe_inputs
+    from evaluators.interface import effective_inputs
     from evaluators.seeds import SEARCH_DATA
 
-    evaluator = registry.get(registry.for_task(cfg.dataset.task))
-    return probe_inputs(evaluator(cfg.with_options(data_seed=SEARCH_DATA[0]), log=console.print))
+    evaluator = registry.get(registry.for_task(cfg.dataset.task))(cfg.with_options(data_seed=SEARCH_DATA[0]),
+                                                                   log=console.print)
+    return effective_inputs(evaluator, [e.expr for e in entries], [e.constants for e in entries])
 
 
 @app.command("report")

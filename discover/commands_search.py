@@ -249,8 +249,10 @@ def show_cmd(
     latex: bool = typer.Option(False, "--latex", help="Closed forms in LaTeX."),
     top: int = typer.Option(10, help="Rows of the hall of fame."),
     effective: bool = typer.Option(False, "--effective", help="Also each discovered loss's effective form on the "
-                                                             "run's data: terms under 1% of the gradient removed "
-                                                             "(loads the run's datasets, building them if needed)."),
+                                                             "run's data, at the reference and at the end of the "
+                                                             "loss's own training (one run each): terms under 1% "
+                                                             "of the gradient removed (loads the run's datasets, "
+                                                             "building them if needed)."),
     results_dir: str = typer.Option("results"),
 ):
     """Show a run: held-out table, hall of fame with closed forms, parts and constants, Pareto front."""
@@ -276,21 +278,31 @@ def show_cmd(
         console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name"),
                                             label=run_views.reference_label(store)))
     if effective:
-        rows = final["rows"] if store.has("final.json") else hof["ranked"][:top]
-        with console.status("loading the run's data ..."):
-            inputs = _run_inputs(cfg)
-        for line in run_views.effective_lines([r for r in rows if r.get("kind", "discovered") == "discovered"],
-                                              inputs):
+        from discover.records import expression_of
+        from evaluators.interface import effective_inputs
+
+        rows = [r for r in (final["rows"] if store.has("final.json") else hof["ranked"][:top])
+                if r.get("kind", "discovered") == "discovered"]
+        with console.status("loading the run's data and training each loss once (seed 0) ..."):
+            inputs = effective_inputs(_run_evaluator(cfg), [expression_of(r) for r in rows],
+                                      [r["constants"] for r in rows])
+        for line in run_views.effective_lines(rows, inputs):
             console.print(line, highlight=False, soft_wrap=True)
+
+
+def _run_evaluator(cfg: dict):
+    """The evaluator of a stored run (its datasets loaded, built if needed)."""
+    from evaluators import registry
+
+    name = registry.of_store(cfg)
+    return registry.get(name)(registry.config_from_dict(name, cfg["experiment"]), log=console.print)
 
 
 def _run_inputs(cfg: dict) -> dict:
     """Terminals of 256 pairs of a run's data at the reference, t across [0, 1]."""
-    from evaluators import registry
     from evaluators.interface import probe_inputs
 
-    name = registry.of_store(cfg)
-    return probe_inputs(registry.get(name)(registry.config_from_dict(name, cfg["experiment"]), log=console.print))
+    return probe_inputs(_run_evaluator(cfg))
 
 
 @app.command("plot")

@@ -77,6 +77,7 @@ def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
             raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets, seeds and budget")
         names = {r["name"] for r in target["losses"]}
         target["losses"] += [r for r in t["losses"] if r["name"] not in names]
+        target["effective_checked"] = list(target.get("effective_checked", [])) + list(t.get("effective_checked", []))
 
 
 def _data_key(bench: dict) -> str:
@@ -148,13 +149,17 @@ def _compare(spec_path: str, results_dir: str):
 
 
 def _summary(per_setting, stores) -> list[str]:
-    out = ["| setting | winner (its derivation: template, then each part's production) | discovered (held-out) "
-           "| best baseline | difference (95% CI) | p (Holm) | verdict |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| setting | winner (its derivation: template, then each part's production) | effective form "
+           "(terms under 1% of the gradient removed) | discovered (held-out) | best baseline | difference (95% CI) "
+           "| p (Holm) | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
     for s, bench, w, items in per_setting:
         best = bench.get("best_baseline")
         item = next((i for r, i in items if r["name"] == best), None)
-        parts = winner_parts(stores[s["label"]])
+        pruned = _derived(bench, w, " (effective)")
+        parts = winner_parts(stores[s["label"]]) + " | " + (
+            f"`{pruned['closed_form']}`" if pruned else "itself" if w["name"] in bench.get("effective_checked", ())
+            else "not measured")
         if w["fitness"] is None:
             out.append(f"| {s['label']} | {parts} | failed on held-out data: {w.get('reason')} | {best} | | | |")
         elif item is not None:

@@ -166,17 +166,20 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
         f"{pair['ref_l']:.0f}, lengths {pair['len_w']:.0f} / {pair['len_l']:.0f})"))
 
 
-def effective_lines(rows: list[dict], inputs: dict) -> list[str]:
-    """Each row's effective form on ``inputs``: its terms with their shares of the gradient,
-    the loss without those under the threshold, and whether that is a zoo loss's form."""
+def effective_lines(rows: list[dict], inputs) -> list[str]:
+    """Each row's effective form on ``inputs`` (one dict, or one per row): its terms with
+    their shares of the gradient, the loss without those under the threshold, and whether
+    that is a zoo loss's form."""
     from grammar import effective, symbolic, zoo
 
     zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
     out = [f"effective forms (terms under {effective.THRESHOLD:.0%} of the gradient norm removed; on 256 pairs of "
-           "the run's data at the reference policy, t across [0, 1])"]
-    for r in rows:
+           "the run's first dataset at the reference policy, t across [0, 1], and 256 at the policy the loss "
+           "trained to there, t = 1)"]
+    per_row = [inputs] * len(rows) if isinstance(inputs, dict) else list(inputs)
+    for r, x in zip(rows, per_row):
         expr = expression_of(r)
-        form = effective.effective_form(expr, r["constants"], inputs)
+        form = effective.effective_form(expr, r["constants"], x)
         out.append(f"{r.get('name', r.get('key'))}:")
         for term, share, kept in zip(form.terms, form.shares, form.kept):
             out.append(f"      {share:7.2%}  {'' if kept else '(inert) '}{symbolic.text(term)}")

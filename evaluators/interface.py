@@ -149,6 +149,62 @@ def reference_terminals(data, n: int, rng: np.random.Generator) -> dict[str, np.
             "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
 
 
+def policy_terminals(model, params, data, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """:data:`PAIR_TERMINALS` of ``n`` random pairs of prepared ``data`` with the policy at
+    ``params`` (one run's), under ``model`` (a :class:`evaluators.trainer.LikelihoodModel`)."""
+    import jax
+
+    idx = rng.integers(0, data.size, n)
+    inputs = jax.tree.map(lambda a: a[idx], data.inputs)
+    logp = np.asarray(jax.jit(model.log_likelihood)(params, inputs), np.float64)
+    ref = np.asarray(data.ref_logp)[idx]
+    lengths = np.asarray(data.lengths)[idx]
+    return {"logp_w": logp[:, 0], "logp_l": logp[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
+            "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
+
+
+def trained_policy_terminals(train, model, data, exprs: Sequence[Expr], constants: Sequence[dict],
+                             shape: interpreter.ProgramShape, n: int,
+                             rng: np.random.Generator) -> list[dict[str, np.ndarray] | None]:
+    """For each loss: :data:`PAIR_TERMINALS` of ``n`` pairs of ``data`` (the first dataset)
+    with the policy that loss trained to (training seed 0, the scored parameters), or None
+    where training failed. ``train(programs, consts, seeds)`` is the evaluator's trainer."""
+    import jax
+
+    programs, consts = encode(exprs, constants, shape)
+    result = train(programs, consts, np.zeros((len(exprs), 1), np.int64))
+    out = []
+    for p in range(len(exprs)):
+        if result.reason(p) is not None:
+            out.append(None)
+            continue
+        params = jax.tree.map(lambda a: a[p, 0], result.params)
+        out.append(policy_terminals(model, params, data, n, rng))
+    return out
+
+
+def effective_inputs(evaluator: Evaluator, exprs: Sequence[Expr] = (), constants: Sequence[dict] = (),
+                     n: int = 256) -> list[dict[str, np.ndarray]]:
+    """Where each loss's effective form is measured: ``n`` pairs of the evaluator's first
+    dataset at the reference with t across [0, 1] (:func:`probe_inputs`) and ``n`` pairs at
+    the policy that loss trained to, with t = 1 (the end of training), when the evaluator
+    can say (``trained_samples``) and training succeeded. A term then counts as active if it
+    acts at the start of training or at its end."""
+    start = probe_inputs(evaluator, n)
+    if not exprs:
+        return []
+    trained = (evaluator.trained_samples(exprs, constants, n, np.random.default_rng(1))
+               if hasattr(evaluator, "trained_samples") else [None] * len(exprs))
+    out = []
+    for end in trained:
+        if end is None:
+            out.append(start)
+        else:
+            end = {**end, "t": np.ones(n)}
+            out.append({k: np.concatenate([start[k], end[k]]) for k in start})
+    return out
+
+
 def probe_inputs(evaluator: Evaluator, n: int = 256) -> dict[str, np.ndarray]:
     """Terminals of ``n`` pairs of the evaluator's data at the reference, with training
     progress t across [0, 1]: where effective forms and loss shapes are measured."""

@@ -52,7 +52,8 @@ import optax
 
 from evaluators import trainer
 from evaluators.errors import InputError
-from evaluators.interface import Evaluation, OptionsMixin, encode, reference_terminals
+from evaluators.interface import (Evaluation, OptionsMixin, encode, reference_terminals,
+                                  trained_policy_terminals)
 from evaluators.seeds import SEARCH_EVAL
 
 EOS, SEP = 0, 1
@@ -440,15 +441,8 @@ class LmEvaluator:
 
     def evaluate(self, exprs: Sequence, constants: Sequence[dict], seeds, *, eval_seed: int | None = None) -> Evaluation:
         programs, consts = encode(exprs, constants, self.program_shape)
-        seeds = np.asarray(seeds)
         t0 = time.perf_counter()
-        if len(self.loaded) == 1:
-            result = trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD,
-                                              self.config.train)
-        else:
-            ref, data = self._stacked
-            result = trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, self.config.train,
-                                              datasets=seeds % len(self.loaded))
+        result = self._train(programs, consts, seeds)
         t1 = time.perf_counter()
         P, S = result.status.shape
         prompts = self.eval_prompts if eval_seed is None else sample_prompts(
@@ -462,8 +456,24 @@ class LmEvaluator:
                                        "reward_w": result.reward_w, "reward_l": result.reward_l},
                           timing={"train_s": t1 - t0, "score_s": time.perf_counter() - t1})
 
+    def _train(self, programs, consts, seeds) -> trainer.PopulationResult:
+        """Every program with every seed, seed s on dataset s mod D."""
+        seeds = np.asarray(seeds)
+        if len(self.loaded) == 1:
+            return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD,
+                                            self.config.train)
+        ref, data = self._stacked
+        return trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, self.config.train,
+                                        datasets=seeds % len(self.loaded))
+
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return reference_terminals(self.data, n, rng)
+
+    def trained_samples(self, exprs: Sequence, constants: Sequence[dict], n: int,
+                        rng: np.random.Generator) -> list[dict[str, np.ndarray] | None]:
+        """Terminals at the end of training (see :func:`trained_policy_terminals`)."""
+        return trained_policy_terminals(self._train, LIKELIHOOD, self.data, exprs, constants, self.program_shape,
+                                        n, rng)
 
     def baseline(self) -> tuple[float, float]:
         """The SFT reference's score (mean over datasets, std over datasets or 0)."""

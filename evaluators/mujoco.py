@@ -26,7 +26,8 @@ import numpy as np
 from evaluators import datasets, fitness, reference, trainer
 from evaluators import policies as policy_io
 from evaluators.behaviour import BehaviourSet, load_behaviour
-from evaluators.interface import Evaluation, OptionsMixin, encode, reference_terminals
+from evaluators.interface import (Evaluation, OptionsMixin, encode, reference_terminals,
+                                  trained_policy_terminals)
 from evaluators.tasks import get_task
 from grammar.expr import Expr
 
@@ -186,6 +187,12 @@ class MujocoEvaluator:
 
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return reference_terminals(self.data, n, rng)
+
+    def trained_samples(self, exprs: Sequence[Expr], constants: Sequence[dict], n: int,
+                        rng: np.random.Generator) -> list[dict[str, np.ndarray] | None]:
+        """Terminals at the end of training (see :func:`trained_policy_terminals`)."""
+        return trained_policy_terminals(lambda p, c, s: self._train(p, c, s, self.config.train), LIKELIHOOD,
+                                        self.data, exprs, constants, self.program_shape, n, rng)
 
     def baseline(self) -> tuple[float, float]:
         """The reference's normalised score: mean and std over 4x the evaluation episodes; with

@@ -50,3 +50,21 @@ def test_search_runs_on_the_toy_evaluator(toy, mirror, tmp_path):
     assert {r["kind"] for r in final["rows"]} == {"discovered", "zoo"}
     assert final["reference"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert search.training_curves(final) == {}  # optional beyond the interface
+
+
+def test_effective_inputs_add_the_end_of_training(pendulum_evaluator, toy):
+    """Effective forms are measured at the reference (t across [0, 1]) and at the policy the
+    loss trained to (t = 1); an evaluator that cannot train one loss alone gives the first."""
+    import numpy as np
+
+    from evaluators.interface import effective_inputs
+
+    dpo = zoo.ZOO["dpo"]
+    (x,) = effective_inputs(pendulum_evaluator, [dpo.expr], [dpo.constants], n=32)
+    assert all(len(v) == 64 for v in x.values())
+    start, end = {k: v[:32] for k, v in x.items()}, {k: v[32:] for k, v in x.items()}
+    np.testing.assert_array_equal(start["logp_w"], start["ref_w"])  # the reference policy
+    assert np.all(end["t"] == 1.0) and np.all(np.isfinite(end["logp_w"]))
+    assert np.abs(end["logp_w"] - end["ref_w"]).max() > 1e-3  # the trained policy has moved
+    (y,) = effective_inputs(toy, [dpo.expr], [dpo.constants], n=16)
+    assert len(y["t"]) == 16

@@ -19,12 +19,14 @@ scored on its own noise.
 
     python benchmarks/halving.py [--run results/v2-hopper-mixed] [--generation -1] [--seeds 12]
 
-Writes ``results/benchmarks/halving.txt``.
+Writes ``results/benchmarks/halving.txt`` and the score matrix ``halving_scores.json``
+(``--scores`` replays a saved one without training).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -63,14 +65,18 @@ def replay(scores: np.ndarray, screen: int, inner: int, promoted: int) -> dict:
 
 
 def summarise(scores: np.ndarray, inner: int, promoted: int) -> dict:
-    """:func:`replay` averaged over every column as the screening seed."""
+    """:func:`replay` averaged over every column as the screening seed (``regret_se``: the
+    standard error of the regret over those choices, which share their candidates)."""
     out = {}
     for screen in range(scores.shape[1]):
         for name, r in replay(scores, screen, inner, promoted).items():
             acc = out.setdefault(name, {k: [] for k in r})
             for k, v in r.items():
                 acc[k].append(float(v))
-    return {name: {k: float(np.mean(v)) for k, v in acc.items()} for name, acc in out.items()}
+    return {name: {**{k: float(np.mean(v)) for k, v in acc.items()},
+                   "regret_se": float(np.std(acc["regret"], ddof=1) / np.sqrt(len(acc["regret"])))
+                   if len(acc["regret"]) > 1 else 0.0}
+            for name, acc in out.items()}
 
 
 def population(run: str, generation: int) -> tuple[list, list, dict]:
@@ -94,6 +100,7 @@ def main(argv=None) -> str:
     ap.add_argument("--generation", type=int, default=-1, help="which generation (index; -1: the last)")
     ap.add_argument("--seeds", type=int, default=12, help="seeds per candidate (the truth)")
     ap.add_argument("--out", default=os.path.join("results", "benchmarks"))
+    ap.add_argument("--scores", help="reuse the score matrix of an earlier run (its halving_scores.json)")
     args = ap.parse_args(argv)
 
     import jax
@@ -105,40 +112,60 @@ def main(argv=None) -> str:
     search = SearchConfig.from_dict(cfg["search"])
     name = registry.of_store(cfg)
     exp_cfg = registry.config_from_dict(name, cfg["experiment"])
-    evaluator = registry.get(name)(exp_cfg, log=print)
     P, S = len(exprs), len(search.inner_seeds)
     seeds = list(range(args.seeds))  # seed s trains on dataset s mod D, as the search's seeds do
     t0 = time.perf_counter()
-    ev = evaluator.evaluate(exprs, constants, seeds)
+    if args.scores:
+        with open(args.scores) as f:
+            scores = np.array(json.load(f)["scores"], float)
+        seeds = list(range(scores.shape[1]))
+    else:
+        evaluator = registry.get(name)(exp_cfg, log=print)
+        scores = np.array(evaluator.evaluate(exprs, constants, seeds).per_seed, float)
     wall = time.perf_counter() - t0
-    scores = np.array(ev.per_seed, float)
     lines = [f"halving benchmark on {platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: JAX "
              f"{jax.__version__} ({jax.default_backend()}), {os.cpu_count()} CPU cores",
              f"population: generation {cfg['generation'] + 1} of {args.run} ({P} trained candidates, "
-             f"{int(np.isnan(scores).any(axis=1).sum())} failed), {args.seeds} seeds each on data seeds "
+             f"{int(np.isnan(scores).any(axis=1).sum())} failed), {len(seeds)} seeds each on data seeds "
              f"{sorted({s % max(len(exp_cfg.seeds_of_data), 1) for s in seeds})} "
-             f"({P * args.seeds} runs in {wall:.0f} s); S = {S} inner seeds",
+             + (f"(scores replayed from {args.scores})" if args.scores else
+                f"({P * len(seeds)} runs in {wall:.0f} s)") + f"; S = {S} inner seeds",
              f"truth: mean over the {args.seeds - S} seeds a procedure did not use; averaged over the "
              f"{args.seeds} choices of screening seed",
              "",
-             f"{'procedure':<28}{'runs':>6}{'cost':>7}{'true best kept':>16}{'top-3 recall':>14}{'regret':>9}"]
+             f"{'procedure':<46}{'runs':>6}{'cost':>7}{'true best kept':>16}{'top-3 recall':>14}{'regret':>14}"]
+    def regret(r):
+        return f"{r['regret']:.1f} ± {r['regret_se']:.1f}"
+
     summary = summarise(scores, S, P)
     full, rand = summary["all"], summary["random"]
-    lines.append(f"{'a random pick (for scale)':<28}{0:>6}{0.0:>7.2f}{rand['best_kept']:>16.2f}"
-                 f"{rand['top3_recall']:>14.2f}{rand['regret']:>9.1f}")
-    lines.append(f"{'all seeds (--no-halving)':<28}{full['runs']:>6.0f}{1.0:>7.2f}{full['best_kept']:>16.2f}"
-                 f"{full['top3_recall']:>14.2f}{full['regret']:>9.1f}")
-    default_k = P // (S - 1)
-    for k in sorted({max(P // 8, 1), P // 4, (P - search.reevaluate) // (S - 1), default_k}):
+    lines.append(f"{'a random pick (for scale)':<46}{0:>6}{0.0:>7.2f}{rand['best_kept']:>16.2f}"
+                 f"{rand['top3_recall']:>14.2f}{regret(rand):>14}")
+    lines.append(f"{'all seeds (--no-halving)':<46}{full['runs']:>6.0f}{1.0:>7.2f}{full['best_kept']:>16.2f}"
+                 f"{full['top3_recall']:>14.2f}{regret(full):>14}")
+    # The default promotes (population - elites) // (S - 1) of the population's new candidates
+    # (13 of 32 with 6 elites); at this population's size that share is default_k.
+    share = ((search.population - search.reevaluate) // (S - 1)) / search.population
+    default_k = max(int(round(P * share)), 1)
+    for k in sorted({max(P // 8, 1), P // 4, default_k, P // (S - 1)}):
         r = summarise(scores, S, k)["halving"]
-        label = f"halving, promote {k}" + (" (default)" if k == default_k else "")
-        lines.append(f"{label:<28}{r['runs']:>6.0f}{r['runs'] / full['runs']:>7.2f}{r['best_kept']:>16.2f}"
-                     f"{r['top3_recall']:>14.2f}{r['regret']:>9.1f}")
-    lines += ["", "default: with no elites a generation promotes P // (S - 1); with R elites "
-              "(P - R) // (S - 1); either way it trains 2P runs (padded) instead of P x S."]
+        label = f"halving, promote {k}" + (
+            f" (the default's share, {share:.0%})" if k == default_k else " (no elites)" if k == P // (S - 1) else "")
+        lines.append(f"{label:<46}{r['runs']:>6.0f}{r['runs'] / full['runs']:>7.2f}{r['best_kept']:>16.2f}"
+                     f"{r['top3_recall']:>14.2f}{regret(r):>14}")
+    lines += ["", f"'true best kept' and 'top-3 recall': shares of the {scores.shape[1]} screening-seed choices "
+              "within this one generation; regret: mean ± standard error over those choices (they share their "
+              "candidates, so the error understates the uncertainty); the truth is itself a mean of "
+              f"{scores.shape[1] - S} seeds.",
+              f"The default generation promotes (P - R) // (S - 1) of its P new candidates ({share:.0%} with P = "
+              f"{search.population}, R = {search.reevaluate} elites) and trains 2P runs (padded) instead of P x S."]
     text = "\n".join(lines)
     print(text)
     os.makedirs(args.out, exist_ok=True)
+    if not args.scores:
+        with open(os.path.join(args.out, "halving_scores.json"), "w") as f:
+            json.dump({"run": args.run, "generation": cfg["generation"], "seeds": seeds,
+                       "scores": [[None if np.isnan(v) else float(v) for v in row] for row in scores]}, f)
     path = os.path.join(args.out, "halving.txt")
     with open(path, "w") as f:
         f.write(text + "\n")

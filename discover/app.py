@@ -67,13 +67,13 @@ def refuse_foreign_options(ctx: typer.Context, task: str) -> None:
     of ``task`` (its configuration's ``FOREIGN`` options: --segment with --task lm, ...)."""
     from evaluators import registry
 
-    foreign = getattr(registry.get(registry.for_task(task)).Config, "FOREIGN", ())
-    given = [name for name in foreign if (src := ctx.get_parameter_source(name)) is not None
+    config = registry.get(registry.for_task(task)).Config
+    given = [name for name in getattr(config, "FOREIGN", ()) if (src := ctx.get_parameter_source(name)) is not None
              and src.name == "COMMANDLINE"]
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise UsageProblem(f"{flags} {'does' if len(given) == 1 else 'do'} not apply to --task {task} "
-                           f"(options of the MuJoCo tasks)")
+                           f"({getattr(config, 'FOREIGN_OWNER', 'options of other evaluators')})")
 
 
 def write_output(path: str, text: str) -> None:

@@ -50,8 +50,12 @@ def zoo_entries(names: Sequence[str]) -> list[Entry]:
         name, *settings = spec.split("@")
         z = zoo.get(name)
         constants = dict(z.constants)
+        given = set()
         for setting in settings:
             key, _, value = setting.partition("=")
+            if key in given:
+                raise RunError(f"bad --losses entry {spec!r}: {key} is given twice")
+            given.add(key)
             if key not in constants:
                 raise RunError(f"bad --losses entry {spec!r}: {name} has no constant {key!r} "
                                f"(its constants: {', '.join(constants) or 'none'})")
@@ -63,7 +67,10 @@ def zoo_entries(names: Sequence[str]) -> list[Entry]:
             if c is not None and not c.low <= v <= c.high:
                 raise RunError(f"bad --losses entry {spec!r}: {key} must be in [{c.low:g}, {c.high:g}]")
             constants[key] = v
-        label = z.name if not settings else f"{z.name} ({', '.join(settings)})"
+        label = z.name if not settings else \
+            f"{z.name} ({', '.join(f'{k}={constants[k]:g}' for k in sorted(given))})"
+        if any(e.name == label for e in out):
+            raise RunError(f"--losses names {label} twice")
         out.append(Entry(label, "zoo", z.expr, constants, z.reference))
     return out
 

@@ -145,10 +145,13 @@ def report_cmd(
         raise UsageProblem("--readme takes the summary table of a headline spec (settings: search and bench)")
     if readme:
         replace_block(readme, [])  # the file and its markers are checked before any work
-    write_output(output, builder(spec, results_dir))
+        text, table = headline_report.build_with_summary(spec, results_dir)
+    else:
+        text = builder(spec, results_dir)
+    write_output(output, text)
     console.print(f"wrote {output}")
     if readme:
-        write_output(readme, replace_block(readme, headline_report.summary_table(spec, results_dir)))
+        write_output(readme, replace_block(readme, table))
         console.print(f"updated the summary table in {readme}")
 
 

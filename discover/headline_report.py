@@ -77,7 +77,20 @@ def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
             raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets, seeds and budget")
         names = {r["name"] for r in target["losses"]}
         target["losses"] += [r for r in t["losses"] if r["name"] not in names]
-        target["effective_checked"] = list(target.get("effective_checked", [])) + list(t.get("effective_checked", []))
+        target["effective_checked"] = effective_checked(target) + effective_checked(t)
+
+
+def effective_checked(bench: dict) -> list[str]:
+    """The discovered losses whose effective forms a bench measured: recorded since
+    2026-11-28; for an older bench, every discovered loss if it holds any pruned twin
+    (`--effective` measures every included loss), else none."""
+    if "effective_checked" in bench:
+        return list(bench["effective_checked"])
+    rows = bench["losses"]
+    if not any(r["name"].endswith(" (effective)") for r in rows):
+        return []
+    return [r["name"] for r in rows if r["kind"] == "discovered" and " @ t=" not in r["name"]
+            and not r["name"].endswith(" (effective)")]
 
 
 def _data_key(bench: dict) -> str:
@@ -92,10 +105,10 @@ def build(spec_path: str, results_dir: str = "results") -> str:
     return _render(*_compare(spec_path, results_dir))
 
 
-def summary_table(spec_path: str, results_dir: str = "results") -> list[str]:
-    """The report's summary table alone (markdown lines), for the README."""
-    _, _, per_setting, _, _, stores = _compare(spec_path, results_dir)
-    return _summary(per_setting, stores)
+def build_with_summary(spec_path: str, results_dir: str = "results") -> tuple[str, list[str]]:
+    """The report and its summary table alone (markdown lines, for the README)."""
+    compared = _compare(spec_path, results_dir)
+    return _render(*compared), _summary(compared[2], compared[5])
 
 
 def winner_parts(store) -> str:
@@ -158,7 +171,7 @@ def _summary(per_setting, stores) -> list[str]:
         item = next((i for r, i in items if r["name"] == best), None)
         pruned = _derived(bench, w, " (effective)")
         parts = winner_parts(stores[s["label"]]) + " | " + (
-            f"`{pruned['closed_form']}`" if pruned else "itself" if w["name"] in bench.get("effective_checked", ())
+            f"`{pruned['closed_form']}`" if pruned else "itself" if w["name"] in effective_checked(bench)
             else "not measured")
         if w["fitness"] is None:
             out.append(f"| {s['label']} | {parts} | failed on held-out data: {w.get('reason')} | {best} | | | |")
@@ -180,7 +193,10 @@ def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
     out += [f"All {len(family.items)} comparisons below are one family: the tests of a difference are "
             f"Holm-corrected across all of them, and so are the TOST equivalence tests (within ±{m:g} points) that a "
             "tie needs; MDE is the difference a paired t test would detect with 80% power at the observed "
-            "spread.", "", "## Summary", ""] + _summary(per_setting, stores)
+            "spread.", "", "## Summary", ""] + _summary(per_setting, stores) + [
+            "", "Effective forms come from `discover bench --effective`: benches made before 2026-11-28 measured "
+                "the terms' gradient shares at the reference policy only (t across [0, 1]); later ones also at "
+                "the end of each loss's own training (t = 1), keeping a term that acts on either."]
     for s, bench, w, items in per_setting:
         ref = bench["reference"]
         out += ["", f"## {s['label']}: `{s['run']}` against every hand-designed loss", "",

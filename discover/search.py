@@ -75,10 +75,10 @@ class SearchConfig:
     reeval_seed_base: int = seed_spaces.REEVAL_TRAIN_BASE
     probe_margin: float = 1000.0
     time_limit_min: float | None = None
-    # Successive halving: each new candidate is first trained with one seed (rung 0, the
-    # first inner seed); the best (population - elites) / (S - 1) of them are promoted to
-    # the other S - 1 inner seeds (rung 1), beside the elites' one fresh seed each. Two
-    # calls of population x 1 runs, one compiled shape: 2P runs instead of P x S.
+    # Successive halving: each new candidate is first trained with one seed (rung 0, inner
+    # seed gen mod S); the best (population - elites) / (S - 1) of them are promoted to the
+    # other S - 1 inner seeds (rung 1), beside the elites' one fresh seed each. Two calls
+    # of population x 1 runs, one compiled shape: 2P runs instead of P x S.
     halving: bool = True
 
     def validate(self) -> "SearchConfig":
@@ -154,6 +154,8 @@ class EsSlot:
         elif self.kind == "known":
             rec = cache.get(self.key) or {}
         else:
+            return None
+        if rec.get("reason"):  # failed on some seed: as without halving, no fitness
             return None
         return rec.get("screen", rec.get("fitness"))
 
@@ -377,7 +379,8 @@ class Search:
         self.stats["trained"] += len(scored)
         self.stats["reevaluated"] += len(updated)
         self.stats["halted"] = self.stats.get("halted", 0) + sum(1 for r in scored if r.get("halted"))
-        self.stats["runs"] = self.stats.get("runs", 0) + runs
+        if self.config.halves:  # runs made without halving count them from their stats (see headline_report)
+            self.stats["runs"] = self.stats.get("runs", 0) + runs
         self.update_pool(scored)
         self.store.append_candidates(rejected + scored + updated)
         self.generation = gen
@@ -429,13 +432,16 @@ class Search:
         return scored, updated, timing, len(slots) * len(inner)
 
     def _halving(self, gen: int, batch: list[Candidate], elites: list[dict]):
-        """Rung 0: every new candidate on the first inner seed. Rung 1: the best of them on
-        the other inner seeds, and each elite on one fresh seed. Both calls train P x 1 runs.
+        """Rung 0: every new candidate on one inner seed (the generation's screening seed,
+        rotating over the inner seeds and so over the search's datasets). Rung 1: the best of
+        them on the other inner seeds, and each elite on one fresh seed (rotating over the
+        datasets with its re-trainings). Both calls train P x 1 runs.
 
         A candidate that is not promoted keeps its rung-0 score as ``screen`` and has no
         fitness (``halted``): one seed does not rank it against candidates with S seeds."""
         cfg, P, G = self.config, self.config.population, self.config.generations
-        inner, n_real = tuple(cfg.inner_seeds), len(batch)
+        S, n_real = len(cfg.inner_seeds), len(batch)
+        inner = tuple(cfg.inner_seeds[(gen + j) % S] for j in range(S))  # the screening seed first
         first = trainer.compilations() == 0
         timing: dict = {}
         self.phase(f"generation {gen + 1}/{G}: rung 0, training and scoring {n_real} new candidates on one seed "
@@ -446,8 +452,8 @@ class Search:
         order = sorted((i for i in range(n_real) if ev0.reasons[i] is None), key=lambda i: -screen[i])
         promote = sorted(order[: (P - len(elites)) // (len(inner) - 1)])
         rows = [(batch[i], s) for i in promote for s in inner[1:]]
-        fresh = cfg.reeval_seeds(gen)[0]
-        rows += [(self.from_record(r), fresh) for r in elites]
+        fresh = [cfg.reeval_seeds(gen)[r.get("reevaluations", 0) % S] for r in elites]
+        rows += [(self.from_record(r), s) for r, s in zip(elites, fresh)]
         self.phase(f"generation {gen + 1}/{G}: rung 1, the best {len(promote)} on {len(inner) - 1} more seeds"
                    f"{f' and {len(elites)} elites on a fresh seed' if elites else ''} ({P} runs)")
         padded = [c for c, _ in rows] + [rows[i % len(rows)][0] for i in range(P - len(rows))] if rows else []
@@ -475,7 +481,7 @@ class Search:
                                                              [ev1.diagnostics["train_accuracy"][r] for r in rest]))
                 scored.append(self.record(c, gen, per_seed=per_seed, seeds=list(inner), rung=1, **fields, **base))
         offset = len(promote) * (len(inner) - 1)
-        updated = [self.merge_reevaluation(rec, gen, (fresh,), ev1.seed_scores(offset + j), ev1.reasons[offset + j])
+        updated = [self.merge_reevaluation(rec, gen, (fresh[j],), ev1.seed_scores(offset + j), ev1.reasons[offset + j])
                    for j, rec in enumerate(elites)]
         return scored, updated, timing, n_real + len(rows)
 

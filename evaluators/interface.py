@@ -184,25 +184,19 @@ def trained_policy_terminals(train, model, data, exprs: Sequence[Expr], constant
 
 
 def effective_inputs(evaluator: Evaluator, exprs: Sequence[Expr] = (), constants: Sequence[dict] = (),
-                     n: int = 256) -> list[dict[str, np.ndarray]]:
-    """Where each loss's effective form is measured: ``n`` pairs of the evaluator's first
-    dataset at the reference with t across [0, 1] (:func:`probe_inputs`) and ``n`` pairs at
-    the policy that loss trained to, with t = 1 (the end of training), when the evaluator
-    can say (``trained_samples``) and training succeeded. A term then counts as active if it
-    acts at the start of training or at its end."""
-    start = probe_inputs(evaluator, n)
+                     n: int = 256) -> list[tuple[dict[str, np.ndarray], ...]]:
+    """Where each loss's effective form is measured (one tuple of input sets per loss):
+    ``n`` pairs of the evaluator's first dataset at the reference with t across [0, 1]
+    (:func:`probe_inputs`) and ``n`` pairs at the policy that loss trained to, with t = 1
+    (the end of training), when the evaluator can say (``trained_samples``) and training
+    succeeded. :func:`grammar.effective.effective_form` keeps a term if it reaches the
+    threshold on either set: if it acts at the start of training or at its end."""
     if not exprs:
         return []
+    start = probe_inputs(evaluator, n)
     trained = (evaluator.trained_samples(exprs, constants, n, np.random.default_rng(1))
                if hasattr(evaluator, "trained_samples") else [None] * len(exprs))
-    out = []
-    for end in trained:
-        if end is None:
-            out.append(start)
-        else:
-            end = {**end, "t": np.ones(n)}
-            out.append({k: np.concatenate([start[k], end[k]]) for k in start})
-    return out
+    return [(start,) if end is None else (start, {**end, "t": np.ones(n)}) for end in trained]
 
 
 def probe_inputs(evaluator: Evaluator, n: int = 256) -> dict[str, np.ndarray]:

@@ -118,6 +118,7 @@ class LmConfig(OptionsMixin):
                "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
                "program_length": ("train", "program_length"), "eval_seed": ("eval", "seed")}
     FOREIGN = ("segment", "label_horizon", "labels", "backend", "episodes")
+    FOREIGN_OWNER = "options of the MuJoCo tasks"
 
     def validate(self) -> "LmConfig":
         self.dataset.validate()

@@ -80,15 +80,20 @@ def gradient_norms(term: Expr, constants: Mapping[str, float], inputs: Mapping[s
     return float(jnp.mean(jnp.where(jnp.isfinite(norms), norms, 0.0)))
 
 
-def effective_form(expr: Expr, constants: Mapping[str, float], inputs: Mapping[str, np.ndarray],
-                   threshold: float = THRESHOLD) -> EffectiveForm:
+def effective_form(expr: Expr, constants: Mapping[str, float], inputs, threshold: float = THRESHOLD
+                   ) -> EffectiveForm:
     """The terms of ``expr``, their gradient shares on ``inputs`` (terminal name -> (N,)
-    arrays), and the loss without the terms below ``threshold``."""
+    arrays; or several such sets, for example the start and the end of training, where a
+    term's share is its largest over the sets), and the loss without the terms below
+    ``threshold`` (so a term is kept if it acts on any set)."""
     terms = additive_terms(expr)
-    norms = np.array([gradient_norms(t, {k: v for k, v in constants.items() if k in t.constants}, inputs)
-                      for t in terms])
-    total = norms.sum()
-    shares = norms / total if total > 0 else np.zeros_like(norms)
+    sets = [inputs] if isinstance(inputs, Mapping) else list(inputs)
+    shares = np.zeros(len(terms))
+    for x in sets:
+        norms = np.array([gradient_norms(t, {k: v for k, v in constants.items() if k in t.constants}, x)
+                          for t in terms])
+        total = norms.sum()
+        shares = np.maximum(shares, norms / total if total > 0 else np.zeros_like(norms))
     kept = shares >= threshold
     return EffectiveForm(tuple(terms), tuple(float(v) for v in shares), tuple(bool(k) for k in kept),
                          _sum([t for t, k in zip(terms, kept) if k]))

@@ -63,3 +63,7 @@ bash results/run_v2_headline.sh
 bash results/run_v2_lm.sh
 discover report --spec results/headline_v2.yaml --output results/REPORT.md --readme README.md
 python benchmarks/ray_overhead.py > results/benchmarks/ray_overhead.txt
+# Successive halving (2026-11-28): the default command again, its cost and its selection accuracy.
+MPO_DISCOVER_CACHE=$(mktemp -d) discover run --grammar mirror.yaml --name default-run-v3
+python benchmarks/search.py > results/benchmarks/search_v2.txt
+python benchmarks/halving.py

@@ -60,11 +60,10 @@ def test_effective_inputs_add_the_end_of_training(pendulum_evaluator, toy):
     from evaluators.interface import effective_inputs
 
     dpo = zoo.ZOO["dpo"]
-    (x,) = effective_inputs(pendulum_evaluator, [dpo.expr], [dpo.constants], n=32)
-    assert all(len(v) == 64 for v in x.values())
-    start, end = {k: v[:32] for k, v in x.items()}, {k: v[32:] for k, v in x.items()}
+    ((start, end),) = effective_inputs(pendulum_evaluator, [dpo.expr], [dpo.constants], n=32)
+    assert all(len(v) == 32 for v in (*start.values(), *end.values()))
     np.testing.assert_array_equal(start["logp_w"], start["ref_w"])  # the reference policy
     assert np.all(end["t"] == 1.0) and np.all(np.isfinite(end["logp_w"]))
     assert np.abs(end["logp_w"] - end["ref_w"]).max() > 1e-3  # the trained policy has moved
-    (y,) = effective_inputs(toy, [dpo.expr], [dpo.constants], n=16)
-    assert len(y["t"]) == 16
+    ((only,),) = effective_inputs(toy, [dpo.expr], [dpo.constants], n=16)
+    assert len(only["t"]) == 16

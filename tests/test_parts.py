@@ -110,3 +110,23 @@ def test_bench_effective_variants_score_the_pruned_loss_beside_the_original():
     assert [e.name for e in out] == ["run#1 (effective)"]
     assert symbolic.canonical_hash(out[0].expr) == symbolic.canonical_hash(dpo.expr)
     assert out[0].constants == {"beta": 0.1} and "removed" in out[0].source
+
+
+def test_a_term_that_acts_only_at_the_end_of_training_is_kept():
+    """Shares are taken per input set (start and end of training) and a term is kept if it
+    acts on either: t x NLL is silent at t = 0 and acts at t = 1."""
+    import numpy as np
+
+    from conftest import pair_inputs
+    from grammar import effective
+    from grammar.expr import Expr, Scope, parse
+    from grammar.primitives import TERMINALS
+
+    dpo = zoo.ZOO["dpo"]
+    late = parse("-t * (logp_w / len_w)", Scope(terminals=TERMINALS, constants=("beta",)))
+    loss = Expr.call("add", dpo.expr, late)
+    start = {**pair_inputs(np.random.default_rng(0), 64), "t": np.zeros(64)}
+    end = {**pair_inputs(np.random.default_rng(1), 64), "t": np.ones(64)}
+    assert effective.effective_form(loss, dpo.constants, start).kept == (True, False)
+    both = effective.effective_form(loss, dpo.constants, (start, end))
+    assert both.kept == (True, True) and both.shares[1] > 0.01

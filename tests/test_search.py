@@ -93,22 +93,42 @@ class CountingEvaluator:
 
 def test_halving_screens_on_one_seed_and_promotes_the_best(finished):
     _, store = finished
-    S, P = len(CONFIG.inner_seeds), CONFIG.population
+    inner, P = CONFIG.inner_seeds, CONFIG.population
+    S = len(inner)
+    lines = store.candidates(latest=False)
+    runs = 0
     for gen in range(CONFIG.generations):
-        new = [r for r in store.candidates() if r["trained"] and r.get("born", r["generation"]) == gen
-               and r.get("rung") is not None]
+        new = [r for r in store.candidates() if r["trained"] and r.get("born", r["generation"]) == gen]
         assert len(new) == P
+        screen_seed = inner[gen % S]  # rotates over the inner seeds, so over the datasets
         halted = [r for r in new if r.get("halted")]
         promoted = [r for r in new if r["rung"] == 1]
-        elites = 0 if gen == 0 else CONFIG.reevaluate
-        assert len(promoted) + sum(1 for r in new if r["reason"]) >= min((P - elites) // (S - 1), P)
+        screened = [r for r in new if r["screen"] is not None]  # trained to a finite loss in rung 0
+        elites = sum(1 for r in lines if r["generation"] == gen and r.get("reevaluations"))
+        assert len(promoted) == min((P - elites) // (S - 1), len(screened))
+        assert len(halted) == len(screened) - len(promoted)
         for r in halted:  # one seed: a screen score, no fitness (not ranked against S-seed fitness)
-            assert r["fitness"] is None and r["reason"] is None and r["seeds"] == [CONFIG.inner_seeds[0]]
+            assert r["fitness"] is None and r["reason"] is None and r["seeds"] == [screen_seed]
             assert r["per_seed"] == [r["screen"]]
         for r in promoted:
-            assert r["seeds"][:S] == list(CONFIG.inner_seeds) and r["per_seed"][0] == r["screen"]
+            assert r["seeds"][0] == screen_seed and sorted(r["seeds"][:S]) == sorted(inner)
+            assert r["per_seed"][0] == r["screen"]
         if halted and promoted:  # promotion follows the rung-0 score
             assert min(r["screen"] for r in promoted) >= max(r["screen"] for r in halted)
+        runs += P + len(promoted) * (S - 1) + elites  # padding not counted
+    assert finished[0].stats["runs"] == runs
+
+
+def test_elites_are_retrained_on_a_rotating_dataset(finished):
+    """Each re-training of an elite uses the next of the S fresh seeds of its generation,
+    so with D = S datasets an elite's extra seeds cycle through the datasets."""
+    _, store = finished
+    base, S = CONFIG.reeval_seed_base, len(CONFIG.inner_seeds)
+    again = [r for r in store.candidates() if r.get("reevaluations")]
+    assert again
+    for r in again:
+        extra = r["seeds"][S:]
+        assert [(s - base) % S for s in extra] == [j % S for j in range(len(extra))]
 
 
 def test_halving_trains_two_population_sized_calls_per_generation(tmp_path, pendulum_evaluator, mirror):
@@ -117,7 +137,6 @@ def test_halving_trains_two_population_sized_calls_per_generation(tmp_path, pend
     search, _ = new_search(tmp_path, counting, mirror, "halving", cfg)
     search.run()
     assert counting.calls == [(cfg.population, 1)] * 4
-    assert search.stats["runs"] <= 2 * cfg.population * cfg.generations
     assert cfg.runs_per_generation() == 2 * cfg.population
 
 
@@ -130,6 +149,8 @@ def test_without_halving_every_candidate_gets_every_seed(tmp_path, pendulum_eval
     first = [r for r in store.candidates(latest=False) if r["trained"] and not r.get("reevaluations")]
     assert all(len(r["seeds"]) == len(cfg.inner_seeds) and not r.get("halted") for r in first)
     assert SearchConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "halving"}).halving is False
+    with pytest.raises(RunError, match="rung 1 promotes"):
+        dataclasses.replace(CONFIG, population=8, reevaluate=6, es_trees=0, es_popsize=0).validate()
 
 
 def test_constant_search_and_variation_produce_candidates(finished):

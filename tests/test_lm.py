@@ -127,7 +127,7 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
             main()
         except SystemExit as e:
             assert not e.code, capsys.readouterr().err
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # wrapping depends on the console's width
     assert "token sequences" in out and "lm-run#1" in out
     assert "reference (SFT)" in out and "reference (BC)" not in out  # the evaluator names its reference
     config = json.loads((tmp_path / "results" / "lm-run" / "config.json").read_text())

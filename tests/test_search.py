@@ -33,10 +33,24 @@ def new_search(tmp_path, experiment, grammar, name="run", config=CONFIG):
     return Search(grammar, experiment, config, store), store
 
 
+class CountingEvaluator:
+    """An evaluator that records the seed matrix of every call."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def evaluate(self, exprs, constants, seeds, **kw):
+        self.calls.append(np.asarray(seeds).shape if np.ndim(seeds) == 2 else (len(exprs), len(seeds)))
+        return self.inner.evaluate(exprs, constants, seeds, **kw)
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, pendulum_evaluator, mirror):
     tmp = tmp_path_factory.mktemp("runs")
-    search, store = new_search(tmp, pendulum_evaluator, mirror, "full")
+    search, store = new_search(tmp, CountingEvaluator(pendulum_evaluator), mirror, "full")
     search.run()
     return search, store
 
@@ -75,20 +89,6 @@ def test_elites_are_retrained_on_fresh_seeds(finished):
     # the search state agrees with the log
     for r in again:
         assert search.cache[r["key"]]["fitness"] == r["fitness"]
-
-
-class CountingEvaluator:
-    """An evaluator that records the seed matrix of every call."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def evaluate(self, exprs, constants, seeds, **kw):
-        self.calls.append(np.asarray(seeds).shape if np.ndim(seeds) == 2 else (len(exprs), len(seeds)))
-        return self.inner.evaluate(exprs, constants, seeds, **kw)
 
 
 def test_halving_screens_on_one_seed_and_promotes_the_best(finished):
@@ -131,21 +131,18 @@ def test_elites_are_retrained_on_a_rotating_dataset(finished):
         assert [(s - base) % S for s in extra] == [j % S for j in range(len(extra))]
 
 
-def test_halving_trains_two_population_sized_calls_per_generation(tmp_path, pendulum_evaluator, mirror):
-    counting = CountingEvaluator(pendulum_evaluator)
-    cfg = dataclasses.replace(CONFIG, generations=2, final_top=1)
-    search, _ = new_search(tmp_path, counting, mirror, "halving", cfg)
-    search.run()
-    assert counting.calls == [(cfg.population, 1)] * 4
-    assert cfg.runs_per_generation() == 2 * cfg.population
+def test_halving_trains_two_population_sized_calls_per_generation(finished):
+    search, _ = finished
+    assert search.evaluator.calls[: 2 * CONFIG.generations] == [(CONFIG.population, 1)] * (2 * CONFIG.generations)
+    assert CONFIG.runs_per_generation() == 2 * CONFIG.population
 
 
 def test_without_halving_every_candidate_gets_every_seed(tmp_path, pendulum_evaluator, mirror):
     counting = CountingEvaluator(pendulum_evaluator)
-    cfg = dataclasses.replace(CONFIG, generations=2, final_top=1, halving=False)
+    cfg = dataclasses.replace(CONFIG, generations=1, final_top=1, halving=False)
     search, store = new_search(tmp_path, counting, mirror, "all-seeds", cfg)
     search.run()
-    assert counting.calls == [(cfg.population, len(cfg.inner_seeds))] * 2
+    assert counting.calls == [(cfg.population, len(cfg.inner_seeds))]
     first = [r for r in store.candidates(latest=False) if r["trained"] and not r.get("reevaluations")]
     assert all(len(r["seeds"]) == len(cfg.inner_seeds) and not r.get("halted") for r in first)
     assert SearchConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "halving"}).halving is False

@@ -149,14 +149,15 @@ def reference_terminals(data, n: int, rng: np.random.Generator) -> dict[str, np.
             "len_w": lengths[:, 0], "len_l": lengths[:, 1]}
 
 
-def policy_terminals(model, params, data, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def policy_terminals(log_likelihood, params, data, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """:data:`PAIR_TERMINALS` of ``n`` random pairs of prepared ``data`` with the policy at
-    ``params`` (one run's), under ``model`` (a :class:`evaluators.trainer.LikelihoodModel`)."""
+    ``params`` (one run's), under ``log_likelihood`` (a jitted
+    :attr:`evaluators.trainer.LikelihoodModel.log_likelihood`)."""
     import jax
 
     idx = rng.integers(0, data.size, n)
     inputs = jax.tree.map(lambda a: a[idx], data.inputs)
-    logp = np.asarray(jax.jit(model.log_likelihood)(params, inputs), np.float64)
+    logp = np.asarray(log_likelihood(params, inputs), np.float64)
     ref = np.asarray(data.ref_logp)[idx]
     lengths = np.asarray(data.lengths)[idx]
     return {"logp_w": logp[:, 0], "logp_l": logp[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
@@ -173,13 +174,14 @@ def trained_policy_terminals(train, model, data, exprs: Sequence[Expr], constant
 
     programs, consts = encode(exprs, constants, shape)
     result = train(programs, consts, np.zeros((len(exprs), 1), np.int64))
+    log_likelihood = jax.jit(model.log_likelihood)  # once for every loss
     out = []
     for p in range(len(exprs)):
         if result.reason(p) is not None:
             out.append(None)
             continue
         params = jax.tree.map(lambda a: a[p, 0], result.params)
-        out.append(policy_terminals(model, params, data, n, rng))
+        out.append(policy_terminals(log_likelihood, params, data, n, rng))
     return out
 
 

@@ -59,25 +59,9 @@ def in_process(*args, cwd):
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
+def cli(tmp_path):
     """Runs ``discover ARGS`` in this process, in ``tmp_path`` unless ``cwd`` is given."""
-    from discover.cli import main
-
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args, cwd=None):
-        monkeypatch.chdir(cwd or tmp_path)
-        monkeypatch.setattr(sys, "argv", ["discover", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out = capsys.readouterr()
-        return Result(code, out.out, out.err)
-
-    return run
+    return lambda *args, cwd=None: in_process(*args, cwd=cwd or tmp_path)
 
 
 def assert_user_error(result, fragment):

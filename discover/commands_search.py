@@ -274,7 +274,7 @@ def show_cmd(
                                                parts=run_views.parts_of(store, hof["ranked"][:top], "key")))
     console.print(run_views.pareto_table(hof))
     if store.has("final.json"):
-        final = store.read("final.json", "final results")
+        final = store.final()
         console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name"),
                                             label=run_views.reference_label(store)))
     if effective:

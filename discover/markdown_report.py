@@ -141,14 +141,14 @@ def build(spec_path: str, results_dir: str = "results") -> str:
 def _search_section(s: dict, results_dir: str) -> tuple[str, list[str]]:
     """One search of a v1 spec: its summary-table line and its section."""
     store = RunStore.open(s["run"], results_dir)
-    final = store.read("final.json", "final results")
+    final = store.final()
     bench = _load_bench(results_dir, s["bench"])
     discovered = [r for r in bench["losses"] if r["kind"] == "discovered" and r["name"].startswith(store.name + "#")]
     if not discovered:
         raise RunError(f"bench {s['bench']} does not include run {store.name} (add --include {store.name})")
     row = discovered[0]
-    best_final = sorted([r for r in final["rows"] if r["kind"] == "discovered" and r["heldout_mean"] is not None],
-                        key=lambda r: -r["heldout_mean"])[0]
+    best_final = sorted([r for r in final["rows"] if r["kind"] == "discovered" and r["fitness"] is not None],
+                        key=lambda r: -r["fitness"])[0]
     cfg = store.config()
     sc = cfg["search"]
     uses_t = "t" in row["expression"].replace("(", " ").replace(")", " ").replace("*", " ").split()

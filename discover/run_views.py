@@ -73,13 +73,13 @@ def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | 
     ``parts`` maps a row's name to them) on their own lines; ``label`` names the reference."""
     ref = final["reference"]
     rows = [(f"[dim]{'reference (' + label + ')':<24}{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", [])]
-    for r in sorted(final["rows"], key=lambda r: -(r["heldout_mean"] if r["heldout_mean"] is not None else -1e9)):
+    for r in sorted(final["rows"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         if r["kind"] == "discovered":
             same = f" (= {r['zoo_form']} form)" if r.get("zoo_form") else ""
             name = f"[bold green]discovered {r['name']}[/]{same}"
         else:
             name = r["name"]
-        held = (f"{r['heldout_mean']:.1f} ± {r['heldout_std']:.1f}" if r["heldout_mean"] is not None
+        held = (f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None
                 else f"[red]{r['reason']}[/]")
         search = (f"  search {_fmt(r['search_fitness'])} ({r['search_seeds']} seeds)"
                   if r.get("search_fitness") is not None else "")
@@ -140,8 +140,8 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
     from grammar import zoo
 
     if store.has("final.json"):
-        rows = [r for r in store.read("final.json")["rows"] if r["heldout_mean"] is not None]
-        rows.sort(key=lambda r: -r["heldout_mean"])
+        rows = [r for r in store.final()["rows"] if r["fitness"] is not None]
+        rows.sort(key=lambda r: -r["fitness"])
         best = [(f"discovered {r['name']}", r) for r in rows if r["kind"] == "discovered"][:top]
         baseline = next((r["name"] for r in rows if r["kind"] == "zoo"), None)
     else:
@@ -208,11 +208,11 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str, str | Non
     if rank < 1:
         raise RunError("--rank starts at 1")
     if store.has("final.json"):
-        final = store.read("final.json")
-        rows = sorted([r for r in final["rows"] if r["kind"] == "discovered" and r["heldout_mean"] is not None],
-                      key=lambda r: -r["heldout_mean"])
+        final = store.final()
+        rows = sorted([r for r in final["rows"] if r["kind"] == "discovered" and r["fitness"] is not None],
+                      key=lambda r: -r["fitness"])
         basis = "held-out score"
-        scores = lambda r: f"held-out {r['heldout_mean']:.1f} ± {r['heldout_std']:.1f}"  # noqa: E731
+        scores = lambda r: f"held-out {r['fitness']:.1f} ± {r['spread']:.1f}"  # noqa: E731
     elif store.has("hall_of_fame.json"):
         rows = store.read("hall_of_fame.json")["ranked"]
         basis = "search fitness"
@@ -235,7 +235,7 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str, str | Non
 
 def write_plots(store: RunStore, history: list[dict], hof: dict) -> list[str]:
     out = []
-    final = store.read("final.json") if store.has("final.json") else {}
+    final = store.final() if store.has("final.json") else {}
     curves = final.get("training_curves") or {}
     if curves:
         out.append(plots.training_curves(curves["steps"], curves["curves"], curves["reference"],

@@ -550,8 +550,8 @@ class Search:
 
     def training_curves(self, final: dict, points: int = 8) -> dict:
         """Normalised return during training of the best held-out discovered loss and of DPO."""
-        best = max((r for r in final["rows"] if r["kind"] == "discovered" and r["heldout_mean"] is not None),
-                   key=lambda r: r["heldout_mean"], default=None)
+        best = max((r for r in final["rows"] if r["kind"] == "discovered" and r["fitness"] is not None),
+                   key=lambda r: r["fitness"], default=None)
         if best is None or not hasattr(self.evaluator, "training_curves"):
             return {}
         dpo = zoo.ZOO["dpo"]
@@ -587,8 +587,7 @@ class Search:
                 "derivation": rec["derivation"] if rec else None, "key": rec["key"] if rec else None,
                 "search_fitness": rec["fitness"] if rec else None,
                 "search_seeds": len(rec.get("per_seed") or []) if rec else None,
-                "heldout_mean": scores.fitness[i], "heldout_std": scores.spread[i],
-                "heldout_per_seed": scores.seed_scores(i),
+                "fitness": scores.fitness[i], "spread": scores.spread[i], "per_seed": scores.seed_scores(i),
                 "reason": scores.reasons[i],
                 "zoo_form": zoo_forms.get(rec["hash"]) if rec else name,
             })

@@ -144,5 +144,23 @@ class RunStore:
     def read(self, name: str, what: str | None = None):
         return _read_json(self.file(name), what or name)
 
+    def final(self, what: str = "final results") -> dict:
+        """final.json with its rows in the scored-row schema that bench rows share
+        (``fitness``, ``spread``, ``per_seed``); runs written before it, which named these
+        ``heldout_mean``, ``heldout_std`` and ``heldout_per_seed``, read the same."""
+        final = self.read("final.json", what)
+        final["rows"] = [scored_row(r) for r in final["rows"]]
+        return final
+
     def has(self, name: str) -> bool:
         return os.path.exists(self.file(name))
+
+
+# final.json rows before the scored-row schema was shared with bench rows
+_OLD_SCORE_KEYS = {"heldout_mean": "fitness", "heldout_std": "spread", "heldout_per_seed": "per_seed"}
+
+
+def scored_row(row: dict) -> dict:
+    """A held-out row in the scored-row schema (``fitness``, ``spread``, ``per_seed``,
+    ``reason``), whichever schema it was written in."""
+    return {_OLD_SCORE_KEYS.get(k, k): v for k, v in row.items()}

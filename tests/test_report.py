@@ -9,7 +9,7 @@ import pytest
 
 from discover import markdown_report
 from discover.stats import paired_difference
-from discover.store import RunStore
+from discover.store import RunStore, scored_row
 
 
 def test_paired_difference_interval():
@@ -58,6 +58,17 @@ def test_report_from_results(tmp_path):
     assert "**Yes**" in text and "same form as the zoo's dpo" in text
     assert "| run#1 | 60.0 (+3.0 [+1.0, +5.0]) |" in text
     assert "wall time 8.0 min" in text
+
+
+def test_final_json_of_older_runs_reads_in_the_shared_schema(tmp_path):
+    store = RunStore(str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    old = {"kind": "discovered", "name": "#1", "heldout_mean": 60.0, "heldout_std": 2.0,
+           "heldout_per_seed": [58.0, 62.0], "reason": None, "search_fitness": 55.0}
+    store.write("final.json", {"rows": [old, scored_row(old)]})
+    rows = store.final()["rows"]
+    assert rows[0] == rows[1] == {"kind": "discovered", "name": "#1", "fitness": 60.0, "spread": 2.0,
+                                  "per_seed": [58.0, 62.0], "reason": None, "search_fitness": 55.0}
 
 
 def test_schedule_lines_compare_the_frozen_forms():

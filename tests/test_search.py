@@ -229,7 +229,9 @@ def test_final_evaluation_uses_heldout_seeds(finished):
     assert kinds.count("discovered") == CONFIG.final_top and kinds.count("zoo") == len(zoo.ZOO)
     assert final["holdout_seeds"] == [100, 101]
     assert not set(final["holdout_seeds"]) & set(CONFIG.inner_seeds)
-    assert all(len(r["heldout_per_seed"]) == 2 for r in final["rows"])
+    assert all(len(r["per_seed"]) == 2 for r in final["rows"])
+    # the scored-row schema that bench rows use
+    assert all({"fitness", "spread", "per_seed", "reason"} <= set(r) for r in final["rows"])
 
 
 def test_bad_run_requests(tmp_path, finished):

@@ -33,11 +33,21 @@ TUNE_POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)  # positions in each constant's range, o
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
+    """A loss as a bench scores it: its display name, kind ("zoo" or "discovered"),
+    expression, constants and provenance; a variant of another entry (see
+    :func:`discover.rows.variant_of`) names that entry as ``base``."""
+
     name: str
-    kind: str  # "zoo" or "discovered"
+    kind: str
     expr: object
     constants: dict
     source: str = ""
+    variant: str | None = None
+    base: str = ""
+
+    def derive(self, variant: str, name: str, expr, constants: dict, source: str) -> "Entry":
+        """This loss changed in one way (``variant``), with its own row in the bench."""
+        return Entry(name, self.kind, expr, constants, source, variant, self.name)
 
 
 def zoo_entries(names: Sequence[str]) -> list[Entry]:
@@ -106,14 +116,14 @@ def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1
             continue
         for p in points:
             frozen = e.expr.substitute({("var", "t"): Expr.num(p)})
-            out.append(Entry(f"{e.name} @ t={p:g}", "discovered", frozen, dict(e.constants),
-                             f"{e.source}; training progress t frozen at {p:g}"))
+            out.append(e.derive(f"t={p:g}", f"{e.name} @ t={p:g}", frozen, dict(e.constants),
+                                f"{e.source}; training progress t frozen at {p:g}"))
     return out
 
 
 def effective_candidates(entries: Sequence[Entry]) -> list[Entry]:
     """The entries whose effective forms are measured: discovered losses, not t-frozen twins."""
-    return [e for e in entries if e.kind == "discovered" and " @ t=" not in e.name]
+    return [e for e in entries if e.kind == "discovered" and e.variant is None]
 
 
 def effective_variants(entries: Sequence[Entry], inputs, threshold: float | None = None) -> list[Entry]:
@@ -132,9 +142,9 @@ def effective_variants(entries: Sequence[Entry], inputs, threshold: float | None
         if not form.pruned or not any(form.kept):
             continue
         dropped = ", ".join(f"{100 * s:.2g}%" for s, k in zip(form.shares, form.kept) if not k)
-        out.append(Entry(f"{e.name} (effective)", "discovered", form.expr,
-                         {k: v for k, v in e.constants.items() if k in form.expr.constants},
-                         f"{e.source}; terms with gradient shares {dropped} removed"))
+        out.append(e.derive("effective", f"{e.name} (effective)", form.expr,
+                            {k: v for k, v in e.constants.items() if k in form.expr.constants},
+                            f"{e.source}; terms with gradient shares {dropped} removed"))
     return out
 
 
@@ -192,9 +202,9 @@ def tuned_entries(config, entries: Sequence[Entry], log: Callable[[str], None],
     for e in entries:
         if e.kind == "zoo" and e.name in tuned and tuned[e.name] != e.constants:
             consts = ", ".join(f"{k}={v:.3g}" for k, v in tuned[e.name].items())
-            extra.append(Entry(f"{e.name} (tuned: {consts})", "zoo", e.expr, tuned[e.name],
-                               f"{e.source}; constants tuned on dataset seed {seed_spaces.TUNE_DATA}, training "
-                               f"seeds {', '.join(map(str, TUNE_SEEDS))}"))
+            extra.append(e.derive("tuned", f"{e.name} (tuned: {consts})", e.expr, tuned[e.name],
+                                  f"{e.source}; constants tuned on dataset seed {seed_spaces.TUNE_DATA}, training "
+                                  f"seeds {', '.join(map(str, TUNE_SEEDS))}"))
     return list(entries) + extra, tuned
 
 
@@ -274,6 +284,7 @@ def _row(entry: Entry, i: int, pooled: np.ndarray, reason: str | None, diag: dic
     margin = float(np.mean(diag["reward_w"][i] - diag["reward_l"][i]))
     return {
         "name": entry.name, "kind": entry.kind, "source": entry.source,
+        "base": entry.base or entry.name, "variant": entry.variant,
         "same_form_as": zoo_forms.get(symbolic.canonical_hash(entry.expr)) if entry.kind == "discovered" else None,
         "closed_form": symbolic.text(entry.expr), "expression": str(entry.expr), "constants": entry.constants,
         "fitness": None if failed else float(units.mean()),

@@ -26,6 +26,7 @@ import numpy as np
 
 from discover import stats
 from discover.errors import RunError
+from discover.rows import derived_row, variant_of
 from evaluators.registry import reference_label_of_task
 from discover.markdown_report import _load_bench, load_spec
 from discover.suite_report import HEADER, Family, _cells, _p, _row, _score
@@ -42,10 +43,6 @@ def _winner(bench: dict, run: str) -> dict:
     if row is None:
         raise RunError(f"bench has no row for {run}#1: score it with discover bench --include {run}:1")
     return row
-
-
-def _derived(bench: dict, winner: dict, suffix: str) -> dict | None:
-    return _row(bench, f"{winner['name']}{suffix}")
 
 
 def _budget(run_store, bench: dict) -> str:
@@ -87,10 +84,9 @@ def effective_checked(bench: dict) -> list[str]:
     if "effective_checked" in bench:
         return list(bench["effective_checked"])
     rows = bench["losses"]
-    if not any(r["name"].endswith(" (effective)") for r in rows):
+    if not any(variant_of(r)[1] == "effective" for r in rows):
         return []
-    return [r["name"] for r in rows if r["kind"] == "discovered" and " @ t=" not in r["name"]
-            and not r["name"].endswith(" (effective)")]
+    return [r["name"] for r in rows if r["kind"] == "discovered" and variant_of(r)[1] is None]
 
 
 def _data_key(bench: dict) -> str:
@@ -144,8 +140,8 @@ def _compare(spec_path: str, results_dir: str):
                      and w["fitness"] is not None]
         per_setting.append((s, bench, w, [(r, family.add(f"{w['name']} - {r['name']}, {s['label']}", w, r))
                                           for r in baselines]))
-        for suffix in (" @ t=0", " @ t=1", " (effective)"):
-            d = _derived(bench, w, suffix)
+        for variant in ("t=0", "t=1", "effective"):
+            d = derived_row(bench, w["name"], variant)
             if d is not None and d["fitness"] is not None:
                 same = np.array_equal(np.array(d["per_seed"], float), np.array(w["per_seed"], float),
                                       equal_nan=True)
@@ -169,7 +165,7 @@ def _summary(per_setting, stores) -> list[str]:
     for s, bench, w, items in per_setting:
         best = bench.get("best_baseline")
         item = next((i for r, i in items if r["name"] == best), None)
-        pruned = _derived(bench, w, " (effective)")
+        pruned = derived_row(bench, w["name"], "effective")
         parts = winner_parts(stores[s["label"]]) + " | " + (
             f"`{pruned['closed_form']}`" if pruned else "itself" if w["name"] in effective_checked(bench)
             else "not measured")

@@ -21,6 +21,7 @@ import os
 import yaml
 
 from discover.errors import RunError
+from discover.rows import t_frozen, variant_of
 from discover.store import RunStore
 
 
@@ -65,13 +66,13 @@ def schedule_lines(row: dict, bench: dict) -> list[str]:
     formula with t frozen (rows added by ``discover bench --ablate-t``), paired by seed."""
     from discover.stats import paired_difference
 
-    frozen = [r for r in bench["losses"] if r["name"].startswith(row["name"] + " @ t=")]
+    frozen = [r for r in bench["losses"] if t_frozen(r) and variant_of(r)[0] == row["name"]]
     if not frozen or row["fitness"] is None:
         return []
     parts = []
     for r in frozen:
         if r["fitness"] is None:
-            parts.append(f"with {r['name'].split(' @ ')[1]} it fails to train ({r['reason']})")
+            parts.append(f"with {variant_of(r)[1]} it fails to train ({r['reason']})")
             continue
         d = paired_difference(row["per_seed"], r["per_seed"])
         ci = f", 95% CI [{d['low']:+.1f}, {d['high']:+.1f}]" if d.get("low") is not None else ""
@@ -178,7 +179,7 @@ def _transfer_section(benches: list[tuple[str, dict]]) -> list[str]:
     names = []
     for _, b in benches:
         for r in b["losses"]:
-            if r["kind"] == "discovered" and r["name"] not in names and " @ t=" not in r["name"]:
+            if r["kind"] == "discovered" and r["name"] not in names and not t_frozen(r):
                 names.append(r["name"])
     out = ["## Transfer", "",
            "Each discovered loss evaluated on the other settings and tasks (fresh seeds): score, and the "
@@ -207,8 +208,8 @@ def bench_summary(bench: dict) -> str:
     for r in bench["losses"]:
         if r["kind"] != "zoo":
             continue
-        base = r["name"].split(" (tuned")[0]
-        rows.setdefault(base, {})["tuned" if "(tuned" in r["name"] else "default"] = r
+        base, variant = variant_of(r)
+        rows.setdefault(base, {})["tuned" if variant == "tuned" else "default"] = r
     ref = bench["reference"]
     lines = [f"{_setting_label(bench)}: reference (BC) {ref['mean']:.1f}; expert 100, random actions 0; "
              f"mean ± std over {len(bench['seeds'])} seeds.", "",

@@ -23,6 +23,7 @@ import re
 from typing import Any, Iterable
 
 from discover.errors import RunError
+from discover.rows import scored_row
 from evaluators import atomic
 
 
@@ -155,12 +156,3 @@ class RunStore:
     def has(self, name: str) -> bool:
         return os.path.exists(self.file(name))
 
-
-# final.json rows before the scored-row schema was shared with bench rows
-_OLD_SCORE_KEYS = {"heldout_mean": "fitness", "heldout_std": "spread", "heldout_per_seed": "per_seed"}
-
-
-def scored_row(row: dict) -> dict:
-    """A held-out row in the scored-row schema (``fitness``, ``spread``, ``per_seed``,
-    ``reason``), whichever schema it was written in."""
-    return {_OLD_SCORE_KEYS.get(k, k): v for k, v in row.items()}

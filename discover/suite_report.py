@@ -23,6 +23,7 @@ import numpy as np
 
 from discover import stats
 from discover.errors import RunError
+from discover.rows import variant_of
 from discover.markdown_report import _load_bench, _setting_label, load_spec
 
 PREFERENCE_FREE = ("sft",)  # zoo losses that never look at the rejected response
@@ -95,7 +96,7 @@ def _bench_table(bench: dict) -> list[str]:
 
 def summary_table(benches: list[dict]) -> list[str]:
     """Every zoo loss at the zoo's constants (rows) on every bench (columns), and the reference."""
-    names = [r["name"] for r in benches[0]["losses"] if r["kind"] == "zoo" and "(tuned" not in r["name"]]
+    names = [r["name"] for r in benches[0]["losses"] if r["kind"] == "zoo" and variant_of(r)[1] != "tuned"]
     lines = ["| loss | " + " | ".join(_setting_label(b) for b in benches) + " |",
              "|---|" + "---|" * len(benches),
              "| reference (BC) | " + " | ".join(f"{b['reference']['mean']:.1f} ± {b['reference']['std']:.1f}"
@@ -126,9 +127,9 @@ def _comparisons(clean: dict, control: dict, settings: list[dict]) -> tuple[Fami
     sft = _row(clean, "sft")
     vs_sft = [(r["name"], family.add(f"{r['name']} - sft, clean", r, sft)) for r in clean["losses"]
               if sft is not None and r is not sft and r["kind"] == "zoo" and r["fitness"] is not None
-              and r["name"].split(" (tuned")[0] not in PREFERENCE_FREE]
+              and variant_of(r)[0] not in PREFERENCE_FREE]
     uses = []
-    for r in (r for r in clean["losses"] if r["kind"] == "zoo" and "(tuned" not in r["name"]):
+    for r in (r for r in clean["losses"] if r["kind"] == "zoo" and variant_of(r)[1] != "tuned"):
         c = _row(control, r["name"])
         if r["fitness"] is not None and c is not None and c["fitness"] is not None:
             uses.append((r, c, family.add(f"{r['name']}: clean - eps 0.5", r, c)))

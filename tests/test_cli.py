@@ -178,6 +178,7 @@ def test_static_ablations_freeze_training_progress():
     entries = [Entry("run#1", "discovered", expr, {"beta": 0.5}), Entry("dpo", "zoo", static, {"beta": 0.1})]
     out = static_ablations(entries)
     assert [e.name for e in out] == ["run#1 @ t=0", "run#1 @ t=1"]
+    assert [(e.base, e.variant) for e in out] == [("run#1", "t=0"), ("run#1", "t=1")]
     assert all("t" not in e.expr.terminals for e in out)
     assert static_ablations(out) == []  # nothing left to freeze
     import numpy as np

@@ -108,6 +108,7 @@ def test_bench_effective_variants_score_the_pruned_loss_beside_the_original():
     zoo_entry = Entry("dpo", "zoo", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0})
     out = effective_variants([planted, plain, zoo_entry], pair_inputs(np.random.default_rng(0), 64))
     assert [e.name for e in out] == ["run#1 (effective)"]
+    assert (out[0].base, out[0].variant) == ("run#1", "effective")
     assert symbolic.canonical_hash(out[0].expr) == symbolic.canonical_hash(dpo.expr)
     assert out[0].constants == {"beta": 0.1} and "removed" in out[0].source
 

@@ -9,7 +9,8 @@ import pytest
 
 from discover import markdown_report
 from discover.stats import paired_difference
-from discover.store import RunStore, scored_row
+from discover.rows import derived_row, scored_row, variant_of
+from discover.store import RunStore
 
 
 def test_paired_difference_interval():
@@ -173,3 +174,16 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
     assert "run-noisy#1 (" in text and "- ipo (" not in text.split("## Transfer")[1].split("\n")[4]
     assert "trained 100 candidates x 3 seeds" in text and "330 training runs" in text
     assert "tuning the baselines trained" in text
+
+
+@pytest.mark.parametrize("name, variant", [("run#1", None), ("run#1 @ t=0", "t=0"), ("run#1 @ t=1", "t=1"),
+                                           ("run#1 (effective)", "effective"),
+                                           ("dpo (tuned: beta=0.02)", "tuned")])
+def test_rows_name_their_base_and_variant_in_either_schema(name, variant):
+    """Bench rows written before 2026-12-01 carried the variant in their display name only."""
+    base = "dpo" if variant == "tuned" else "run#1"
+    assert variant_of({"name": name}) == (base, variant)
+    assert variant_of({"name": "renamed", "base": base, "variant": variant}) == (base, variant)
+    bench = {"losses": [{"name": "run#1"}, {"name": name}]}
+    assert derived_row(bench, base, variant) == {"name": name}
+    assert derived_row(bench, "other", variant) is None

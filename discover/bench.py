@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -20,6 +19,7 @@ from evaluators import seeds as seed_spaces
 from evaluators import trainer
 from evaluators.interface import Evaluator
 from grammar import symbolic, zoo
+from grammar.losses import Loss
 
 
 # Seeds the search never uses; tuning the baselines' constants uses yet others
@@ -31,26 +31,7 @@ TUNE_EVAL_SEED = seed_spaces.TUNE_EVAL
 TUNE_POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)  # positions in each constant's range, on its scale
 
 
-@dataclasses.dataclass(frozen=True)
-class Entry:
-    """A loss as a bench scores it: its display name, kind ("zoo" or "discovered"),
-    expression, constants and provenance; a variant of another entry (see
-    :func:`discover.rows.variant_of`) names that entry as ``base``."""
-
-    name: str
-    kind: str
-    expr: object
-    constants: dict
-    source: str = ""
-    variant: str | None = None
-    base: str = ""
-
-    def derive(self, variant: str, name: str, expr, constants: dict, source: str) -> "Entry":
-        """This loss changed in one way (``variant``), with its own row in the bench."""
-        return Entry(name, self.kind, expr, constants, source, variant, self.name)
-
-
-def zoo_entries(names: Sequence[str]) -> list[Entry]:
+def zoo_entries(names: Sequence[str]) -> list[Loss]:
     """Zoo losses by name, at the zoo's constants or, written ``NAME@CONSTANT=VALUE`` (one
     ``@`` per constant, e.g. ``dpo@beta=1``), at others within mirror.yaml's bounds."""
     from discover.errors import RunError
@@ -81,14 +62,14 @@ def zoo_entries(names: Sequence[str]) -> list[Entry]:
             f"{z.name} ({', '.join(f'{k}={constants[k]:g}' for k in sorted(given))})"
         if any(e.name == label for e in out):
             raise RunError(f"--losses names {label} twice")
-        out.append(Entry(label, "zoo", z.expr, constants, z.reference))
+        out.append(Loss(label, z.expr, constants, "zoo", z.reference))
     return out
 
 
-def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
-    """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss (by held-out score when finished)."""
+def run_entries(specs: Sequence[str], results_dir: str) -> list[Loss]:
+    """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss, ``RUN#RANK`` (by held-out score when finished)."""
     from discover.errors import RunError
-    from discover.run_views import ranked_entry
+    from discover.run_views import ranked_loss
     from discover.store import RunStore
 
     out = []
@@ -99,12 +80,11 @@ def run_entries(specs: Sequence[str], results_dir: str) -> list[Entry]:
         except ValueError:
             raise RunError(f"bad --include {spec!r}: use RUN or RUN:RANK") from None
         store = RunStore.open(run, results_dir)
-        expr, constants, provenance, _ = ranked_entry(store, r)
-        out.append(Entry(f"{store.name}#{r}", "discovered", expr, dict(constants), provenance))
+        out.append(ranked_loss(store, r)[0])
     return out
 
 
-def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1.0)) -> list[Entry]:
+def static_ablations(entries: Sequence[Loss], points: Sequence[float] = (0.0, 1.0)) -> list[Loss]:
     """For each discovered loss that uses training progress t: the same formula with t frozen
     at each of ``points`` (0: its early-training form all along; 1: its late form). Scored
     alongside the scheduled loss, they show what the schedule itself buys."""
@@ -121,12 +101,12 @@ def static_ablations(entries: Sequence[Entry], points: Sequence[float] = (0.0, 1
     return out
 
 
-def effective_candidates(entries: Sequence[Entry]) -> list[Entry]:
+def effective_candidates(entries: Sequence[Loss]) -> list[Loss]:
     """The entries whose effective forms are measured: discovered losses, not t-frozen twins."""
     return [e for e in entries if e.kind == "discovered" and e.variant is None]
 
 
-def effective_variants(entries: Sequence[Entry], inputs, threshold: float | None = None) -> list[Entry]:
+def effective_variants(entries: Sequence[Loss], inputs, threshold: float | None = None) -> list[Loss]:
     """For each discovered loss with additive terms below ``threshold`` of the gradient norm
     on ``inputs`` (see :mod:`grammar.effective`; one dict for all, or one per entry of
     :func:`effective_candidates`): the loss without them, to be scored beside it. Equal
@@ -191,8 +171,8 @@ def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Eva
     return local if wrap is None else wrap(local, local.name, config)
 
 
-def tuned_entries(config, entries: Sequence[Entry], log: Callable[[str], None],
-                  wrap: Callable | None = None) -> tuple[list[Entry], dict]:
+def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
+                  wrap: Callable | None = None) -> tuple[list[Loss], dict]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
     dataset (its own data seed, never a bench's) and tuning seeds."""
     names = [e.name for e in entries if e.kind == "zoo" and e.constants and e.name in zoo.ZOO]  # not NAME@...
@@ -213,7 +193,7 @@ def _pool(values: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(values, axis=1)
 
 
-def run_bench(config, entries: Sequence[Entry], seeds: Sequence[int], out_dir: str,
+def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False,
               data_seeds: Sequence[int] | None = None, wrap: Callable | None = None,
               effective_checked: Sequence[str] = ()) -> dict:
@@ -274,7 +254,7 @@ def run_bench(config, entries: Sequence[Entry], seeds: Sequence[int], out_dir: s
     return out
 
 
-def _row(entry: Entry, i: int, pooled: np.ndarray, reason: str | None, diag: dict, n_data: int) -> dict:
+def _row(entry: Loss, i: int, pooled: np.ndarray, reason: str | None, diag: dict, n_data: int) -> dict:
     """One loss's scores over every (dataset, seed) unit, per dataset, and its training diagnostics."""
     zoo_forms = _zoo_forms()
     units = pooled[i]

@@ -151,22 +151,21 @@ def export_cmd(
 
     if zoo_name:
         z = zoo.get(zoo_name)
-        expr, constants = z.expr, z.constants
-        title, provenance = f"{zoo_name}: {z.formula}", z.reference
+        loss, title = z.loss(), f"{zoo_name}: {z.formula}"
         g = load_grammar("mirror.yaml")
         text = g.seeds.get(zoo_name)
     else:
-        from discover.run_views import ranked_entry
+        from discover.run_views import ranked_loss
         from discover.store import RunStore
 
         store = RunStore.open(run, results_dir)
-        expr, constants, provenance, text = ranked_entry(store, rank)
+        loss, text = ranked_loss(store, rank)
         title = f"Discovered loss, rank {rank} of run {store.name}"
         g = load_grammar(store.file("grammar.yaml"))
     described = parts.lines(g, derivation.parse_derivation(g, text)) if text else None
     if fmt == "trl":
-        src = export.export_trl(expr, constants, title, provenance, parts=described)
+        src = export.export_trl(loss.expr, loss.constants, title, loss.source, parts=described)
     else:
-        src = export.export_module(expr, constants, fmt, title, provenance, parts=described)
+        src = export.export_module(loss.expr, loss.constants, fmt, title, loss.source, parts=described)
     write_output(output, src)
     console.print(f"wrote {output} ({fmt}): {title}")

@@ -110,10 +110,10 @@ def build_with_summary(spec_path: str, results_dir: str = "results") -> tuple[st
 def winner_parts(store) -> str:
     """The run's rank-1 loss (by held-out score, as `discover bench --include RUN:1` takes
     it) in its grammar's terms: its derivation, template first."""
-    from discover.run_views import ranked_entry
+    from discover.run_views import ranked_loss
 
     try:
-        derivation = ranked_entry(store, 1)[3]
+        derivation = ranked_loss(store, 1)[1]
     except RunError:  # a run without held-out scores has no rank 1 to describe
         return "-"
     return f"`{derivation}`" if derivation else "-"

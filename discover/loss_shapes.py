@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from grammar import lowering
-from grammar.expr import Expr
+from grammar.losses import Loss
 
 Z = np.linspace(-20.0, 20.0, 161)
 
@@ -28,11 +28,12 @@ def typical_pair(inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
     return {k: float(np.median(inputs[k])) for k in ("ref_w", "ref_l", "len_w", "len_l")}
 
 
-def curves(entries: Sequence[tuple[str, Expr, dict]], pair: Mapping[str, float]) -> dict:
+def curves(entries: Sequence[Loss], pair: Mapping[str, float]) -> dict:
     """{"z": [...], "pair": pair, "losses": {name: {t: {loss, dloss_dz, weight_w, weight_l}}}} (JSON)."""
     z = jnp.asarray(Z, jnp.float32)
     out = {"z": Z.tolist(), "pair": dict(pair), "losses": {}}
-    for name, expr, constants in entries:
+    for entry in entries:
+        name, expr, constants = entry.name, entry.expr, entry.constants
         f = lowering.lower(expr)
         consts = {k: jnp.float32(v) for k, v in constants.items()}
         times = (0.0, 0.5, 1.0) if "t" in expr.terminals else (0.0,)

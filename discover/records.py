@@ -13,6 +13,7 @@ from typing import Iterable
 
 from grammar.derivation import Node
 from grammar.expr import Expr, Scope, parse
+from grammar.losses import Loss
 from grammar.primitives import TERMINALS
 
 
@@ -70,3 +71,8 @@ def hall_of_fame(records: Iterable[dict], top: int = 20) -> dict:
 def expression_of(row: dict) -> Expr:
     """The scored expression of a stored row (its text form uses terminals and constants only)."""
     return parse(row["expression"], Scope(terminals=TERMINALS, constants=tuple(row["constants"])))
+
+
+def loss_of(row: dict, name: str) -> Loss:
+    """A stored discovered row (a candidate record, or a held-out row) as a loss named ``name``."""
+    return Loss(name, expression_of(row), dict(row["constants"]), "discovered", row.get("derivation") or "")

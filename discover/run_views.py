@@ -9,8 +9,8 @@ import os
 from discover import plots
 from discover.errors import RunError
 from discover.store import RunStore
-from discover.records import expression_of
-from grammar.expr import Expr
+from discover.records import expression_of, loss_of
+from grammar.losses import Loss
 
 
 def _fmt(v, digits=1):
@@ -147,9 +147,8 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
     else:
         best = [(f"discovered #{i}", r) for i, r in enumerate(hof["ranked"][:top], 1)]
         baseline = None
-    entries = [(name, expression_of(r), r["constants"]) for name, r in best]
-    for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else [])):
-        entries.append((name, zoo.ZOO[name].expr, zoo.ZOO[name].constants))
+    entries = [loss_of(r, name) for name, r in best]
+    entries += [zoo.ZOO[name].loss() for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else []))]
     curves = loss_shapes.curves(entries, loss_shapes.typical_pair(inputs))
     if store.has("grammar.yaml"):
         from grammar import load as load_grammar
@@ -202,9 +201,9 @@ def data_of(cfg: dict) -> str:
             + (f", eps {data['eps']}" if data["setting"] == "noisy" else ""))
 
 
-def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str, str | None]:
-    """(expression, constants, provenance, derivation) of the run's rank-th loss: by held-out
-    score when the run has finished, else by search fitness."""
+def ranked_loss(store: RunStore, rank: int) -> tuple[Loss, str | None]:
+    """The run's rank-th loss, named ``RUN#RANK`` with its provenance as source, and its
+    derivation: by held-out score when the run has finished, else by search fitness."""
     if rank < 1:
         raise RunError("--rank starts at 1")
     if store.has("final.json"):
@@ -230,7 +229,8 @@ def ranked_entry(store: RunStore, rank: int) -> tuple[Expr, dict, str, str | Non
     cfg = store.config()
     provenance = (f"mpo-discover run {store.name} (grammar {cfg['grammar_name']}, {data_of(cfg)}), "
                   f"rank {rank} by {basis}: {scores(row)}; derivation {row.get('derivation')}")
-    return expression_of(row), row["constants"], provenance, row.get("derivation")
+    return (Loss(f"{store.name}#{rank}", expression_of(row), dict(row["constants"]), "discovered", provenance),
+            row.get("derivation"))
 
 
 def write_plots(store: RunStore, history: list[dict], hof: dict) -> list[str]:

@@ -49,6 +49,7 @@ from grammar import derivation, symbolic, zoo
 from grammar.derivation import Node
 from grammar.expr import to_text
 from grammar.language import Grammar
+from grammar.losses import Loss
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
@@ -554,42 +555,40 @@ class Search:
                    key=lambda r: r["fitness"], default=None)
         if best is None or not hasattr(self.evaluator, "training_curves"):
             return {}
-        dpo = zoo.ZOO["dpo"]
-        entries = [(f"discovered {best['name']}", records.expression_of(best), best["constants"]),
-                   ("dpo", dpo.expr, dpo.constants)]
-        steps, scores = self.evaluator.training_curves([e[1] for e in entries], [e[2] for e in entries],
+        losses = [records.loss_of(best, f"discovered {best['name']}"), zoo.ZOO["dpo"].loss()]
+        steps, scores = self.evaluator.training_curves([e.expr for e in losses], [e.constants for e in losses],
                                                        self.config.holdout_seeds, points,
                                                        eval_seed=self.config.holdout_eval_seed)
         return {"steps": steps.tolist(), "reference": self.evaluator.baseline()[0],
-                "curves": {name: scores[i].tolist() for i, (name, _, _) in enumerate(entries)}}
+                "curves": {e.name: scores[i].tolist() for i, e in enumerate(losses)}}
 
     def final_evaluation(self, log: Callable[[str], None] = print) -> dict:
         """Re-scores the best structures and the zoo on held-out seeds and episodes."""
         hof = self.hall_of_fame(self.config.final_top)
         chosen = hof["ranked"][: self.config.final_top]
-        entries = []
+        losses = []
         for i, rec in enumerate(chosen, 1):
             node = derivation.parse_derivation(self.grammar, rec["derivation"])
-            entries.append(("discovered", f"#{i}", derivation.expand(self.grammar, node), rec["constants"], rec))
-        for name, z in zoo.ZOO.items():
-            entries.append(("zoo", name, z.expr, z.constants, None))
+            losses.append(Loss(f"#{i}", derivation.expand(self.grammar, node), rec["constants"], "discovered",
+                               rec["derivation"]))
+        losses += [z.loss() for z in zoo.ZOO.values()]
         log(f"re-scoring {len(chosen)} discovered losses and {len(zoo.ZOO)} zoo baselines on "
             f"{len(self.config.holdout_seeds)} held-out seeds ...")
-        scores = self.evaluator.evaluate([e[2] for e in entries], [e[3] for e in entries],
+        scores = self.evaluator.evaluate([e.expr for e in losses], [e.constants for e in losses],
                                          self.config.holdout_seeds, eval_seed=self.config.holdout_eval_seed)
         ref_mean, ref_std = self.evaluator.baseline()
         zoo_forms = {symbolic.canonical_hash(z.expr): n for n, z in zoo.ZOO.items()}
         rows = []
-        for i, (kind, name, expr, consts, rec) in enumerate(entries):
+        for i, (e, rec) in enumerate(zip(losses, chosen + [None] * len(zoo.ZOO))):
             rows.append({
-                "kind": kind, "name": name, "closed_form": symbolic.text(expr), "latex": symbolic.latex(expr),
-                "expression": to_text(expr), "constants": consts, "complexity": symbolic.complexity(expr),
+                "kind": e.kind, "name": e.name, "closed_form": symbolic.text(e.expr), "latex": symbolic.latex(e.expr),
+                "expression": to_text(e.expr), "constants": e.constants, "complexity": symbolic.complexity(e.expr),
                 "derivation": rec["derivation"] if rec else None, "key": rec["key"] if rec else None,
                 "search_fitness": rec["fitness"] if rec else None,
                 "search_seeds": len(rec.get("per_seed") or []) if rec else None,
                 "fitness": scores.fitness[i], "spread": scores.spread[i], "per_seed": scores.seed_scores(i),
                 "reason": scores.reasons[i],
-                "zoo_form": zoo_forms.get(rec["hash"]) if rec else name,
+                "zoo_form": zoo_forms.get(rec["hash"]) if rec else e.name,
             })
         return {"rows": rows, "reference": {"mean": ref_mean, "std": ref_std},
                 "holdout_seeds": list(self.config.holdout_seeds), "holdout_eval_seed": self.config.holdout_eval_seed,

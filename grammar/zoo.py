@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from grammar.expr import Expr, Scope, parse
+from grammar.losses import Loss
 from grammar.primitives import TERMINALS
 
 # Definitions every hand-written loss may use.
@@ -42,6 +43,11 @@ class ZooLoss:
     @property
     def expr(self) -> Expr:
         return parse(self.text, alias_scope(tuple(self.constants)))
+
+    def loss(self, constants: dict | None = None) -> Loss:
+        """This entry as a loss, at its published constants or at ``constants``."""
+        return Loss(self.name, self.expr, dict(self.constants if constants is None else constants), "zoo",
+                    self.reference)
 
 
 _D = "(r_w - r_l)"

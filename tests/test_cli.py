@@ -167,7 +167,8 @@ def test_python_m_discover_reports_user_errors(tmp_path):
 
 
 def test_static_ablations_freeze_training_progress():
-    from discover.bench import Entry, static_ablations
+    from discover.bench import static_ablations
+    from grammar.losses import Loss
     from grammar import lowering
     from grammar.expr import Scope, parse
     from grammar.primitives import TERMINALS
@@ -175,7 +176,7 @@ def test_static_ablations_freeze_training_progress():
     expr = parse("(1 - t) * (-logp_w / len_w) + t * softplus(-beta * (logp_w - logp_l))",
                  Scope(terminals=TERMINALS, constants=("beta",)))
     static = parse("softplus(-beta * (logp_w - logp_l))", Scope(terminals=TERMINALS, constants=("beta",)))
-    entries = [Entry("run#1", "discovered", expr, {"beta": 0.5}), Entry("dpo", "zoo", static, {"beta": 0.1})]
+    entries = [Loss("run#1", expr, {"beta": 0.5}), Loss("dpo", static, {"beta": 0.1}, "zoo")]
     out = static_ablations(entries)
     assert [e.name for e in out] == ["run#1 @ t=0", "run#1 @ t=1"]
     assert [(e.base, e.variant) for e in out] == [("run#1", "t=0"), ("run#1", "t=1")]

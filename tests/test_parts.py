@@ -95,17 +95,18 @@ def test_bench_effective_variants_score_the_pruned_loss_beside_the_original():
     import numpy as np
 
     from conftest import pair_inputs
-    from discover.bench import Entry, effective_variants
+    from discover.bench import effective_variants
     from grammar import symbolic
     from grammar.expr import Expr, Scope, parse
+    from grammar.losses import Loss
     from grammar.primitives import TERMINALS
 
     dpo = zoo.ZOO["dpo"]
     scope = Scope(terminals=TERMINALS, constants=("beta", "gamma"))
     inert = parse("1e-6 * gamma * (logp_w / len_w)^2", scope)
-    planted = Entry("run#1", "discovered", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, "run")
-    plain = Entry("run#2", "discovered", dpo.expr, dict(dpo.constants), "run")
-    zoo_entry = Entry("dpo", "zoo", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0})
+    planted = Loss("run#1", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, source="run")
+    plain = Loss("run#2", dpo.expr, dict(dpo.constants), source="run")
+    zoo_entry = Loss("dpo", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, "zoo")
     out = effective_variants([planted, plain, zoo_entry], pair_inputs(np.random.default_rng(0), 64))
     assert [e.name for e in out] == ["run#1 (effective)"]
     assert (out[0].base, out[0].variant) == ("run#1", "effective")

@@ -206,7 +206,9 @@ def test_exported_discovered_loss_equals_engine(tmp_path, finished):
     hof = search.hall_of_fame()
     store.write("hall_of_fame.json", hof)
     for rank in (1, 2, 3):
-        expr, constants, provenance, _ = run_views.ranked_entry(store, rank)
+        loss, _ = run_views.ranked_loss(store, rank)
+        expr, constants, provenance = loss.expr, loss.constants, loss.source
+        assert loss.name == f"{store.name}#{rank}"
         src = export.export_module(expr, constants, "jax", "test", provenance)
         path = tmp_path / f"rank{rank}.py"
         path.write_text(src)

@@ -13,12 +13,6 @@ from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, SE
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
-def estimate_generation_seconds(search, exp_config) -> float:
-    """A conservative cost model of one generation on this machine (for --time-limit checks):
-    the runs of a generation times the evaluator's own estimate of one run."""
-    return search.runs_per_generation() * exp_config.seconds_per_run()
-
-
 @app.command("run")
 def run_cmd(
     ctx: typer.Context,
@@ -118,7 +112,8 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
     exp_cfg.validate()
     time_limit = search_cfg.time_limit_min
     if time_limit is not None:
-        estimate = estimate_generation_seconds(search_cfg, exp_cfg) + 30
+        # a conservative cost of one generation: its runs times the evaluator's estimate of one
+        estimate = search_cfg.runs_per_generation() * exp_cfg.seconds_per_run() + 30
         if time_limit * 60 < estimate:
             raise UsageProblem(f"--time-limit {time_limit:g} min is shorter than one generation (about "
                                f"{estimate / 60:.1f} min with these settings); raise it or lower "

@@ -473,7 +473,8 @@ class Search:
             else:
                 rest = range(at[i], at[i] + len(inner) - 1)
                 per_seed = [screen[i]] + [ev1.seed_scores(r)[0] for r in rest]
-                reason = next((ev1.reasons[r] for r in rest if ev1.reasons[r] is not None), None)
+                reason = next((f"failed on seed {s}: {ev1.reasons[r]}" for s, r in zip(inner[1:], rest)
+                               if ev1.reasons[r] is not None), None)
                 vals = np.array(per_seed, float)
                 fields = dict(fitness=None, spread=None, reason=reason) if reason else \
                     dict(fitness=float(vals.mean()), spread=float(vals.std()), reason=None)

@@ -4,12 +4,13 @@ trainer and searched."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from discover.search import Search, SearchConfig
 from discover.store import RunStore
 from evaluators import registry
-from evaluators.interface import Evaluator
+from evaluators.interface import Evaluation, Evaluator
 from grammar import zoo
 
 
@@ -67,3 +68,36 @@ def test_effective_inputs_add_the_end_of_training(pendulum_evaluator, toy):
     assert np.abs(end["logp_w"] - end["ref_w"]).max() > 1e-3  # the trained policy has moved
     ((only,),) = effective_inputs(toy, [dpo.expr], [dpo.constants], n=16)
     assert len(only["t"]) == 16
+
+
+class FailsOnSeed:
+    """The toy evaluator, except that the first run on ``seed`` in a per-candidate seed
+    matrix (a rung-1 call of successive halving) fails."""
+
+    def __init__(self, inner, seed):
+        self.inner, self.seed = inner, seed
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def evaluate(self, exprs, constants, seeds, **kw):
+        ev = self.inner.evaluate(exprs, constants, seeds, **kw)
+        if np.ndim(seeds) == 2:
+            failed = [i for i, row in enumerate(np.asarray(seeds)) if self.seed in row][:1]
+            ev = Evaluation(ev.per_seed, [("boom" if i in failed else r) for i, r in enumerate(ev.reasons)],
+                            ev.diagnostics, ev.timing)
+        return ev
+
+
+def test_a_rung_1_failure_names_its_seed(toy, mirror, tmp_path):
+    config = SearchConfig(population=8, generations=1, es_trees=1, es_popsize=2, reevaluate=0, final_top=2,
+                          holdout_seeds=(100, 101))
+    store = RunStore.create(str(tmp_path), "toy-fail", {"search": config.to_dict(), "evaluator": "toy",
+                                                        "experiment": toy.config.to_dict(),
+                                                        "grammar_name": mirror.name}, mirror.path)
+    bad = config.inner_seeds[1]  # generation 0 screens on inner_seeds[0], so seed 1 is a rung-1 seed
+    search = Search(mirror, FailsOnSeed(toy, bad), config, store)
+    search.run()
+    failed = [r for r in store.candidates() if r.get("rung") == 1 and r["fitness"] is None]
+    assert len(failed) == 1 and failed[0]["reason"] == f"failed on seed {bad}: boom"
+    assert failed[0]["per_seed"][failed[0]["seeds"].index(bad)] is None

@@ -26,6 +26,13 @@ def monkeypatch_module():
         yield mp
 
 
+def toy_store(tmp_path, name, config, toy, mirror):
+    """A run store for a search on the toy evaluator."""
+    return RunStore.create(str(tmp_path), name, {"search": config.to_dict(), "evaluator": "toy",
+                                                 "experiment": toy.config.to_dict(), "grammar_name": mirror.name},
+                           mirror.path)
+
+
 def test_toy_evaluator_implements_the_interface(toy):
     assert isinstance(toy, Evaluator)
     names = ["dpo", "ipo", "sft"]
@@ -39,9 +46,7 @@ def test_toy_evaluator_implements_the_interface(toy):
 def test_search_runs_on_the_toy_evaluator(toy, mirror, tmp_path):
     config = SearchConfig(population=8, generations=2, es_trees=1, es_popsize=2, reevaluate=2, final_top=2,
                           holdout_seeds=(100, 101))
-    store = RunStore.create(str(tmp_path), "toy-run", {"search": config.to_dict(), "evaluator": "toy",
-                                                       "experiment": toy.config.to_dict(),
-                                                       "grammar_name": mirror.name}, mirror.path)
+    store = toy_store(tmp_path, "toy-run", config, toy, mirror)
     search = Search(mirror, toy, config, store)
     search.run()
     assert len(search.history) == 2
@@ -92,9 +97,7 @@ class FailsOnSeed:
 def test_a_rung_1_failure_names_its_seed(toy, mirror, tmp_path):
     config = SearchConfig(population=8, generations=1, es_trees=1, es_popsize=2, reevaluate=0, final_top=2,
                           holdout_seeds=(100, 101))
-    store = RunStore.create(str(tmp_path), "toy-fail", {"search": config.to_dict(), "evaluator": "toy",
-                                                        "experiment": toy.config.to_dict(),
-                                                        "grammar_name": mirror.name}, mirror.path)
+    store = toy_store(tmp_path, "toy-fail", config, toy, mirror)
     bad = config.inner_seeds[1]  # generation 0 screens on inner_seeds[0], so seed 1 is a rung-1 seed
     search = Search(mirror, FailsOnSeed(toy, bad), config, store)
     search.run()

@@ -81,7 +81,8 @@ def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | 
             name = r["name"]
         held = (f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None
                 else f"[red]{r['reason']}[/]")
-        search = (f"  search {_fmt(r['search_fitness'])} ({r['search_seeds']} seeds)"
+        seeds = f" ({r['search_seeds']} seeds)" if r.get("search_seeds") else ""  # not recorded by the first runs
+        search = (f"  search {_fmt(r['search_fitness'])}{seeds}"
                   if r.get("search_fitness") is not None else "")
         consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
         extra = (parts or {}).get(r["name"], []) if r["kind"] == "discovered" else []

@@ -208,3 +208,18 @@ def test_zoo_losses_at_other_constants():
     dpo, calibrated = bench.zoo_entries(["dpo", "dpo@beta=1"])
     assert dpo.constants == {"beta": 0.1} and calibrated.constants == {"beta": 1.0}
     assert calibrated.name == "dpo (beta=1)" and str(calibrated.expr) == str(dpo.expr)
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+
+
+# One committed run of each on-disk generation (showing one costs ~3 s of sympy): before
+# elite re-evaluation (no per-row seed counts), v1, v2 (3 datasets), successive halving,
+# the token task.
+@pytest.mark.slow
+@pytest.mark.parametrize("run", ["hopper-noisy02-noreeval", "hopper-mixed", "v2-hopper-mixed", "default-run-v3",
+                                 "v2-lm-mixed"])
+def test_committed_runs_of_every_schema_still_show(cli, run):
+    out = cli("show", run, "--results-dir", RESULTS)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "held-out scores" in " ".join(out.stdout.split())

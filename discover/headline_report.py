@@ -11,11 +11,14 @@ transfer rows, pruned forms from ``--effective``) whose rows join their setting'
     settings:
       - {label: "Hopper, mixed quality", run: v2-hopper-mixed, bench: v2-headline-hopper-mixed}
     extra_benches: [v2-transfer-hopper-mixed]     # optional
+    transfer_targets:                             # optional: benches of a task no search ran on
+      - {label: "HalfCheetah, mixed quality", bench: v2-transfer-half_cheetah-mixed}
 
 Comparisons (paired over (dataset, seed) units, ``discover.stats``): each winner against
 every hand-designed loss of its bench, at the zoo's and at the tuned constants; what is
 new in it (with t frozen at 0 and 1, and without its inert terms, against itself); each
-winner on every other setting against that setting's best baseline (transfer). One
+winner on every other setting and transfer target against its best baseline (transfer;
+two settings on the same data, e.g. a wider search of the same setting, are not transfer). One
 family, Holm-corrected; a tie needs a TOST within the margin; each comparison states its
 minimum detectable effect.
 """
@@ -147,10 +150,12 @@ def _compare(spec_path: str, results_dir: str):
                                       equal_nan=True)
                 novelty.append((s["label"], w, d, same, family.add(f"{d['name']} - {w['name']}", d, w)))
     transfer = []
+    targets = {**benches, **{t["label"]: _load_bench(results_dir, t["bench"]) for t in spec.get("transfer_targets", [])}}
     for label, w in winners.items():
-        for other, bench in benches.items():
+        for other, bench in targets.items():
             row, best = _row(bench, w["name"]), _row(bench, bench.get("best_baseline"))
-            if other != label and row is not None and best is not None and row["fitness"] is not None:
+            same_data = _data_key(bench) == _data_key(benches[label])
+            if not same_data and row is not None and best is not None and row["fitness"] is not None:
                 transfer.append((label, other, row, best, family.add(f"{w['name']} - {best['name']}, {other}",
                                                                      row, best)))
     family.correct()
@@ -209,7 +214,7 @@ def _render(spec, family, per_setting, novelty, transfer, stores) -> str:
         out.append("| (no winner uses t or has inert terms) | | | | | |")
     if transfer:
         out += ["", "## Transfer: each winner on the other settings", "",
-                "Against the best baseline of the setting it is moved to, same held-out units.", "",
+                "Against the best baseline of the setting (or task) it is moved to, same held-out units.", "",
                 HEADER.format(m=m)]
         out += [f"| {row['name']} ({_score(row)}) - {best['name']} ({_score(best)}), {other} | {_cells(item)} |"
                 for label, other, row, best, item in transfer]

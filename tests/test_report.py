@@ -142,10 +142,16 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
     noisy = {"dpo": base + 1, "ipo": base + 2 + rng.normal(0, 1, n)}
     benches = {
         "mixed": suite_bench("mixed", 0.3, mixed, units), "noisy": suite_bench("noisy", 0.2, noisy, units),
-        "extra": suite_bench("mixed", 0.3, {"dpo": base}, units)}
+        "extra": suite_bench("mixed", 0.3, {"dpo": base}, units),
+        "wide": suite_bench("mixed", 0.3, mixed, units),  # a wider search of the same setting
+        "cheetah": suite_bench("mixed", 0.3, {"dpo": base - 5}, units)}
+    benches["cheetah"]["task"] = "half_cheetah"
     for name, bench, rows in (("mixed", benches["mixed"], {"run-mixed#1": base + 10 + rng.normal(0, 1, n)}),
                               ("noisy", benches["noisy"], {"run-noisy#1": base + 2 + rng.normal(0, 1, n)}),
-                              ("extra", benches["extra"], {"run-noisy#1": base + 1 + rng.normal(0, 1, n)})):
+                              ("extra", benches["extra"], {"run-noisy#1": base + 1 + rng.normal(0, 1, n)}),
+                              ("wide", benches["wide"], {"run-wide#1": base + 9 + rng.normal(0, 1, n),
+                                                         "run-mixed#1": base + 10 + rng.normal(0, 1, n)}),
+                              ("cheetah", benches["cheetah"], {"run-mixed#1": base - 4 + rng.normal(0, 1, n)})):
         for row_name, per in rows.items():
             bench["losses"].append({**bench["losses"][0], "name": row_name, "kind": "discovered",
                                     "fitness": float(np.mean(per)), "per_seed": list(map(float, per)),
@@ -154,11 +160,13 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
     for bench in benches.values():
         bench["tuned"] = {"dpo": {"beta": 0.05}}
         bench["config"]["train"] = {"steps": 200}
-    benches["extra"]["best_baseline"] = "dpo"
+    for name in ("extra", "cheetah"):
+        benches[name]["best_baseline"] = "dpo"
+    benches["wide"]["best_baseline"] = "ipo"
     for name, bench in benches.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps(bench))
-    for run in ("run-mixed", "run-noisy"):
+    for run in ("run-mixed", "run-noisy", "run-wide"):
         store = RunStore(str(tmp_path / run))
         (tmp_path / run / "checkpoints").mkdir(parents=True)
         store.write("config.json", {"search": {"inner_seeds": [0, 1, 2]}, "experiment": {"data_seeds": [0, 1, 2]}})
@@ -174,6 +182,16 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
     assert "run-noisy#1 (" in text and "- ipo (" not in text.split("## Transfer")[1].split("\n")[4]
     assert "trained 100 candidates x 3 seeds" in text and "330 training runs" in text
     assert "tuning the baselines trained" in text
+    # a wider search of the mixed setting (same data: its bench also holds the mixed winner,
+    # which is not a transfer) and a task no search ran on (transfer target): + 2 baselines
+    # of the wide winner, + the mixed winner on HalfCheetah = 9
+    spec.write_text("title: H\nsettings:\n  - {label: mixed, run: run-mixed, bench: mixed}\n"
+                    "  - {label: noisy, run: run-noisy, bench: noisy}\n  - {label: wide, run: run-wide, bench: wide}\n"
+                    "extra_benches: [extra]\ntransfer_targets:\n  - {label: cheetah, bench: cheetah}\n")
+    text = headline_report.build(str(spec), str(tmp_path))
+    assert "All 9 comparisons" in text
+    transfer = text.split("## Transfer")[1]
+    assert "run-mixed#1 (" in transfer and "), cheetah |" in transfer and "), wide |" not in transfer
 
 
 @pytest.mark.parametrize("name, variant", [("run#1", None), ("run#1 @ t=0", "t=0"), ("run#1 @ t=1", "t=1"),

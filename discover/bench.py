@@ -67,7 +67,8 @@ def zoo_entries(names: Sequence[str]) -> list[Loss]:
 
 
 def run_entries(specs: Sequence[str], results_dir: str) -> list[Loss]:
-    """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss, ``RUN#RANK`` (by held-out score when finished)."""
+    """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss (by held-out score when the run has
+    finished), named ``RUN#RANK``."""
     from discover.errors import RunError
     from discover.run_views import ranked_loss
     from discover.store import RunStore

@@ -69,15 +69,17 @@ def _budget(run_store, bench: dict) -> str:
 
 
 def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
-    """Rows of extra benches join the headline bench of their setting (same units and data)."""
+    """Rows of extra benches join every headline bench on the same units and data (two
+    settings may share data: a wider search of the same setting)."""
     for t in extra:
         key = _data_key(t)
-        target = next((b for b in benches.values() if _data_key(b) == key), None)
-        if target is None:
+        targets = [b for b in benches.values() if _data_key(b) == key]
+        if not targets:
             raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets, seeds and budget")
-        names = {r["name"] for r in target["losses"]}
-        target["losses"] += [r for r in t["losses"] if r["name"] not in names]
-        target["effective_checked"] = effective_checked(target) + effective_checked(t)
+        for target in targets:
+            names = {r["name"] for r in target["losses"]}
+            target["losses"] += [r for r in t["losses"] if r["name"] not in names]
+            target["effective_checked"] = effective_checked(target) + effective_checked(t)
 
 
 def effective_checked(bench: dict) -> list[str]:
@@ -149,13 +151,20 @@ def _compare(spec_path: str, results_dir: str):
                 same = np.array_equal(np.array(d["per_seed"], float), np.array(w["per_seed"], float),
                                       equal_nan=True)
                 novelty.append((s["label"], w, d, same, family.add(f"{d['name']} - {w['name']}", d, w)))
-    transfer = []
-    targets = {**benches, **{t["label"]: _load_bench(results_dir, t["bench"]) for t in spec.get("transfer_targets", [])}}
+    transfer, moved = [], set()
+    targets = dict(benches)
+    for t in spec.get("transfer_targets", []):
+        if t["label"] in targets:
+            raise RunError(f"{spec_path}: transfer target {t['label']!r} has the label of another setting or target")
+        targets[t["label"]] = _load_bench(results_dir, t["bench"])
     for label, w in winners.items():
         for other, bench in targets.items():
             row, best = _row(bench, w["name"]), _row(bench, bench.get("best_baseline"))
-            same_data = _data_key(bench) == _data_key(benches[label])
-            if not same_data and row is not None and best is not None and row["fitness"] is not None:
+            data = _data_key(bench)
+            if data == _data_key(benches[label]) or (w["name"], data) in moved:
+                continue  # its own data, or data it was already moved to (two settings on the same data)
+            if row is not None and best is not None and row["fitness"] is not None:
+                moved.add((w["name"], data))
                 transfer.append((label, other, row, best, family.add(f"{w['name']} - {best['name']}, {other}",
                                                                      row, best)))
     family.correct()

@@ -76,7 +76,7 @@ def schedule_lines(row: dict, bench: dict) -> list[str]:
             continue
         d = paired_difference(row["per_seed"], r["per_seed"])
         ci = f", 95% CI [{d['low']:+.1f}, {d['high']:+.1f}]" if d.get("low") is not None else ""
-        parts.append(f"frozen at {r['name'].split(' @ ')[1]} it scores {r['fitness']:.1f} ± {r['spread']:.1f} "
+        parts.append(f"frozen at {variant_of(r)[1]} it scores {r['fitness']:.1f} ± {r['spread']:.1f} "
                      f"(schedule minus frozen {d['mean']:+.1f}{ci})")
     return ["Schedule: the discovered loss uses training progress t; " + "; ".join(parts) + "."]
 
@@ -144,7 +144,8 @@ def _search_section(s: dict, results_dir: str) -> tuple[str, list[str]]:
     store = RunStore.open(s["run"], results_dir)
     final = store.final()
     bench = _load_bench(results_dir, s["bench"])
-    discovered = [r for r in bench["losses"] if r["kind"] == "discovered" and r["name"].startswith(store.name + "#")]
+    discovered = [r for r in bench["losses"] if r["kind"] == "discovered" and variant_of(r)[1] is None
+                  and r["name"].startswith(store.name + "#")]
     if not discovered:
         raise RunError(f"bench {s['bench']} does not include run {store.name} (add --include {store.name})")
     row = discovered[0]

@@ -43,6 +43,6 @@ def t_frozen(row: dict) -> bool:
     return (variant_of(row)[1] or "").startswith("t=")
 
 
-def derived_row(bench: dict, base: str, variant: str) -> dict | None:
-    """The bench's row of ``base`` changed by ``variant``, if it has one."""
+def derived_row(bench: dict, base: str, variant: str | None) -> dict | None:
+    """The bench's row of ``base`` changed by ``variant`` (None: ``base`` itself), if it has one."""
     return next((r for r in bench["losses"] if variant_of(r) == (base, variant)), None)

@@ -155,4 +155,3 @@ class RunStore:
 
     def has(self, name: str) -> bool:
         return os.path.exists(self.file(name))
-

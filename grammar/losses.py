@@ -1,5 +1,5 @@
-"""A loss with its constants: the one type in which the zoo's entries, a search's scored
-records and a bench's rows travel to an evaluator, a plot or an exporter."""
+"""A loss with its constants: the one type in which the zoo's entries, a run's ranked
+losses and a bench's entries travel to an evaluator, a plot or an exporter."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ class Loss:
     name: str
     expr: Expr
     constants: dict
-    kind: str = "discovered"
+    kind: str
     source: str = ""
     variant: str | None = None
-    base: str = ""
+    base: str | None = None
 
     def derive(self, variant: str, name: str, expr: Expr, constants: dict, source: str) -> "Loss":
         """This loss changed in one way (``variant``), under its own name."""

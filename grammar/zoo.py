@@ -44,10 +44,9 @@ class ZooLoss:
     def expr(self) -> Expr:
         return parse(self.text, alias_scope(tuple(self.constants)))
 
-    def loss(self, constants: dict | None = None) -> Loss:
-        """This entry as a loss, at its published constants or at ``constants``."""
-        return Loss(self.name, self.expr, dict(self.constants if constants is None else constants), "zoo",
-                    self.reference)
+    def loss(self) -> Loss:
+        """This entry as a loss, at its published constants."""
+        return Loss(self.name, self.expr, dict(self.constants), "zoo", self.reference)
 
 
 _D = "(r_w - r_l)"

@@ -176,7 +176,7 @@ def test_static_ablations_freeze_training_progress():
     expr = parse("(1 - t) * (-logp_w / len_w) + t * softplus(-beta * (logp_w - logp_l))",
                  Scope(terminals=TERMINALS, constants=("beta",)))
     static = parse("softplus(-beta * (logp_w - logp_l))", Scope(terminals=TERMINALS, constants=("beta",)))
-    entries = [Loss("run#1", expr, {"beta": 0.5}), Loss("dpo", static, {"beta": 0.1}, "zoo")]
+    entries = [Loss("run#1", expr, {"beta": 0.5}, "discovered"), Loss("dpo", static, {"beta": 0.1}, "zoo")]
     out = static_ablations(entries)
     assert [e.name for e in out] == ["run#1 @ t=0", "run#1 @ t=1"]
     assert [(e.base, e.variant) for e in out] == [("run#1", "t=0"), ("run#1", "t=1")]

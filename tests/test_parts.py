@@ -104,8 +104,8 @@ def test_bench_effective_variants_score_the_pruned_loss_beside_the_original():
     dpo = zoo.ZOO["dpo"]
     scope = Scope(terminals=TERMINALS, constants=("beta", "gamma"))
     inert = parse("1e-6 * gamma * (logp_w / len_w)^2", scope)
-    planted = Loss("run#1", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, source="run")
-    plain = Loss("run#2", dpo.expr, dict(dpo.constants), source="run")
+    planted = Loss("run#1", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, "discovered", "run")
+    plain = Loss("run#2", dpo.expr, dict(dpo.constants), "discovered", "run")
     zoo_entry = Loss("dpo", Expr.call("add", dpo.expr, inert), {"beta": 0.1, "gamma": 2.0}, "zoo")
     out = effective_variants([planted, plain, zoo_entry], pair_inputs(np.random.default_rng(0), 64))
     assert [e.name for e in out] == ["run#1 (effective)"]

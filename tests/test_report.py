@@ -1,15 +1,17 @@
-"""Report verdicts and paired statistics, on synthetic results."""
+"""Report verdicts and paired statistics, on synthetic results; the committed reports
+regenerated from the committed results."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from discover import markdown_report
-from discover.stats import paired_difference
 from discover.rows import derived_row, scored_row, variant_of
+from discover.stats import paired_difference
 from discover.store import RunStore
 
 
@@ -129,9 +131,12 @@ def test_suite_report_corrects_every_verdict_together(tmp_path):
     assert "Preference losses scoring lower at eps 0.5 than on clean labels: 1 of 2 (not: ipo)." in text
 
 
-def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_path):
+@pytest.mark.parametrize("schema", ["names", "fields"])
+def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_path, schema):
     """Two settings, each with its search and bench; the mixed winner's t-frozen twin has its
-    scores (identical), an extra bench adds the noisy winner on the mixed units (transfer)."""
+    scores (identical), an extra bench adds the noisy winner on the mixed units (transfer).
+    Then a third setting on the mixed data (a wider search) and a transfer target (another
+    task); rows in the schema before and after bench rows named their variants."""
     from discover import headline_report
 
     rng = np.random.default_rng(1)
@@ -157,6 +162,12 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
                                     "fitness": float(np.mean(per)), "per_seed": list(map(float, per)),
                                     "constants": {"beta": 0.1}})
     benches["mixed"]["losses"].append({**benches["mixed"]["losses"][-1], "name": "run-mixed#1 @ t=0"})
+    twin = "run-mixed#1 @ t=0"
+    if schema == "fields":  # rows name base and variant; the display name is then free text
+        for bench in benches.values():
+            for r in bench["losses"]:
+                r["base"], r["variant"] = variant_of(r)
+        twin = benches["mixed"]["losses"][-1]["name"] = "run-mixed#1, schedule frozen early"
     for bench in benches.values():
         bench["tuned"] = {"dpo": {"beta": 0.05}}
         bench["config"]["train"] = {"steps": 200}
@@ -178,7 +189,7 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
     # 2 x 2 baselines, 1 t-frozen twin, 1 transfer (the noisy winner on mixed): one family of 6
     assert "All 6 comparisons" in text
     assert "| mixed | " in text and "**better**" in text
-    assert "run-mixed#1 @ t=0 - run-mixed#1 (identical scores)" in text and "**tie**" in text
+    assert f"{twin} - run-mixed#1 (identical scores)" in text and "**tie**" in text
     assert "run-noisy#1 (" in text and "- ipo (" not in text.split("## Transfer")[1].split("\n")[4]
     assert "trained 100 candidates x 3 seeds" in text and "330 training runs" in text
     assert "tuning the baselines trained" in text
@@ -205,3 +216,20 @@ def test_rows_name_their_base_and_variant_in_either_schema(name, variant):
     bench = {"losses": [{"name": "run#1"}, {"name": name}]}
     assert derived_row(bench, base, variant) == {"name": name}
     assert derived_row(bench, "other", variant) is None
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+
+
+@pytest.mark.parametrize("kind, spec, committed", [("headline", "headline_v2.yaml", "REPORT.md"),
+                                                   ("suite", "suite_v2.yaml", "SUITE_V2.md"),
+                                                   ("v1", "report.yaml", "REPORT-v1-2026-11-27.md")])
+def test_committed_reports_regenerate_from_the_committed_results(kind, spec, committed, monkeypatch):
+    """Every committed report is what `discover report` makes of the committed runs and
+    benches, in whichever schema each was written (and the readers' fallbacks stay tested)."""
+    from discover import headline_report, suite_report
+
+    monkeypatch.chdir(os.path.dirname(RESULTS))  # specs name their intros from the repository root
+    build = {"headline": headline_report.build, "suite": suite_report.build, "v1": markdown_report.build}[kind]
+    with open(os.path.join(RESULTS, committed)) as f:
+        assert build(os.path.join(RESULTS, spec), RESULTS) == f.read()

@@ -157,15 +157,21 @@ def test_eps_half_is_a_control():
 
 
 # Content digests of datasets built from these configurations with the pinned versions
-# (numpy, MuJoCo) on the project's machines. A different digest means the data are not
-# bit-reproducible here: a changed generator, a changed dependency, or a CPU whose
-# floating-point kernels differ (the behaviour policies act through numpy matmuls).
-GOLDEN = [("pendulum", 20, "bb66f1109887d602"), ("hopper", 25, "e7f5397fceabd79f")]
+# (numpy, MuJoCo), one per CPU family the project has run on. Floating-point kernels
+# (numpy's BLAS for the behaviour policies, MuJoCo's own) may differ between CPU families
+# in the last bit (here, forcing OpenBLAS's Haswell or Zen kernels on the AMD machine
+# gives the same digest, so the difference is not in those two); the pendulum forgets such
+# a difference, Hopper's contacts amplify it into other trajectories. A digest outside the set means a changed generator or dependency (or a
+# CPU family not seen yet: build there and compare the data's summary before adding it).
+GOLDEN = [("pendulum", 20, {"bb66f1109887d602"}),
+          ("hopper", 25, {"e7f5397fceabd79f",    # the machines of 2026-11-27/28 and CI then
+                          "4d2f77eab2a5313f"})]  # AMD EPYC, 2026-12-01
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,segment,digest", GOLDEN)
-def test_datasets_are_bit_reproducible(task, segment, digest):
+@pytest.mark.parametrize("task,segment,digests", GOLDEN)
+def test_datasets_are_bit_reproducible(task, segment, digests):
     cfg = datasets.DatasetConfig(task=task, setting="noisy", eps=0.2, pairs=200, segment=segment, seed=3)
-    assert datasets.build(cfg).digest == digest
+    digest = datasets.build(cfg).digest
+    assert digest in digests
     assert datasets.build(cfg, nthread=1).digest == digest  # thread count does not matter

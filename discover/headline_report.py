@@ -69,13 +69,13 @@ def _budget(run_store, bench: dict) -> str:
 
 
 def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
-    """Rows of extra benches join every headline bench on the same units and data (two
-    settings may share data: a wider search of the same setting)."""
+    """Rows of extra benches join every headline bench on the same units of the same data
+    (the same dataset digests: two settings may share them, a wider search of one setting)."""
     for t in extra:
-        key = _data_key(t)
-        targets = [b for b in benches.values() if _data_key(b) == key]
+        key = _units_key(t)
+        targets = [b for b in benches.values() if _units_key(b) == key]
         if not targets:
-            raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets, seeds and budget")
+            raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets (their digests), seeds and budget")
         for target in targets:
             names = {r["name"] for r in target["losses"]}
             target["losses"] += [r for r in t["losses"] if r["name"] not in names]
@@ -95,10 +95,18 @@ def effective_checked(bench: dict) -> list[str]:
 
 
 def _data_key(bench: dict) -> str:
+    """The bench's setting and protocol: task, data configuration, units and recipe."""
     d = dict(bench["config"]["dataset"])
     d.pop("seed", None)
     return repr((bench["task"], sorted(d.items()), bench.get("units"), bench["config"].get("train"),
                  bench["config"].get("eval")))
+
+
+def _units_key(bench: dict) -> str:
+    """The setting and the very datasets (their content digests): rows of two benches pair
+    by unit only if both agree. The same seeds built on CPU families whose floating-point
+    kernels differ give other digests (other draws) for contact-rich tasks."""
+    return repr((_data_key(bench), [d.get("digest") for d in bench.get("datasets") or []]))
 
 
 def build(spec_path: str, results_dir: str = "results") -> str:

@@ -233,3 +233,23 @@ def test_committed_reports_regenerate_from_the_committed_results(kind, spec, com
     build = {"headline": headline_report.build, "suite": suite_report.build, "v1": markdown_report.build}[kind]
     with open(os.path.join(RESULTS, committed)) as f:
         assert build(os.path.join(RESULTS, spec), RESULTS) == f.read()
+
+
+def test_extra_rows_join_only_benches_of_the_same_datasets():
+    """Rows pair by unit only on the very same datasets: the same seeds built where
+    floating-point kernels differ have other digests and do not merge."""
+    from discover import headline_report
+    from discover.errors import RunError
+
+    units = [[100, s] for s in range(4)]
+
+    def bench(digest, name):
+        b = suite_bench("mixed", 0.3, {name: np.arange(4.0)}, units)
+        b["datasets"] = [{"digest": digest}]
+        return b
+
+    headline = {"a": bench("aaaa", "dpo")}
+    headline_report._merge_extra(headline, [bench("aaaa", "ipo")])
+    assert [r["name"] for r in headline["a"]["losses"]] == ["dpo", "ipo"]
+    with pytest.raises(RunError, match="matches no headline bench"):
+        headline_report._merge_extra(headline, [bench("bbbb", "hinge")])

@@ -75,7 +75,8 @@ def _merge_extra(benches: dict[str, dict], extra: list[dict]) -> None:
         key = _units_key(t)
         targets = [b for b in benches.values() if _units_key(b) == key]
         if not targets:
-            raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets (their digests), seeds and budget")
+            raise RunError(f"extra bench on {t['setting']} matches no headline bench's datasets (their digests), "
+                           "seeds and budget")
         for target in targets:
             names = {r["name"] for r in target["losses"]}
             target["losses"] += [r for r in t["losses"] if r["name"] not in names]

@@ -62,6 +62,7 @@ bash results/run_v2_calibration.sh
 bash results/run_v2_headline.sh
 bash results/run_v2_lm.sh
 bash results/run_v2_walker.sh
+bash results/run_v2_richer.sh   # 2026-12-01: Hopper mixed with 64 per generation; HalfCheetah mixed transfer
 discover report --spec results/headline_v2.yaml --output results/REPORT.md --readme README.md
 python benchmarks/ray_overhead.py > results/benchmarks/ray_overhead.txt
 # Successive halving (2026-11-28): the default command again, its cost and its selection accuracy.

@@ -112,9 +112,10 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
              f"{3600 * runs / ev.timing['train_s']:,.0f} training runs (loss x seed) per hour; scoring on MJX "
              f"{ev.timing['score_s']:.1f} s"]
     g = load_grammar("mirror.yaml")
-    # Two seeds, as the trainer check above: the same shapes, so nothing compiles again.
+    # Two seeds, as the trainer check above, in one call (no successive halving): the same
+    # shapes, so nothing compiles again.
     search_cfg = SearchConfig(population=size["population"], generations=1, reevaluate=0,
-                              es_trees=1, es_popsize=2, inner_seeds=(0, 1))
+                              es_trees=1, es_popsize=2, inner_seeds=(0, 1), halving=False)
     store = RunStore.create(tmp, "gpu-check", {"search": search_cfg.to_dict(), "experiment": cfg.to_dict(),
                                                "grammar_name": g.name}, g.path)
     search = Search(g, exp, search_cfg, store)

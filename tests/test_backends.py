@@ -23,10 +23,12 @@ def random_policies(task, n, scale=30.0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["pendulum", "hopper"])
-def test_native_and_mjx_agree_over_a_short_horizon(name):
-    """Same policies and initial states: returns within 1e-3 relative over 40 control steps."""
-    task = get_task(name)
+def test_native_and_mjx_agree_over_a_short_horizon():
+    """Same policies and initial states: returns within 1e-3 relative over 40 control steps,
+    on Hopper, whose contacts and continuous rewards make it the hard case (the pendulum,
+    whose return counts the steps before the pole falls, is compared by the GPU check's small
+    mode, tests/test_gpu_check.py)."""
+    task = get_task("hopper")
     pols = random_policies(task, 2)
     spec = policy_io.PolicySpec()
     a = native.evaluate_returns(task, pols, spec, episodes=2, seed=3, horizon=40)

@@ -12,7 +12,7 @@ from test_cli import in_process as discover
 pytestmark = pytest.mark.slow
 
 RUN = ("run", "--grammar", "mirror.yaml", "--task", "pendulum", "--population", "16", "--generations", "2",
-       "--steps", "40", "--pairs", "200", "--segment", "20", "--episodes", "2", "--name", "tiny")
+       "--steps", "40", "--pairs", "200", "--segment", "20", "--episodes", "2", "--datasets", "2", "--name", "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -22,12 +23,11 @@ def built():
     return out
 
 
-def test_same_seed_same_hash(built):
-    cfg = datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=PAIRS, segment=20, seed=0)
-    assert datasets.build(cfg).digest == built["noisy"].digest
-    other = datasets.build(datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=PAIRS,
-                                                  segment=20, seed=1))
-    assert other.digest != built["noisy"].digest
+def test_same_seed_same_hash():
+    cfg = datasets.DatasetConfig(task="pendulum", setting="noisy", eps=0.3, pairs=100, segment=20, seed=0)
+    digest = datasets.build(cfg).digest
+    assert datasets.build(cfg).digest == digest
+    assert datasets.build(dataclasses.replace(cfg, seed=1)).digest != digest
 
 
 def test_label_noise_rate_close_to_eps(built):
@@ -172,6 +172,6 @@ GOLDEN = [("pendulum", 20, {"bb66f1109887d602"}),
 @pytest.mark.parametrize("task,segment,digests", GOLDEN)
 def test_datasets_are_bit_reproducible(task, segment, digests):
     cfg = datasets.DatasetConfig(task=task, setting="noisy", eps=0.2, pairs=200, segment=segment, seed=3)
-    digest = datasets.build(cfg).digest
-    assert digest in digests
-    assert datasets.build(cfg, nthread=1).digest == digest  # thread count does not matter
+    assert datasets.build(cfg).digest in digests
+    few = dataclasses.replace(cfg, pairs=40)  # thread count does not matter (checked on fewer pairs)
+    assert datasets.build(few, nthread=1).digest == datasets.build(few).digest

@@ -128,7 +128,7 @@ def test_program_too_long(mirror):
 
 @pytest.mark.slow
 def test_two_populations_one_compilation(mirror):
-    """64 random distinct trees, then 64 others: one trace (and so one compilation)."""
+    """24 random distinct trees, then 24 others: one trace (and so one compilation)."""
     traces = []
 
     @jax.jit
@@ -138,7 +138,7 @@ def test_two_populations_one_compilation(mirror):
         return losses.mean(axis=1)
 
     rng = np.random.default_rng(0)
-    nodes = derivation.ramped_half_and_half(mirror, rng, 160)
+    nodes = derivation.ramped_half_and_half(mirror, rng, 64)
     from grammar import symbolic
 
     distinct, seen = [], set()
@@ -148,10 +148,10 @@ def test_two_populations_one_compilation(mirror):
         if h not in seen:
             seen.add(h)
             distinct.append(e)
-    assert len(distinct) >= 128
+    assert len(distinct) >= 48
     x = {k: jnp.asarray(v, jnp.float32) for k, v in pair_inputs(rng, 256).items()}
     outputs = []
-    for batch in (distinct[:64], distinct[64:128]):
+    for batch in (distinct[:24], distinct[24:48]):
         progs = [interpreter.encode(e, SHAPE) for e in batch]
         consts = np.stack([p.constant_vector({c: mirror.constants[c].default for c in p.constants}, SHAPE)
                            for p in progs])

@@ -139,7 +139,8 @@ def test_halving_trains_two_population_sized_calls_per_generation(finished):
 
 def test_without_halving_every_candidate_gets_every_seed(tmp_path, pendulum_evaluator, mirror):
     counting = CountingEvaluator(pendulum_evaluator)
-    cfg = dataclasses.replace(CONFIG, generations=1, final_top=1, halving=False)
+    # 8 candidates x 2 seeds: the 16 runs of the halving search's calls, so nothing compiles again
+    cfg = dataclasses.replace(CONFIG, population=8, inner_seeds=(0, 1), generations=1, final_top=1, halving=False)
     search, store = new_search(tmp_path, counting, mirror, "all-seeds", cfg)
     search.run()
     assert counting.calls == [(cfg.population, len(cfg.inner_seeds))]
@@ -177,7 +178,7 @@ def test_rejected_candidates_carry_reasons(tmp_path, pendulum_evaluator):
             productions: [beta, "2 * beta", "beta / 2", "3 * beta", "beta * beta"]
         """))
     g = load_grammar(str(path))
-    cfg = dataclasses.replace(CONFIG, population=4, generations=1, es_trees=0, es_popsize=0)
+    cfg = dataclasses.replace(CONFIG, generations=1, es_trees=0, es_popsize=0)  # padded to the 16 runs above
     search, store = new_search(tmp_path, pendulum_evaluator, g, "bad", cfg)
     search.run()
     rejected = [r for r in store.candidates() if not r["trained"]]

@@ -105,8 +105,9 @@ def test_the_token_evaluator_trains_and_scores_through_the_interface(small):
     assert ev.per_seed.shape == (2, 2) and ev.reasons == [None, None]
     # DPO learns from the preference what imitation of the (mostly poor) responses cannot
     assert ev.fitness[0] > ref + 5 and ev.fitness[0] > ev.fitness[1]
-    again = small.evaluate([zoo.ZOO["dpo"].expr], [zoo.ZOO["dpo"].constants], [0, 1])
-    np.testing.assert_array_equal(again.per_seed[0], ev.per_seed[0])
+    again = small.evaluate([zoo.ZOO[n].expr for n in names[::-1]], [zoo.ZOO[n].constants for n in names[::-1]],
+                           [0, 1])  # the same shapes: nothing compiles again
+    np.testing.assert_array_equal(again.per_seed[1], ev.per_seed[0])  # a run's score is its own
     x = small.terminal_sample(32, np.random.default_rng(0))
     assert np.all(x["logp_w"] < 0) and np.all(x["len_w"] >= 1)
 

@@ -22,7 +22,8 @@ def test_select_graded_picks_distinct_checkpoints_in_order():
 
 @pytest.mark.slow
 def test_sac_training_writes_graded_policies(tmp_path):
-    cfg = behaviour.default_config("pendulum", num_timesteps=1200, checkpoints=4, sac_learning_starts=400)
+    cfg = behaviour.default_config("pendulum", num_timesteps=1200, checkpoints=4, sac_learning_starts=400,
+                                   net_arch=(32, 32), sac_batch_size=64)  # small: the path, not the policy
     kept = behaviour.train_behaviour_policies(get_task("pendulum"), cfg, episodes=2, out_dir=str(tmp_path),
                                               log=lambda m: None)
     assert 2 <= len(kept) <= 5

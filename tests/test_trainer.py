@@ -71,15 +71,11 @@ def test_training_moves_the_policy(pendulum_evaluator):
 
 
 SHARD_SCRIPT = """
-import jax, numpy as np
+import json, jax, numpy as np
 assert len(jax.local_devices()) == 2, jax.local_devices()
-from evaluators import datasets, fitness, reference, trainer
 from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 from grammar import zoo
-cfg = MujocoConfig(dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=300, segment=20, seed=0),
-                   train=trainer.TrainConfig(steps=60, batch_pairs=16), eval=fitness.EvalConfig(episodes=3),
-                   reference=reference.ReferenceConfig(steps=800))
-exp = MujocoEvaluator(cfg)
+exp = MujocoEvaluator(MujocoConfig.from_dict(json.loads({config!r})))
 names = ["dpo", "ipo", "orpo", "simpo"]
 scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
 np.save("{out}", scores.diagnostics["final_loss"])
@@ -89,15 +85,16 @@ np.save("{out}", scores.diagnostics["final_loss"])
 @pytest.mark.slow
 def test_sharding_over_two_devices_matches_one(tmp_path, pendulum_evaluator):
     """The run axis split over two (virtual CPU) devices trains exactly what one device does."""
+    import json
     import os
     import subprocess
     import sys
 
     out = tmp_path / "losses.npy"
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    subprocess.run([sys.executable, "-c", SHARD_SCRIPT.format(out=out)], check=True, env=env, timeout=600,
-                   capture_output=True)
-    exp = pendulum_evaluator  # the configuration of the script: its one-device program is compiled already
+    script = SHARD_SCRIPT.format(out=out, config=json.dumps(pendulum_evaluator.config.to_dict()))
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=600, capture_output=True)
+    exp = pendulum_evaluator  # the script's configuration: its one-device program is compiled already
     names = ["dpo", "ipo", "orpo", "simpo"]
     scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], [0, 1])
     np.testing.assert_allclose(np.load(out), scores.diagnostics["final_loss"], rtol=1e-5)

@@ -6,7 +6,7 @@
 # and 1, effective form), beside the 32-per-generation eps 0.4 winner and the eps 0.2
 # 64-per-generation winner; then both eps 0.4 winners on Walker2d noisy (eps 0.4), a transfer
 # target no search ran on (held-out datasets 100-104 x 10 seeds, the zoo tuned there).
-# About 40 + 40 + 45 min on 2 CPU cores.
+# About 17 + 25 + 45 min on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f results/v2-hopper-noisy04-p64/final.json ] || \

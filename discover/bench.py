@@ -179,6 +179,11 @@ def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
     names = [e.name for e in entries if e.kind == "zoo" and e.constants and e.name in zoo.ZOO]  # not NAME@...
     tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap)
     tuned = tune_zoo(tuner, names, log)
+    return with_tuned(entries, tuned), tuned
+
+
+def with_tuned(entries: Sequence[Loss], tuned: dict[str, dict]) -> list[Loss]:
+    """``entries``, then each zoo loss again at its tuned constants where tuning moved them."""
     extra = []
     for e in entries:
         if e.kind == "zoo" and e.name in tuned and tuned[e.name] != e.constants:
@@ -186,7 +191,65 @@ def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
             extra.append(e.derive("tuned", f"{e.name} (tuned: {consts})", e.expr, tuned[e.name],
                                   f"{e.source}; constants tuned on dataset seed {seed_spaces.TUNE_DATA}, training "
                                   f"seeds {', '.join(map(str, TUNE_SEEDS))}"))
-    return list(entries) + extra, tuned
+    return list(entries) + extra
+
+
+class Checkpoints:
+    """The finished stages of a bench (the tuning, then each dataset), kept under
+    ``OUT/partial/`` until results.json is written, so that an interrupted bench, run again
+    with the same command, redoes only the stage it was in. A stage is a .npz file (arrays,
+    and its other fields as JSON), written atomically; ``partial/key`` names the bench
+    (configuration, losses, seeds, datasets, tuning) whose stages they are, and stages of
+    any other bench are discarded."""
+
+    DIAGNOSTICS = ("train_accuracy", "reward_w", "reward_l", "final_loss")
+
+    def __init__(self, out_dir: str, key: str, log: Callable[[str], None] = print):
+        from evaluators import atomic
+
+        self.dir, self.key = os.path.join(out_dir, "partial"), key
+        key_file = os.path.join(self.dir, "key")
+        old = open(key_file).read().strip() if os.path.exists(key_file) else None
+        if old is not None and old != key:
+            log(f"discarding the stages of an interrupted bench with other settings in {self.dir}")
+            self.clear()
+        if old != key:
+            atomic.write_text(key_file, key + "\n")
+        self.loaded: list[str] = []
+
+    @staticmethod
+    def key_of(config, entries: Sequence[Loss], seeds: Sequence[int], data_seeds: Sequence[int], tune: bool) -> str:
+        import hashlib
+
+        what = {"config": config.to_dict(), "seeds": [int(s) for s in seeds],
+                "data_seeds": [int(d) for d in data_seeds], "tune": bool(tune),
+                "losses": [[e.name, str(e.expr), e.constants] for e in entries]}
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=float).encode()).hexdigest()[:16]
+
+    def load(self, stage: str) -> tuple[dict, dict] | None:
+        """(arrays, fields) of a finished stage, or None."""
+        path = os.path.join(self.dir, f"{stage}.npz")
+        if not os.path.exists(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files if k != "fields"}
+                fields = json.loads(str(z["fields"]))
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged stage is redone
+        self.loaded.append(stage)
+        return arrays, fields
+
+    def save(self, stage: str, arrays: dict, fields: dict) -> None:
+        from evaluators import atomic
+
+        atomic.write_with(os.path.join(self.dir, f"{stage}.npz"),
+                          lambda f: np.savez(f, fields=np.array(json.dumps(fields, default=float)), **arrays))
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _pool(values: list[np.ndarray]) -> np.ndarray:
@@ -202,27 +265,53 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     configuration's own), each dataset with its own reference; scores are pooled over
     (dataset, seed) units, and every loss is compared with the best baseline, paired by unit.
     ``wrap`` puts the training on Ray actors (see ``tuned_entries``); ``effective_checked``
-    names the entries whose effective forms were measured (recorded in results.json)."""
+    names the entries whose effective forms were measured (recorded in results.json).
+    Finished stages are kept in ``out_dir/partial/`` (see :class:`Checkpoints`) until
+    results.json is written, so the same call after an interruption resumes."""
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
+    done = Checkpoints(out_dir, Checkpoints.key_of(config, entries, seeds, data_seeds, tune), log)
+    carried = 0.0  # seconds spent on the stages that an earlier, interrupted run finished
     tuned: dict[str, dict] = {}
+    tune_s = 0.0
     if tune:
-        entries, tuned = tuned_entries(config, entries, log, wrap)
-    tuned_at = time.perf_counter()
+        stage = done.load("tune")
+        if stage is None:
+            entries, tuned = tuned_entries(config, entries, log, wrap)
+            tune_s = time.perf_counter() - started
+            done.save("tune", {}, {"tuned": tuned, "seconds": tune_s})
+        else:
+            tuned, tune_s = stage[1]["tuned"], stage[1]["seconds"]
+            carried += tune_s
+            entries = with_tuned(entries, tuned)
+            log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
     per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
     for k, ds in enumerate(data_seeds):
-        evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap)
-        log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): training {len(entries)} losses x {len(seeds)} "
-            f"seeds ({config.train.steps} steps, {config.train.batch_pairs} pairs per batch) ...")
-        scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
-        per_seed.append(scores.per_seed)
-        reasons = [r or (f"dataset {ds}: {scores.reasons[i]}" if scores.reasons[i] else None)
+        stage = done.load(f"dataset-{ds}")
+        if stage is not None:
+            arrays, fields = stage
+            carried += fields["seconds"]
+            log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): from {done.dir} (an interrupted run of this "
+                f"bench)")
+        else:
+            began = time.perf_counter()
+            evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap)
+            log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): training {len(entries)} losses x {len(seeds)} "
+                f"seeds ({config.train.steps} steps, {config.train.batch_pairs} pairs per batch) ...")
+            scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
+            arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS}}
+            fields = {"reasons": scores.reasons, "reference": evaluator.baseline()[0], "about": evaluator.describe(),
+                      "timing": scores.timing}
+            fields["seconds"] = time.perf_counter() - began
+            done.save(f"dataset-{ds}", arrays, fields)
+        per_seed.append(arrays["per_seed"])
+        reasons = [r or (f"dataset {ds}: {fields['reasons'][i]}" if fields["reasons"][i] else None)
                    for i, r in enumerate(reasons)]
-        for name in ("train_accuracy", "reward_w", "reward_l", "final_loss"):
-            diag.setdefault(name, []).append(scores.diagnostics[name])
-        refs.append(evaluator.baseline()[0])
-        abouts.append(evaluator.describe())
-        for phase, sec in scores.timing.items():
+        for name in done.DIAGNOSTICS:
+            diag.setdefault(name, []).append(arrays[name])
+        refs.append(fields["reference"])
+        abouts.append(fields["about"])
+        for phase, sec in fields["timing"].items():
             timing[phase] = timing.get(phase, 0.0) + sec
     pooled = _pool(per_seed)
     diag = {name: _pool(v) for name, v in diag.items()}
@@ -240,18 +329,21 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         "behaviour": abouts[0].get("behaviour"),
         "losses": rows,
         "tuned": tuned,
-        "timing": {"tune_s": tuned_at - started, **timing, "total_s": time.perf_counter() - started},
+        "timing": {"tune_s": tune_s, **timing, "total_s": time.perf_counter() - started + carried},
         "compilations": trainer.compilations(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax_backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.local_devices()]},
     }
     os.makedirs(out_dir, exist_ok=True)
+    if done.loaded:
+        out["resumed_stages"] = done.loaded  # finished by an earlier, interrupted run (timing counts them)
     atomic_write_json(os.path.join(out_dir, "results.json"), out)
     title = f"{config.dataset.task} {config.dataset.setting}" + (
         f" (eps {config.dataset.eps:g})" if config.dataset.setting == "noisy" else "")
     plots.bench_bars([r["name"] for r in rows], [r["fitness"] for r in rows], [r["spread"] for r in rows],
                      out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"),
                      registry.reference_label_of_task(config.dataset.task))
+    done.clear()
     return out
 
 

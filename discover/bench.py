@@ -196,38 +196,50 @@ def with_tuned(entries: Sequence[Loss], tuned: dict[str, dict]) -> list[Loss]:
 
 class Checkpoints:
     """The finished stages of a bench (the tuning, then each dataset), kept under
-    ``OUT/partial/`` until results.json is written, so that an interrupted bench, run again
-    with the same command, redoes only the stage it was in. A stage is a .npz file (arrays,
-    and its other fields as JSON), written atomically; ``partial/key`` names the bench
-    (configuration, losses, seeds, datasets, tuning) whose stages they are, and stages of
-    any other bench are discarded."""
+    ``OUT/partial/KEY/`` until results.json is written, so that an interrupted bench, run
+    again with the same command, redoes only the stage it was in. KEY is a digest of
+    everything that sets the scores (configuration, losses and their constants, seeds,
+    datasets, the tuning grid and seeds, the JAX backend, the package version; not the
+    code itself: resume with the code that started the bench). A stage is a .npz file
+    (arrays, and its other fields as JSON, the key among them), written atomically; a
+    damaged stage, or one of another shape, is redone. Stages of benches with other
+    settings in the same folder are left alone."""
 
     DIAGNOSTICS = ("train_accuracy", "reward_w", "reward_l", "final_loss")
 
     def __init__(self, out_dir: str, key: str, log: Callable[[str], None] = print):
-        from evaluators import atomic
-
-        self.dir, self.key = os.path.join(out_dir, "partial"), key
-        key_file = os.path.join(self.dir, "key")
-        old = open(key_file).read().strip() if os.path.exists(key_file) else None
-        if old is not None and old != key:
-            log(f"discarding the stages of an interrupted bench with other settings in {self.dir}")
-            self.clear()
-        if old != key:
-            atomic.write_text(key_file, key + "\n")
+        self.root, self.key, self.log = os.path.join(out_dir, "partial"), key, log
+        self.dir = os.path.join(self.root, key)
         self.loaded: list[str] = []
+        others = sorted(d for d in os.listdir(self.root) if d != key) if os.path.isdir(self.root) else []
+        if others:
+            log(f"{self.root} also holds the stages of {len(others)} interrupted bench(es) with other settings "
+                f"({', '.join(others)}); they are kept")
 
     @staticmethod
     def key_of(config, entries: Sequence[Loss], seeds: Sequence[int], data_seeds: Sequence[int], tune: bool) -> str:
         import hashlib
+        from importlib.metadata import PackageNotFoundError, version
 
+        try:
+            package = version("mpo-discover")
+        except PackageNotFoundError:
+            package = None
         what = {"config": config.to_dict(), "seeds": [int(s) for s in seeds],
                 "data_seeds": [int(d) for d in data_seeds], "tune": bool(tune),
-                "losses": [[e.name, str(e.expr), e.constants] for e in entries]}
+                "losses": [[e.name, e.kind, str(e.expr), e.constants] for e in entries],
+                "backend": jax.default_backend(), "version": package}
+        if tune:
+            what["tuning"] = {"seeds": list(TUNE_SEEDS), "eval_seed": TUNE_EVAL_SEED, "data": seed_spaces.TUNE_DATA,
+                              "grids": {e.name: tuning_grid(e.constants) for e in entries
+                                        if e.kind == "zoo" and e.constants and e.name in zoo.ZOO}}
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=float).encode()).hexdigest()[:16]
 
-    def load(self, stage: str) -> tuple[dict, dict] | None:
-        """(arrays, fields) of a finished stage, or None."""
+    def load(self, stage: str, needs: Sequence[str] = (), shapes: dict[str, tuple] | None = None,
+             matches: dict | None = None) -> tuple[dict, dict] | None:
+        """(arrays, fields) of a finished stage, or None (not there, or damaged: redone).
+        ``needs`` names fields it must have, ``matches`` fields with their values, ``shapes``
+        the leading shapes of arrays."""
         path = os.path.join(self.dir, f"{stage}.npz")
         if not os.path.exists(path):
             return None
@@ -235,21 +247,33 @@ class Checkpoints:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files if k != "fields"}
                 fields = json.loads(str(z["fields"]))
-        except (OSError, ValueError, KeyError):
-            return None  # a damaged stage is redone
+            ok = (fields.get("key") == self.key and all(n in fields for n in ("seconds", *needs))
+                  and all(fields.get(n) == v for n, v in (matches or {}).items())
+                  and all(n in arrays and arrays[n].shape[:len(s)] == tuple(s) for n, s in (shapes or {}).items()))
+        except Exception:  # noqa: BLE001 - any unreadable file is redone, whatever numpy raises for it
+            ok = False
+        if not ok:
+            self.log(f"{path} is damaged or from another bench: redoing that stage")
+            return None
         self.loaded.append(stage)
         return arrays, fields
 
     def save(self, stage: str, arrays: dict, fields: dict) -> None:
         from evaluators import atomic
 
+        fields = {**fields, "key": self.key}
         atomic.write_with(os.path.join(self.dir, f"{stage}.npz"),
                           lambda f: np.savez(f, fields=np.array(json.dumps(fields, default=float)), **arrays))
 
-    def clear(self) -> None:
+    def finish(self) -> None:
+        """Removes this bench's stages (its results.json is written), and ``partial/`` if empty."""
         import shutil
 
         shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            os.rmdir(self.root)
+        except OSError:
+            pass  # other benches' stages, or never created
 
 
 def _pool(values: list[np.ndarray]) -> np.ndarray:
@@ -266,7 +290,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     (dataset, seed) units, and every loss is compared with the best baseline, paired by unit.
     ``wrap`` puts the training on Ray actors (see ``tuned_entries``); ``effective_checked``
     names the entries whose effective forms were measured (recorded in results.json).
-    Finished stages are kept in ``out_dir/partial/`` (see :class:`Checkpoints`) until
+    Finished stages are kept in ``out_dir/partial/KEY/`` (see :class:`Checkpoints`) until
     results.json is written, so the same call after an interruption resumes."""
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
@@ -275,7 +299,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     tuned: dict[str, dict] = {}
     tune_s = 0.0
     if tune:
-        stage = done.load("tune")
+        stage = done.load("tune", needs=("tuned",))
         if stage is None:
             entries, tuned = tuned_entries(config, entries, log, wrap)
             tune_s = time.perf_counter() - started
@@ -286,8 +310,11 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
             entries = with_tuned(entries, tuned)
             log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
     per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
+    trained = Checkpoints.key_of(config, entries, seeds, data_seeds, tune)  # the losses after tuning
     for k, ds in enumerate(data_seeds):
-        stage = done.load(f"dataset-{ds}")
+        stage = done.load(f"dataset-{ds}", needs=("reasons", "reference", "about", "timing"),
+                          shapes={n: (len(entries), len(seeds)) for n in ("per_seed", *Checkpoints.DIAGNOSTICS)},
+                          matches={"losses": trained})
         if stage is not None:
             arrays, fields = stage
             carried += fields["seconds"]
@@ -301,7 +328,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
             scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
             arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS}}
             fields = {"reasons": scores.reasons, "reference": evaluator.baseline()[0], "about": evaluator.describe(),
-                      "timing": scores.timing}
+                      "timing": scores.timing, "losses": trained}
             fields["seconds"] = time.perf_counter() - began
             done.save(f"dataset-{ds}", arrays, fields)
         per_seed.append(arrays["per_seed"])
@@ -343,7 +370,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     plots.bench_bars([r["name"] for r in rows], [r["fitness"] for r in rows], [r["spread"] for r in rows],
                      out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"),
                      registry.reference_label_of_task(config.dataset.task))
-    done.clear()
+    done.finish()
     return out
 
 

@@ -52,8 +52,8 @@ def bench_cmd(
     """Evaluate zoo losses (and discovered ones) with identical data, seeds and budget, on
     datasets and seeds no search uses; scores pooled over (dataset, seed), paired differences
     to the best baseline with equivalence tests; results.json and a bar chart. Finished
-    stages (tuning, each dataset) are kept under results/NAME/partial/: an interrupted
-    bench, run again with the same options, resumes."""
+    stages (tuning, each dataset) are kept under results/NAME/partial/ until results.json
+    is written: an interrupted bench, run again with the same options, resumes."""
     from discover import bench
     from evaluators import registry
 

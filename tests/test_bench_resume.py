@@ -82,3 +82,51 @@ def test_an_interrupted_bench_redoes_only_its_unfinished_stage(tmp_path, monkeyp
     built = counting(monkeypatch)
     run(tmp_path / "other", seeds=SEEDS[:1])
     assert built == [bench.seed_spaces.TUNE_DATA, *DATA_SEEDS]
+
+
+def test_the_key_changes_with_whatever_sets_the_scores():
+    import dataclasses
+
+    entries = bench.zoo_entries(["dpo", "sft"])
+    key = bench.Checkpoints.key_of(CONFIG, entries, SEEDS, DATA_SEEDS, True)
+    assert key == bench.Checkpoints.key_of(CONFIG, bench.zoo_entries(["dpo", "sft"]), SEEDS, DATA_SEEDS, True)
+    others = [
+        bench.Checkpoints.key_of(CONFIG, bench.zoo_entries(["dpo@beta=1", "sft"]), SEEDS, DATA_SEEDS, True),
+        bench.Checkpoints.key_of(CONFIG, entries[:1], SEEDS, DATA_SEEDS, True),
+        bench.Checkpoints.key_of(CONFIG.with_options(eval_seed=7), entries, SEEDS, DATA_SEEDS, True),
+        bench.Checkpoints.key_of(CONFIG.with_options(eps=0.4), entries, SEEDS, DATA_SEEDS, True),
+        bench.Checkpoints.key_of(dataclasses.replace(CONFIG, train=trainer.TrainConfig(steps=40, batch_pairs=16)),
+                                 entries, SEEDS, DATA_SEEDS, True),
+        bench.Checkpoints.key_of(CONFIG, entries, SEEDS[:1], DATA_SEEDS, True),
+        bench.Checkpoints.key_of(CONFIG, entries, SEEDS, DATA_SEEDS[:1], True),
+        bench.Checkpoints.key_of(CONFIG, entries, SEEDS, DATA_SEEDS, False),
+    ]
+    assert len({key, *others}) == 1 + len(others)
+
+
+def test_damaged_or_foreign_stages_are_redone_and_other_benches_kept(tmp_path):
+    import numpy as np
+
+    said = []
+    done = bench.Checkpoints(str(tmp_path), "k1", log=said.append)
+    done.save("dataset-100", {"per_seed": np.array([[1.0, np.nan]])}, {"seconds": 2.0, "reasons": [None]})
+    arrays, fields = done.load("dataset-100", needs=("reasons",), shapes={"per_seed": (1, 2)})
+    assert np.isnan(arrays["per_seed"][0, 1]) and fields["reasons"] == [None]
+    assert done.load("dataset-100", shapes={"per_seed": (2, 2)}) is None  # another number of losses
+    assert done.load("dataset-100", needs=("timing",)) is None
+    assert done.load("dataset-100", matches={"reasons": ["x"]}) is None
+    path = tmp_path / "partial" / "k1" / "dataset-100.npz"
+    for damage in (b"", path.read_bytes()[: path.stat().st_size // 2], b"not a zip file"):
+        path.write_bytes(damage)
+        assert done.load("dataset-100") is None
+    assert all("redoing that stage" in m for m in said)
+
+    other = bench.Checkpoints(str(tmp_path), "k2", log=said.append)
+    assert "k1" in said[-1] and "kept" in said[-1]
+    other.save("tune", {}, {"seconds": 1.0, "tuned": {}})
+    (tmp_path / "partial" / "k2" / "tune.npz").rename(tmp_path / "partial" / "k1" / "tune.npz")
+    assert done.load("tune") is None  # written under another key
+    other.finish()
+    assert (tmp_path / "partial" / "k1").is_dir() and not (tmp_path / "partial" / "k2").exists()
+    done.finish()
+    assert not (tmp_path / "partial").exists()

@@ -210,7 +210,7 @@ class Checkpoints:
     def __init__(self, out_dir: str, key: str, log: Callable[[str], None] = print):
         self.root, self.key, self.log = os.path.join(out_dir, "partial"), key, log
         self.dir = os.path.join(self.root, key)
-        self.loaded: list[str] = []
+        self.loaded: dict[str, float] = {}  # stages read back, with the seconds they took
         others = sorted(d for d in os.listdir(self.root) if d != key) if os.path.isdir(self.root) else []
         if others:
             log(f"{self.root} also holds the stages of {len(others)} interrupted bench(es) with other settings "
@@ -255,7 +255,7 @@ class Checkpoints:
         if not ok:
             self.log(f"{path} is damaged or from another bench: redoing that stage")
             return None
-        self.loaded.append(stage)
+        self.loaded[stage] = float(fields["seconds"])
         return arrays, fields
 
     def save(self, stage: str, arrays: dict, fields: dict) -> None:
@@ -295,42 +295,15 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
     done = Checkpoints(out_dir, Checkpoints.key_of(config, entries, seeds, data_seeds, tune), log)
-    carried = 0.0  # seconds spent on the stages that an earlier, interrupted run finished
     tuned: dict[str, dict] = {}
     tune_s = 0.0
     if tune:
-        stage = done.load("tune", needs=("tuned",))
-        if stage is None:
-            entries, tuned = tuned_entries(config, entries, log, wrap)
-            tune_s = time.perf_counter() - started
-            done.save("tune", {}, {"tuned": tuned, "seconds": tune_s})
-        else:
-            tuned, tune_s = stage[1]["tuned"], stage[1]["seconds"]
-            carried += tune_s
-            entries = with_tuned(entries, tuned)
-            log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
+        entries, tuned, tune_s = _tuning_stage(config, entries, done, log, wrap)
     per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
     trained = Checkpoints.key_of(config, entries, seeds, data_seeds, tune)  # the losses after tuning
     for k, ds in enumerate(data_seeds):
-        stage = done.load(f"dataset-{ds}", needs=("reasons", "reference", "about", "timing"),
-                          shapes={n: (len(entries), len(seeds)) for n in ("per_seed", *Checkpoints.DIAGNOSTICS)},
-                          matches={"losses": trained})
-        if stage is not None:
-            arrays, fields = stage
-            carried += fields["seconds"]
-            log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): from {done.dir} (an interrupted run of this "
-                f"bench)")
-        else:
-            began = time.perf_counter()
-            evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap)
-            log(f"dataset {k + 1}/{len(data_seeds)} (data seed {ds}): training {len(entries)} losses x {len(seeds)} "
-                f"seeds ({config.train.steps} steps, {config.train.batch_pairs} pairs per batch) ...")
-            scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
-            arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS}}
-            fields = {"reasons": scores.reasons, "reference": evaluator.baseline()[0], "about": evaluator.describe(),
-                      "timing": scores.timing, "losses": trained}
-            fields["seconds"] = time.perf_counter() - began
-            done.save(f"dataset-{ds}", arrays, fields)
+        arrays, fields = _dataset_stage(config, entries, seeds, ds, f"dataset {k + 1}/{len(data_seeds)}", trained,
+                                        done, log, wrap)
         per_seed.append(arrays["per_seed"])
         reasons = [r or (f"dataset {ds}: {fields['reasons'][i]}" if fields["reasons"][i] else None)
                    for i, r in enumerate(reasons)]
@@ -340,6 +313,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         abouts.append(fields["about"])
         for phase, sec in fields["timing"].items():
             timing[phase] = timing.get(phase, 0.0) + sec
+    carried = sum(done.loaded.values())  # seconds that an earlier, interrupted run spent on its finished stages
     pooled = _pool(per_seed)
     diag = {name: _pool(v) for name, v in diag.items()}
     rows = [_row(z, i, pooled, reasons[i], diag, len(data_seeds)) for i, z in enumerate(entries)]
@@ -361,17 +335,61 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax_backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.local_devices()]},
     }
-    os.makedirs(out_dir, exist_ok=True)
     if done.loaded:
-        out["resumed_stages"] = done.loaded  # finished by an earlier, interrupted run (timing counts them)
+        out["resumed_stages"] = list(done.loaded)  # finished by an earlier, interrupted run (timing counts them)
+    _write(out, config, out_dir)
+    done.finish()
+    return out
+
+
+def _write(out: dict, config, out_dir: str) -> None:
+    """results.json and bench.png."""
+    os.makedirs(out_dir, exist_ok=True)
     atomic_write_json(os.path.join(out_dir, "results.json"), out)
     title = f"{config.dataset.task} {config.dataset.setting}" + (
         f" (eps {config.dataset.eps:g})" if config.dataset.setting == "noisy" else "")
+    rows = out["losses"]
     plots.bench_bars([r["name"] for r in rows], [r["fitness"] for r in rows], [r["spread"] for r in rows],
                      out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"),
                      registry.reference_label_of_task(config.dataset.task))
-    done.finish()
-    return out
+
+
+def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Callable[[str], None],
+                  wrap: Callable | None) -> tuple[list[Loss], dict, float]:
+    """The entries with their tuned twins, the tuned constants and the tuning's seconds:
+    from ``done`` when an interrupted run of this bench finished the tuning."""
+    stage = done.load("tune", needs=("tuned",))
+    if stage is not None:
+        tuned = stage[1]["tuned"]
+        log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
+        return with_tuned(entries, tuned), tuned, stage[1]["seconds"]
+    began = time.perf_counter()
+    entries, tuned = tuned_entries(config, entries, log, wrap)
+    seconds = time.perf_counter() - began
+    done.save("tune", {}, {"tuned": tuned, "seconds": seconds})
+    return entries, tuned, seconds
+
+
+def _dataset_stage(config, entries: Sequence[Loss], seeds: Sequence[int], ds: int, label: str, trained: str,
+                   done: Checkpoints, log: Callable[[str], None], wrap: Callable | None) -> tuple[dict, dict]:
+    """Every entry trained with every seed on dataset ``ds`` and scored: (arrays, fields), as
+    :class:`Checkpoints` stores them; from ``done`` when an interrupted run finished it."""
+    stage = done.load(f"dataset-{ds}", needs=("reasons", "reference", "about", "timing"),
+                      shapes={n: (len(entries), len(seeds)) for n in ("per_seed", *Checkpoints.DIAGNOSTICS)},
+                      matches={"losses": trained})
+    if stage is not None:
+        log(f"{label} (data seed {ds}): from {done.dir} (an interrupted run of this bench)")
+        return stage
+    began = time.perf_counter()
+    evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap)
+    log(f"{label} (data seed {ds}): training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} "
+        f"steps, {config.train.batch_pairs} pairs per batch) ...")
+    scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
+    arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS}}
+    fields = {"reasons": scores.reasons, "reference": evaluator.baseline()[0], "about": evaluator.describe(),
+              "timing": scores.timing, "losses": trained, "seconds": time.perf_counter() - began}
+    done.save(f"dataset-{ds}", arrays, fields)
+    return arrays, fields
 
 
 def _row(entry: Loss, i: int, pooled: np.ndarray, reason: str | None, diag: dict, n_data: int) -> dict:

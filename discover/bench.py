@@ -149,20 +149,50 @@ def tuning_grid(constants: dict) -> list[dict]:
     return [dict(zip(constants, combo)) for combo in itertools.product(*axes)]
 
 
-def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Best constants of each zoo loss on the tuning seeds (grid search, one population)."""
+TUNE_PARTS = (8, 6, 5, 4, 3, 2)  # the grid is scored in equal parts (one compiled program for all)
+
+
+def _parts(n: int, least: int = 8) -> list[tuple[int, int]]:
+    """[start, stop) of equal parts of ``n`` jobs: the first number of parts in TUNE_PARTS
+    that divides ``n`` into parts of at least ``least`` jobs, else one part."""
+    k = next((c for c in TUNE_PARTS if n % c == 0 and n // c >= least), 1)
+    return [(i * n // k, (i + 1) * n // k) for i in range(k)]
+
+
+def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], None] = print,
+             done: "Checkpoints | None" = None) -> tuple[dict[str, dict], float]:
+    """Best constants of each zoo loss on the tuning seeds (grid search) and the seconds it
+    took. The grid is scored in equal parts (a run's score does not depend on the others it
+    is trained with), each part logged and, with ``done``, kept as a stage of the bench."""
     jobs = []
     for n in names:
         z = zoo.get(n)
         for consts in tuning_grid(z.constants) if z.constants else []:
             jobs.append((n, z.expr, consts))
     log(f"tuning the constants of {len(names)} baselines: {len(jobs)} settings x {len(TUNE_SEEDS)} seeds ...")
-    scores = evaluator.evaluate([j[1] for j in jobs], [j[2] for j in jobs], TUNE_SEEDS, eval_seed=TUNE_EVAL_SEED)
+    began, fitness, parts = time.perf_counter(), [], _parts(len(jobs))
+    earlier = 0.0  # seconds of parts that an interrupted run finished
+    for k, (a, b) in enumerate(parts):
+        stage = f"tune-part-{k + 1}-of-{len(parts)}"
+        got = done.load(stage, shapes={"fitness": (b - a,)}) if done is not None else None
+        if got is None:
+            part_began = time.perf_counter()
+            scores = evaluator.evaluate([j[1] for j in jobs[a:b]], [j[2] for j in jobs[a:b]], TUNE_SEEDS,
+                                        eval_seed=TUNE_EVAL_SEED)
+            f = np.array([np.nan if v is None else v for v in scores.fitness], dtype=np.float64)
+            if done is not None:
+                done.save(stage, {"fitness": f}, {"seconds": time.perf_counter() - part_began})
+        else:
+            f, earlier = got[0]["fitness"], earlier + got[1]["seconds"]
+        fitness += [None if np.isnan(v) else float(v) for v in f]
+        if len(parts) > 1:
+            log(f"tuning: {b}/{len(jobs)} settings scored ({(time.perf_counter() - began) / 60:.1f} min"
+                + (", some from an interrupted run)" if earlier else ")"))
     best: dict[str, tuple[float, dict]] = {}
-    for (n, _, consts), f in zip(jobs, scores.fitness):
+    for (n, _, consts), f in zip(jobs, fitness):
         if f is not None and (n not in best or f > best[n][0]):
             best[n] = (f, consts)
-    return {n: c for n, (_, c) in best.items()}
+    return {n: c for n, (_, c) in best.items()}, time.perf_counter() - began + earlier
 
 
 def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Evaluator:
@@ -173,13 +203,17 @@ def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Eva
 
 
 def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
-                  wrap: Callable | None = None) -> tuple[list[Loss], dict]:
+                  wrap: Callable | None = None, done: "Checkpoints | None" = None) -> tuple[list[Loss], dict, float]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
-    dataset (its own data seed, never a bench's) and tuning seeds."""
+    dataset (its own data seed, never a bench's) and tuning seeds; the tuned constants; the
+    tuning's seconds."""
     names = [e.name for e in entries if e.kind == "zoo" and e.constants and e.name in zoo.ZOO]  # not NAME@...
+    if not names:
+        log("tuning: none of these losses has constants to tune")
+        return list(entries), {}, 0.0
     tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap)
-    tuned = tune_zoo(tuner, names, log)
-    return with_tuned(entries, tuned), tuned
+    tuned, seconds = tune_zoo(tuner, names, log, done)
+    return with_tuned(entries, tuned), tuned, seconds
 
 
 def with_tuned(entries: Sequence[Loss], tuned: dict[str, dict]) -> list[Loss]:
@@ -363,9 +397,7 @@ def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Calla
         tuned = stage[1]["tuned"]
         log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
         return with_tuned(entries, tuned), tuned, stage[1]["seconds"]
-    began = time.perf_counter()
-    entries, tuned = tuned_entries(config, entries, log, wrap)
-    seconds = time.perf_counter() - began
+    entries, tuned, seconds = tuned_entries(config, entries, log, wrap, done)
     done.save("tune", {}, {"tuned": tuned, "seconds": seconds})
     return entries, tuned, seconds
 

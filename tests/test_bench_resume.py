@@ -24,24 +24,37 @@ SEEDS = [1000, 1001]
 
 
 REAL_EVALUATOR = bench._evaluator
+REAL_PARTS = bench._parts
 
 
 class Interrupted(Exception):
     pass
 
 
-def counting(monkeypatch, stop_at: int | None = None) -> list[int]:
-    """Records the data seed of every evaluator the bench builds; raises at ``stop_at``."""
-    built = []
+class Counting:
+    """Wraps every evaluator the bench builds: records (data seed, losses) of each
+    ``evaluate`` call and raises at call number ``stop_at`` (1-based)."""
 
-    def evaluator(config, log, wrap):
-        built.append(config.dataset.seed)
-        if config.dataset.seed == stop_at:
-            raise Interrupted
-        return REAL_EVALUATOR(config, log, wrap)
+    def __init__(self, monkeypatch, stop_at: int | None = None):
+        self.calls, self.stop_at = [], stop_at
+        monkeypatch.setattr(bench, "_evaluator", self.build)
+        # the tuning grid of dpo (6 settings) in 6 parts, to interrupt the tuning between two
+        monkeypatch.setattr(bench, "_parts", lambda n: REAL_PARTS(n, least=1))
 
-    monkeypatch.setattr(bench, "_evaluator", evaluator)
-    return built
+    def build(self, config, log, wrap):
+        inner, outer = REAL_EVALUATOR(config, log, wrap), self
+
+        class Wrapped:
+            def __getattr__(self, name):
+                return getattr(inner, name)
+
+            def evaluate(self, exprs, constants, seeds, **kw):
+                outer.calls.append((config.dataset.seed, len(exprs)))
+                if len(outer.calls) == outer.stop_at:
+                    raise Interrupted
+                return inner.evaluate(exprs, constants, seeds, **kw)
+
+        return Wrapped()
 
 
 def run(out_dir, losses=("dpo", "sft"), seeds=SEEDS):
@@ -58,30 +71,42 @@ def comparable(res: dict) -> dict:
 
 @pytest.mark.slow
 def test_an_interrupted_bench_redoes_only_its_unfinished_stage(tmp_path, monkeypatch):
-    whole = run(tmp_path / "whole")
+    tune = bench.seed_spaces.TUNE_DATA
+    whole = Counting(monkeypatch)
+    reference = run(tmp_path / "whole")
+    assert whole.calls == [(tune, 1)] * 6 + [(100, len(reference["losses"])), (101, len(reference["losses"]))]
     assert not os.path.exists(tmp_path / "whole" / "partial")  # nothing left behind
 
-    built = counting(monkeypatch, stop_at=DATA_SEEDS[1])
+    cut = Counting(monkeypatch, stop_at=3)  # during the tuning's third part
     with pytest.raises(Interrupted):
         run(tmp_path / "cut")
-    assert built == [bench.seed_spaces.TUNE_DATA, *DATA_SEEDS]  # tuning and dataset 100 finished
+    cut = Counting(monkeypatch, stop_at=6)  # parts 3-6 of the tuning, dataset 100, then stops at dataset 101
+    with pytest.raises(Interrupted):
+        run(tmp_path / "cut")
+    assert [seed for seed, _ in cut.calls] == [tune] * 4 + DATA_SEEDS
     assert not os.path.exists(tmp_path / "cut" / "results.json")
 
-    built = counting(monkeypatch)
+    last = Counting(monkeypatch)
     resumed = run(tmp_path / "cut")
-    assert built == [DATA_SEEDS[1]]  # only the unfinished dataset is trained again
+    assert [seed for seed, _ in last.calls] == [DATA_SEEDS[1]]  # only the unfinished dataset is trained again
     assert resumed["resumed_stages"] == ["tune", f"dataset-{DATA_SEEDS[0]}"]
-    assert comparable(resumed) == comparable(whole)
-    assert json.loads((tmp_path / "cut" / "results.json").read_text())["losses"] == comparable(whole)["losses"]
+    assert comparable(resumed) == comparable(reference)
+    assert json.loads((tmp_path / "cut" / "results.json").read_text())["losses"] == comparable(reference)["losses"]
     assert not os.path.exists(tmp_path / "cut" / "partial")
 
     # Stages of a bench with other settings are never reused.
-    counting(monkeypatch, stop_at=DATA_SEEDS[1])
+    Counting(monkeypatch, stop_at=8)
     with pytest.raises(Interrupted):
         run(tmp_path / "other")
-    built = counting(monkeypatch)
+    other = Counting(monkeypatch)
     run(tmp_path / "other", seeds=SEEDS[:1])
-    assert built == [bench.seed_spaces.TUNE_DATA, *DATA_SEEDS]
+    assert [seed for seed, _ in other.calls] == [tune] * 6 + DATA_SEEDS
+
+
+def test_the_tuning_grid_is_scored_in_equal_parts():
+    assert bench._parts(240) == [(30 * i, 30 * (i + 1)) for i in range(8)]
+    assert bench._parts(36) == [(0, 9), (9, 18), (18, 27), (27, 36)]
+    assert bench._parts(7) == [(0, 7)] and bench._parts(0) == [(0, 0)]
 
 
 def test_the_key_changes_with_whatever_sets_the_scores():

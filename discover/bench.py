@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
+import shutil
 import time
+from importlib.metadata import PackageNotFoundError, version
 from typing import Callable, Sequence
 
 import jax
 import numpy as np
 
 from discover import plots
-from discover.store import atomic_write_json
-from evaluators import registry
+from evaluators import atomic, registry
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
 from evaluators.interface import Evaluator
@@ -252,9 +254,6 @@ class Checkpoints:
 
     @staticmethod
     def key_of(config, entries: Sequence[Loss], seeds: Sequence[int], data_seeds: Sequence[int], tune: bool) -> str:
-        import hashlib
-        from importlib.metadata import PackageNotFoundError, version
-
         try:
             package = version("mpo-discover")
         except PackageNotFoundError:
@@ -293,16 +292,12 @@ class Checkpoints:
         return arrays, fields
 
     def save(self, stage: str, arrays: dict, fields: dict) -> None:
-        from evaluators import atomic
-
         fields = {**fields, "key": self.key}
         atomic.write_with(os.path.join(self.dir, f"{stage}.npz"),
                           lambda f: np.savez(f, fields=np.array(json.dumps(fields, default=float)), **arrays))
 
     def finish(self) -> None:
         """Removes this bench's stages (its results.json is written), and ``partial/`` if empty."""
-        import shutil
-
         shutil.rmtree(self.dir, ignore_errors=True)
         try:
             os.rmdir(self.root)
@@ -379,7 +374,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
 def _write(out: dict, config, out_dir: str) -> None:
     """results.json and bench.png."""
     os.makedirs(out_dir, exist_ok=True)
-    atomic_write_json(os.path.join(out_dir, "results.json"), out)
+    atomic.write_json(os.path.join(out_dir, "results.json"), out)
     title = f"{config.dataset.task} {config.dataset.setting}" + (
         f" (eps {config.dataset.eps:g})" if config.dataset.setting == "noisy" else "")
     rows = out["losses"]

@@ -12,6 +12,7 @@ normaliser set from the dataset; cached next to the dataset it was fitted to.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -72,35 +73,38 @@ def cloning_data(dataset: PreferenceDataset, order: str) -> tuple[np.ndarray, np
 
 
 def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = ReferenceConfig()) -> dict:
-    from evaluators.trainer import optimizer
-
     obs, act = cloning_data(dataset, config.order)
     lo, hi = policy_io.bin_edges(act, config.bins)
-    key = jax.random.PRNGKey(config.seed)
-    params = policy_io.init_params(key, obs.shape[1], act.shape[1], config.hidden, init_std=0.3)
+    params = policy_io.init_params(jax.random.PRNGKey(config.seed), obs.shape[1], act.shape[1], config.hidden,
+                                   init_std=0.3)
     params["obs_mean"] = jnp.asarray(obs.mean(axis=0), jnp.float32)
     params["obs_std"] = jnp.asarray(np.maximum(obs.std(axis=0), 1e-3), jnp.float32)
+    fitted = _fit(params, jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi), config)
+    return {k: np.asarray(v) for k, v in fitted.items()}
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _fit(params, obs, lo, hi, config: ReferenceConfig):
+    """Maximum likelihood by Adam on random minibatches; the data are arguments (not
+    constants of the program), so datasets of one shape share a compilation."""
+    from evaluators.trainer import optimizer
+
+    key = jax.random.PRNGKey(config.seed)
     opt = optimizer(config.learning_rate, 10.0, params, policy_io.NORMALISER)
-    data = jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi)
 
     def nll(p, idx):
-        loc, std = policy_io.forward(p, data[0][idx], policy_io.TRAINED_SPEC, jnp)
-        return -policy_io.binned_log_likelihood(loc, std, data[1][idx], data[2][idx]).mean()
+        loc, std = policy_io.forward(p, obs[idx], policy_io.TRAINED_SPEC, jnp)
+        return -policy_io.binned_log_likelihood(loc, std, lo[idx], hi[idx]).mean()
 
-    @jax.jit
-    def fit(params):
-        def step(carry, i):
-            p, s = carry
-            idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch,), 0, obs.shape[0])
-            loss, g = jax.value_and_grad(nll)(p, idx)
-            u, s = opt.update(g, s, p)
-            return (jax.tree.map(lambda a, b: a + b, p, u), s), loss
+    def step(carry, i):
+        p, s = carry
+        idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch,), 0, obs.shape[0])
+        g = jax.grad(nll)(p, idx)
+        u, s = opt.update(g, s, p)
+        return (jax.tree.map(lambda a, b: a + b, p, u), s), None
 
-        (p, _), losses = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(config.steps))
-        return p, losses
-
-    fitted, _ = fit(params)
-    return {k: np.asarray(v) for k, v in fitted.items()}
+    (p, _), _ = jax.lax.scan(step, (params, opt.init(params)), jnp.arange(config.steps))
+    return p
 
 
 def load_or_fit(dataset: PreferenceDataset, dataset_path: str, config: ReferenceConfig = ReferenceConfig(),

@@ -291,21 +291,41 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
                                                                                 seed_arr.shape)
     stacked = interpreter.stack(programs)
     rep = lambda a: np.repeat(np.asarray(a), S, axis=0)  # noqa: E731
-    flat_programs = {k: jnp.asarray(rep(v)) for k, v in stacked.items()}
-    flat_consts = jnp.asarray(rep(constants), jnp.float32)
-    flat_seeds = jnp.asarray(seed_arr.reshape(-1))
-    flat_which = jnp.asarray(np.ascontiguousarray(which).reshape(-1))
+    flat_programs = {k: rep(v) for k, v in stacked.items()}
+    flat_consts = rep(constants).astype(np.float32)
+    flat_seeds = seed_arr.reshape(-1)
+    flat_which = np.ascontiguousarray(which).reshape(-1)
     init = {k: jnp.asarray(v, jnp.float32) for k, v in reference.items()}
-    # Shard the runs over the local devices when they divide evenly (one device: no-op).
+    runs = (flat_programs, flat_consts, flat_seeds, flat_which)
+    train = functools.partial(_train_population, init_params=init, data=data, model=model, config=config,
+                              stacked=datasets is not None)
     n_dev = len(jax.local_devices())
-    n_dev = n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1
-    params, status, failed_at, loss, stats = _train_population(flat_programs, flat_consts, flat_seeds, flat_which,
-                                                               init, data, model, config, n_devices=n_dev,
-                                                               stacked=datasets is not None)
+    if config.resolved_mode() == "map":
+        outputs = _in_chunks(train, runs, P * S, MAP_CHUNK * n_dev, n_dev)
+    else:
+        # Shard the runs over the local devices when they divide evenly (one device: no-op).
+        outputs = train(*runs, n_devices=n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1)
+    params, status, failed_at, loss, stats = outputs
     shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
     stats = np.asarray(stats)
     return PopulationResult({k: shape(v) for k, v in params.items()}, shape(status), shape(failed_at),
                             shape(loss), shape(stats[:, 0]), shape(stats[:, 1]), shape(stats[:, 2]))
+
+
+# Runs trained one after another ("map") go through one compiled program of this many runs
+# (per device), called once per chunk: every population size then shares one compilation.
+MAP_CHUNK = 4
+
+
+def _in_chunks(train, runs, total: int, chunk: int, n_dev: int):
+    """``train`` over ``runs`` (host arrays with ``total`` rows) in chunks of ``chunk`` rows,
+    the last one padded with copies of the final run; the outputs are those of the real runs.
+    All chunks are dispatched before any result is read, so they queue without gaps."""
+    padded = -(-total // chunk) * chunk
+    runs = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], padded - total, axis=0)]), runs)
+    outs = [train(*jax.tree.map(lambda a: a[start:start + chunk], runs), n_devices=n_dev)
+            for start in range(0, padded, chunk)]
+    return jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a])[:total], *outs)
 
 
 def stack_datasets(references: Sequence[dict], data: Sequence[PairData]) -> tuple[dict, PairData]:

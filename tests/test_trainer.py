@@ -26,10 +26,11 @@ def test_population_trains_scores_and_compiles_once(pendulum_evaluator):
     scores = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names], seeds=[0, 1])
     assert scores.per_seed.shape == (4, 2) and scores.reasons == [None] * 4
     assert all(f is not None and np.isfinite(f) for f in scores.fitness)
-    # the same population again gives the same scores (deterministic), another one compiles nothing new
-    again = exp.evaluate([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names],
-                               seeds=[0, 1])
-    np.testing.assert_allclose(again.fitness, scores.fitness)
+    # part of the population again gives the same scores (deterministic, whatever runs share a
+    # compiled chunk or pad it); other sizes and losses compile nothing new
+    again = exp.evaluate([zoo.ZOO[n].expr for n in names[:3]], [zoo.ZOO[n].constants for n in names[:3]],
+                         seeds=[0, 1])
+    np.testing.assert_array_equal(again.per_seed, scores.per_seed[:3])
     other = ["hinge", "bco", "exo", "sppo"]
     exp.evaluate([zoo.ZOO[n].expr for n in other], [zoo.ZOO[n].constants for n in other], seeds=[0, 1])
     assert trainer.compilations() - before <= 1

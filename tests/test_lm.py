@@ -123,12 +123,11 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
     small = ["--task", "lm", "--setting", "mixed", "--pairs", "128", "--steps", "20", "--batch", "16"]
-    # The held-out re-scoring (6 losses x 5 seeds) and the bench (3 losses x 10 seeds) train
-    # 30 runs each: one compiled program serves both (halving and re-training are tested on
-    # the pendulum; here only the token task's path through the commands is).
+    # Halving and re-training are tested on the pendulum; here only the token task's path
+    # through the commands is, as small as it goes.
     for args in (["run", "--grammar", "mirror.yaml", *small, "--population", "10", "--generations", "1",
-                  "--datasets", "1", "--no-halving", "--reevaluate", "0", "--final-top", "6", "--name", "lm-run"],
-                 ["bench", *small, "--datasets", "1", "--seeds", "10", "--losses", "dpo,sft",
+                  "--datasets", "1", "--no-halving", "--reevaluate", "0", "--final-top", "2", "--name", "lm-run"],
+                 ["bench", *small, "--datasets", "1", "--seeds", "4", "--losses", "dpo,sft",
                   "--include", "lm-run:1", "--name", "lm-bench"]):
         monkeypatch.setattr(sys, "argv", ["discover", *args])
         try:

@@ -127,9 +127,8 @@ def test_scored_parameters_are_the_moving_average(pendulum_evaluator):
         r = trainer.train_population(programs, consts, [0], exp.reference, exp.data, mujoco.LIKELIHOOD, cfg)
         return {k: v[0, 0] for k, v in r.params.items()}
 
-    p2 = train(base)
-    p1 = train(dataclasses.replace(base, steps=1))
-    # one step of a 2-step run equals a 1-step run: same batch, same constant rate
+    iterates = train(dataclasses.replace(base, snapshots=2))  # the iterates after steps 1 and 2
+    p1, p2 = ({k: v[i] for k, v in iterates.items()} for i in (0, 1))
     avg = train(dataclasses.replace(base, ema=0.5))
     for k in ("w0", "b0"):
         want = 0.25 * exp.reference[k] + 0.25 * p1[k] + 0.5 * p2[k]

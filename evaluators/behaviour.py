@@ -261,6 +261,7 @@ def _train_sb3(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
                            net_arch=dict(pi=list(config.net_arch), vf=list(config.net_arch))),
         seed=config.seed, device="cpu", verbose=0,
     )
+    model.set_logger(_quiet_logger())
     every = max(config.num_timesteps // config.checkpoints, config.n_steps)
     checkpoints: list[tuple[int, dict]] = []
     started = time.time()
@@ -278,6 +279,14 @@ def _train_sb3(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
     if checkpoints[-1][0] != model.num_timesteps:
         checkpoints.append((model.num_timesteps, sb3_to_policy(model, venv)))
     return checkpoints
+
+
+def _quiet_logger():
+    """An SB3 logger that writes nothing (SB3's default one leaves an empty SB3-<date>
+    folder in the system's temporary directory on every training run)."""
+    from stable_baselines3.common.logger import Logger
+
+    return Logger(folder=None, output_formats=[])
 
 
 def _spill(task: Task, checkpoint: tuple[int, dict], spec) -> None:
@@ -318,6 +327,7 @@ def _train_sac(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
                 batch_size=config.sac_batch_size, learning_starts=config.sac_learning_starts,
                 policy_kwargs=dict(net_arch=list(config.net_arch)), seed=config.seed,
                 device="cpu", verbose=0)
+    model.set_logger(_quiet_logger())
     every = max(config.num_timesteps // config.checkpoints, 1)
     checkpoints: list[tuple[int, dict]] = [(0, sac_to_policy(model, obs_dim))]
     started = time.time()

@@ -4,7 +4,7 @@
 # otherwise), then its winner on the held-out Walker2d mixed datasets 100-104 x 10 seeds
 # against every zoo loss at its default and tuned constants (t frozen at 0 and 1, effective
 # form), beside the 32-per-generation Walker2d winner, the two Hopper mixed winners and the
-# token-task winner (transfer). About 30 + 55 min on 2 CPU cores.
+# token-task winner (transfer). About 30 + 41 min on 2 CPU cores (2026-12-02).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f results/v2-walker2d-mixed-p64/final.json ] || \

@@ -422,6 +422,7 @@ class LmEvaluator:
     def __init__(self, config: LmConfig = LmConfig(), log: Callable[[str], None] | None = None,
                  rebuild: bool = False):
         self.config = config.validate()
+        self.log = log
         self.loaded = []
         for seed in config.seeds_of_data:
             c = config.with_options(data_seed=seed)
@@ -443,7 +444,7 @@ class LmEvaluator:
     def evaluate(self, exprs: Sequence, constants: Sequence[dict], seeds, *, eval_seed: int | None = None) -> Evaluation:
         programs, consts = encode(exprs, constants, self.program_shape)
         t0 = time.perf_counter()
-        result = self._train(programs, consts, seeds)
+        result = self._train(programs, consts, seeds, trainer.Progress(self.log) if self.log else None)
         t1 = time.perf_counter()
         P, S = result.status.shape
         prompts = self.eval_prompts if eval_seed is None else sample_prompts(
@@ -457,15 +458,15 @@ class LmEvaluator:
                                        "reward_w": result.reward_w, "reward_l": result.reward_l},
                           timing={"train_s": t1 - t0, "score_s": time.perf_counter() - t1})
 
-    def _train(self, programs, consts, seeds) -> trainer.PopulationResult:
+    def _train(self, programs, consts, seeds, progress=None) -> trainer.PopulationResult:
         """Every program with every seed, seed s on dataset s mod D."""
         seeds = np.asarray(seeds)
         if len(self.loaded) == 1:
             return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD,
-                                            self.config.train)
+                                            self.config.train, progress=progress)
         ref, data = self._stacked
         return trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, self.config.train,
-                                        datasets=seeds % len(self.loaded))
+                                        datasets=seeds % len(self.loaded), progress=progress)
 
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return reference_terminals(self.data, n, rng)

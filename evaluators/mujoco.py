@@ -144,6 +144,7 @@ class MujocoEvaluator:
 
     def __init__(self, config: MujocoConfig, log: Callable[[str], None] | None = None, rebuild: bool = False):
         self.config = config.validate()
+        self.log = log
         self.task = get_task(config.dataset.task)
         self.behaviour: BehaviourSet = load_behaviour(config.dataset.task)
         self.loaded = [load_data(config.with_options(data_seed=seed), self.behaviour, log, rebuild)
@@ -155,13 +156,14 @@ class MujocoEvaluator:
             self._stacked = trainer.stack_datasets([d.reference for d in self.loaded], [d.data for d in self.loaded])
         self._reference_score: tuple[float, float] | None = None
 
-    def _train(self, programs, consts, seeds, cfg: trainer.TrainConfig) -> trainer.PopulationResult:
+    def _train(self, programs, consts, seeds, cfg: trainer.TrainConfig, progress=None) -> trainer.PopulationResult:
         seeds = np.asarray(seeds)
         if len(self.loaded) == 1:
-            return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD, cfg)
+            return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD, cfg,
+                                            progress=progress)
         ref, data = self._stacked
         return trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, cfg,
-                                        datasets=seeds % len(self.loaded))
+                                        datasets=seeds % len(self.loaded), progress=progress)
 
     @property
     def program_shape(self):
@@ -174,7 +176,8 @@ class MujocoEvaluator:
         trained policies."""
         programs, consts = encode(exprs, constants, self.program_shape)
         t0 = time.perf_counter()
-        result = self._train(programs, consts, seeds, self.config.train)
+        result = self._train(programs, consts, seeds, self.config.train,
+                             trainer.Progress(self.log) if self.log else None)
         t1 = time.perf_counter()
         per_seed, returns = fitness.score_population(self.task, self.behaviour, result, self._eval_config(eval_seed))
         t2 = time.perf_counter()

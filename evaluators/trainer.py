@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -272,14 +273,17 @@ class PopulationResult:
 def train_population(programs: Sequence[interpreter.Program], constants: np.ndarray,
                      seeds: Sequence[int] | np.ndarray, reference: dict, data: PairData,
                      model: LikelihoodModel, config: TrainConfig,
-                     datasets: Sequence[int] | np.ndarray | None = None) -> PopulationResult:
+                     datasets: Sequence[int] | np.ndarray | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> PopulationResult:
     """Trains every candidate with every seed; one compilation per (P x S, shapes).
 
     ``seeds`` is either S seeds shared by every candidate or a (P, S) matrix giving each
     candidate its own (the search re-trains elites on fresh seeds in the same program).
     With ``datasets`` (same shapes as ``seeds``: an index per run), ``reference`` and
     ``data`` hold D datasets stacked on a leading axis (:func:`stack_datasets`) and each run
-    trains on its own dataset, from that dataset's reference."""
+    trains on its own dataset, from that dataset's reference. ``progress(runs_done, runs)``
+    is called as runs finish where they train in chunks (the CPU's "map" mode, see
+    :class:`Progress`); a single program (vmap, shard_map) reports nothing."""
     seed_arr = np.asarray(seeds, np.int32)
     P = len(programs)
     if seed_arr.ndim == 1:
@@ -301,7 +305,7 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
                               stacked=datasets is not None)
     n_dev = len(jax.local_devices())
     if config.resolved_mode() == "map":
-        outputs = _in_chunks(train, runs, P * S, MAP_CHUNK * n_dev, n_dev)
+        outputs = _in_chunks(train, runs, P * S, MAP_CHUNK * n_dev, n_dev, progress)
     else:
         # Shard the runs over the local devices when they divide evenly (one device: no-op).
         outputs = train(*runs, n_devices=n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1)
@@ -317,15 +321,36 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
 MAP_CHUNK = 4
 
 
-def _in_chunks(train, runs, total: int, chunk: int, n_dev: int):
+def _in_chunks(train, runs, total: int, chunk: int, n_dev: int,
+               progress: Callable[[int, int], None] | None = None):
     """``train`` over ``runs`` (host arrays with ``total`` rows) in chunks of ``chunk`` rows,
     the last one padded with copies of the final run; the outputs are those of the real runs.
-    All chunks are dispatched before any result is read, so they queue without gaps."""
+    All chunks are dispatched before any result is read, so they queue without gaps; then
+    ``progress(runs_done, total)`` is called as each chunk finishes."""
     padded = -(-total // chunk) * chunk
     runs = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], padded - total, axis=0)]), runs)
     outs = [train(*jax.tree.map(lambda a: a[start:start + chunk], runs), n_devices=n_dev)
             for start in range(0, padded, chunk)]
+    if progress is not None:
+        for k, out in enumerate(outs):
+            jax.block_until_ready(out)
+            progress(min((k + 1) * chunk, total), total)
     return jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a])[:total], *outs)
+
+
+class Progress:
+    """A ``progress`` for :func:`train_population` that logs how many runs have trained, at
+    most once every ``every_s`` seconds (so nothing for a population that trains faster)."""
+
+    def __init__(self, log: Callable[[str], None], label: str = "training", every_s: float = 60.0):
+        self.log, self.label, self.every_s = log, label, every_s
+        self.began = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - self.last >= self.every_s:
+            self.last = now
+            self.log(f"{self.label}: {done}/{total} runs trained ({(now - self.began) / 60:.1f} min)")
 
 
 def stack_datasets(references: Sequence[dict], data: Sequence[PairData]) -> tuple[dict, PairData]:

@@ -36,6 +36,34 @@ def test_population_trains_scores_and_compiles_once(pendulum_evaluator):
     assert trainer.compilations() - before <= 1
 
 
+def test_progress_is_reported_as_chunks_finish_and_changes_nothing(pendulum_evaluator):
+    import jax
+
+    exp = pendulum_evaluator
+    names = ["dpo", "ipo", "orpo"]
+    programs, consts = encode([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names],
+                              exp.program_shape)
+    calls, lines = [], []
+    logged = trainer.Progress(lines.append, every_s=0.0)
+
+    def progress(done, total):
+        calls.append((done, total))
+        logged(done, total)
+
+    def train(**kw):
+        return trainer.train_population(programs, consts, [0, 1], exp.reference, exp.data, mujoco.LIKELIHOOD,
+                                        exp.config.train, **kw)
+
+    with_progress, without = train(progress=progress), train()
+    chunk = trainer.MAP_CHUNK * len(jax.local_devices())
+    assert calls == [(min(k, 6), 6) for k in range(chunk, 6 + chunk, chunk)]
+    # a line per finished chunk but the last (the caller reports the end)
+    assert [line.split(" (")[0] for line in lines] == [f"training: {d}/6 runs trained" for d, _ in calls[:-1]]
+    for k in without.params:
+        np.testing.assert_array_equal(with_progress.params[k], without.params[k])
+    np.testing.assert_array_equal(with_progress.final_loss, without.final_loss)
+
+
 def test_non_finite_candidate_is_rejected_and_isolated(pendulum_evaluator):
     exp = pendulum_evaluator
     # log(logp_w): logp_w < 0, so the loss is nan from the first step

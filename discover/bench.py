@@ -361,7 +361,8 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         "tuned": tuned,
         "timing": {"tune_s": tune_s, **timing, "total_s": time.perf_counter() - started + carried},
         "compilations": trainer.compilations(),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax_backend": jax.default_backend(),
+        "machine": {"platform": platform.platform(), "cpu": _cpu_model(), "cpus": os.cpu_count(),
+                    "jax_backend": jax.default_backend(),
                     "devices": [str(d) for d in jax.local_devices()]},
     }
     if done.loaded:
@@ -369,6 +370,19 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     _write(out, config, out_dir)
     done.finish()
     return out
+
+
+def _cpu_model() -> str:
+    """The CPU's model name: CPU families differ in the last bit of floating-point kernels,
+    which decides whether two benches' datasets (their digests) and rows can be merged."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _write(out: dict, config, out_dir: str) -> None:

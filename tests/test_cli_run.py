@@ -111,7 +111,7 @@ def test_bench_over_datasets_pools_units_and_compares(tmp_path):
     assert "2 datasets x 2 seeds" in " ".join(out.stdout.split())
     res = json.loads((tmp_path / "results" / "b" / "results.json").read_text())
     assert res["data_seeds"] == [100, 101] and len(res["units"]) == 4
-    assert len(res["reference"]["per_dataset"]) == 2
+    assert len(res["reference"]["per_dataset"]) == 2 and res["machine"]["cpu"]
     rows = {r["name"]: r for r in res["losses"]}
     assert {"dpo", "sft"} <= set(rows) and "dpo" in res["tuned"]  # dpo has a constant to tune; sft none
     from grammar import zoo

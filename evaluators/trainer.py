@@ -342,15 +342,15 @@ class Progress:
     """A ``progress`` for :func:`train_population` that logs how many runs have trained, at
     most once every ``every_s`` seconds (so nothing for a population that trains faster)."""
 
-    def __init__(self, log: Callable[[str], None], label: str = "training", every_s: float = 60.0):
-        self.log, self.label, self.every_s = log, label, every_s
+    def __init__(self, log: Callable[[str], None], every_s: float = 60.0):
+        self.log, self.every_s = log, every_s
         self.began = self.last = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
         now = time.perf_counter()
         if done < total and now - self.last >= self.every_s:
             self.last = now
-            self.log(f"{self.label}: {done}/{total} runs trained ({(now - self.began) / 60:.1f} min)")
+            self.log(f"training: {done}/{total} runs trained ({(now - self.began) / 60:.1f} min)")
 
 
 def stack_datasets(references: Sequence[dict], data: Sequence[PairData]) -> tuple[dict, PairData]:

@@ -79,14 +79,24 @@ def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = Refe
                                    init_std=0.3)
     params["obs_mean"] = jnp.asarray(obs.mean(axis=0), jnp.float32)
     params["obs_std"] = jnp.asarray(np.maximum(obs.std(axis=0), 1e-3), jnp.float32)
-    fitted = _fit(params, jnp.asarray(obs), jnp.asarray(lo), jnp.asarray(hi), config)
+    n = len(obs)
+    pad = lambda a: jnp.asarray(np.concatenate([a, np.zeros((_bucket(n) - n,) + a.shape[1:], a.dtype)]))  # noqa: E731
+    fitted = _fit(params, pad(obs), pad(lo), pad(hi), jnp.int32(n), config)
     return {k: np.asarray(v) for k, v in fitted.items()}
 
 
+def _bucket(n: int) -> int:
+    """The padded length of ``n`` rows: the next of 2^k x (1, 1.25, 1.5, 1.75), so datasets
+    whose live-step counts differ a little share one compilation of :func:`_fit`."""
+    top = 1 << max(n - 1, 1).bit_length()
+    return min(s for s in (top // 2, top * 5 // 8, top * 3 // 4, top * 7 // 8, top) if s >= n)
+
+
 @functools.partial(jax.jit, static_argnames="config")
-def _fit(params, obs, lo, hi, config: ReferenceConfig):
-    """Maximum likelihood by Adam on random minibatches; the data are arguments (not
-    constants of the program), so datasets of one shape share a compilation."""
+def _fit(params, obs, lo, hi, n, config: ReferenceConfig):
+    """Maximum likelihood by Adam on random minibatches of the first ``n`` rows (the rest is
+    padding, never drawn); the data and ``n`` are arguments, not constants of the program,
+    so datasets of one padded length share a compilation."""
     from evaluators.trainer import optimizer
 
     key = jax.random.PRNGKey(config.seed)
@@ -98,7 +108,7 @@ def _fit(params, obs, lo, hi, config: ReferenceConfig):
 
     def step(carry, i):
         p, s = carry
-        idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch,), 0, obs.shape[0])
+        idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch,), 0, n)
         g = jax.grad(nll)(p, idx)
         u, s = opt.update(g, s, p)
         return (jax.tree.map(lambda a, b: a + b, p, u), s), None

@@ -19,6 +19,29 @@ def test_reference_better_than_random(pendulum_evaluator):
     assert mean > 25.0
 
 
+def test_reference_fit_never_draws_its_padding(pendulum_evaluator):
+    """The behaviour-cloning fit pads its data to a shared length (so datasets whose live-step
+    counts differ a little share a compilation) and draws only real rows: padding the same
+    data with huge values changes nothing."""
+    import jax
+    import jax.numpy as jnp
+
+    from evaluators import policies as policy_io
+    from evaluators import reference
+
+    cfg = reference.ReferenceConfig(steps=20, batch=64)
+    obs, act = reference.cloning_data(pendulum_evaluator.dataset, cfg.order)
+    lo, hi = policy_io.bin_edges(act, cfg.bins)
+    params = policy_io.init_params(jax.random.PRNGKey(0), obs.shape[1], act.shape[1], cfg.hidden)
+    n = len(obs)
+    junk = lambda a, k: np.concatenate([a, np.full((k,) + a.shape[1:], 1e6, a.dtype)])  # noqa: E731
+    fits = [reference._fit(params, junk(obs, k), junk(lo, k), junk(hi, k), jnp.int32(n), cfg) for k in (0, 37)]
+    for name in params:
+        np.testing.assert_array_equal(np.asarray(fits[0][name]), np.asarray(fits[1][name]))
+    assert all(n <= reference._bucket(n) <= 1.25 * n for n in range(1, 20000))
+    assert len({reference._bucket(n) for n in range(6200, 7000)}) == 1
+
+
 def test_population_trains_scores_and_compiles_once(pendulum_evaluator):
     exp = pendulum_evaluator
     names = ["dpo", "ipo", "orpo", "simpo"]

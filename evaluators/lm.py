@@ -361,26 +361,28 @@ def _cache_path(config: LmConfig) -> str:
 
 def fit_reference(ds: LmDataset, cfg: LmModelConfig, seed: int) -> dict:
     """Supervised fine-tuning on every response of the data (both sides: no labels seen)."""
-    params = init_params(jax.random.PRNGKey(seed), cfg)
-    tokens = jnp.asarray(ds.tokens.reshape(-1, SEQ))
-    mask = jnp.asarray(ds.mask.reshape(-1, SEQ))
+    params = init_params(jax.random.PRNGKey(seed), cfg)  # eagerly: jitted, XLA rounds some values differently
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), cfg.sft_steps)
+    fitted = _sft(params, jnp.asarray(ds.tokens.reshape(-1, SEQ)), jnp.asarray(ds.mask.reshape(-1, SEQ)), keys, cfg)
+    return {k: np.asarray(v) for k, v in fitted.items()}
+
+
+@functools.partial(jax.jit, static_argnames="cfg")
+def _sft(params, tokens, mask, keys, cfg: LmModelConfig):
+    """Adam on minibatches of 64 sequences, one per key; the data are arguments (not
+    constants of the program), so datasets of one shape share a compilation."""
     opt = optax.adam(cfg.sft_learning_rate)
 
-    @jax.jit
-    def run(params):
-        def step(carry, key):
-            params, state = carry
-            idx = jax.random.randint(key, (64,), 0, tokens.shape[0])
-            loss = lambda p: -sequence_log_likelihood(p, tokens[idx], mask[idx]).mean()  # noqa: E731
-            grads = jax.grad(loss)(params)
-            updates, state = opt.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
+    def step(carry, key):
+        params, state = carry
+        idx = jax.random.randint(key, (64,), 0, tokens.shape[0])
+        loss = lambda p: -sequence_log_likelihood(p, tokens[idx], mask[idx]).mean()  # noqa: E731
+        grads = jax.grad(loss)(params)
+        updates, state = opt.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), None
 
-        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)),
-                                      jax.random.split(jax.random.PRNGKey(seed + 1), cfg.sft_steps))
-        return params
-
-    return {k: np.asarray(v) for k, v in run(params).items()}
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), keys)
+    return params
 
 
 def load_or_build(config: LmConfig, log: Callable[[str], None] | None = None,

@@ -33,12 +33,13 @@ import jax
 import numpy as np
 
 SIZES = {
-    # task, envs for throughput, control steps, population, training steps, pairs, segment, episodes;
-    # small runs every step on the cheapest task (pendulum), so that a CPU test of it stays short
+    # task, envs for throughput, control steps, population, training steps, pairs, segment, episodes,
+    # reference steps (None: the default); small runs every step on the cheapest task (pendulum), so
+    # that a CPU test of it stays short (its dataset and reference are those of tests/test_cli_run.py)
     "full": dict(task="hopper", envs=2048, steps=1000, population=32, train_steps=200, pairs=2000, segment=25,
-                 episodes=16, parity_envs=8),
+                 episodes=16, parity_envs=8, reference_steps=None),
     "small": dict(task="pendulum", envs=8, steps=50, population=4, train_steps=20, pairs=200, segment=20,
-                  episodes=2, parity_envs=2),
+                  episodes=2, parity_envs=2, reference_steps=800),
 }
 
 
@@ -100,7 +101,7 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
 
     cfg = MujocoConfig().with_options(task=size["task"], setting="noisy", pairs=size["pairs"],
                                       segment=size["segment"], steps=size["train_steps"], episodes=size["episodes"],
-                                      backend="mjx")
+                                      reference_steps=size["reference_steps"], backend="mjx")
     exp = MujocoEvaluator(cfg, log=lambda m: None)
     names = list(zoo.ZOO)[: size["population"]]
     losses = [zoo.ZOO[n] for n in names]

@@ -12,6 +12,8 @@ from rich.console import Console
 from discover.search import SearchConfig
 from evaluators.datasets import DatasetConfig
 from evaluators.fitness import EvalConfig
+from evaluators.lm import LmModelConfig
+from evaluators.reference import ReferenceConfig
 from evaluators.trainer import TrainConfig
 
 app = typer.Typer(
@@ -33,6 +35,9 @@ DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), Search
 LABELS_HELP = ("expert (the expert continues both sides: labels judge the segment) or policy (each side's own "
                "policy continues it, as in v1 datasets).")
 
+REFERENCE_STEPS_HELP = (f"Training steps of each dataset's reference policy (default: {ReferenceConfig.steps} steps "
+                        f"of behaviour cloning on the MuJoCo tasks, {LmModelConfig.sft_steps} of SFT on the token "
+                        "task).")
 
 RAY_HELP = ("Score on a Ray cluster: auto (RAY_ADDRESS, or the cluster started here with `ray start --head`), "
             "HOST:PORT of its head, or local (a one-machine cluster started for this command). Needs the ray extra.")

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, TRAIN, UsageProblem, app, console,
-                          ray_wrapper, refuse_foreign_options, write_output)
+from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, TRAIN,
+                          UsageProblem, app, console, ray_wrapper, refuse_foreign_options, write_output)
 from evaluators.seeds import BENCH_DATA_BASE
 
 
@@ -43,6 +43,7 @@ def bench_cmd(
     batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch."),
     lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate."),
     episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
+    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP),
     backend: str = typer.Option(EVAL.backend, help="auto, native or mjx."),
     name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
     results_dir: str = typer.Option("results", help="Where runs are written."),
@@ -71,7 +72,7 @@ def bench_cmd(
     cfg = registry.get(registry.for_task(task)).Config().with_options(
         task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
-        eval_seed=bench.BENCH_EVAL_SEED).validate()
+        reference_steps=reference_steps, eval_seed=bench.BENCH_EVAL_SEED).validate()
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     wrap = ray_wrapper(ray, ray_actors)
     checked = [e.name for e in bench.effective_candidates(entries)] if effective else []

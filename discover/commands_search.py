@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, SEARCH, TRAIN, UsageProblem, app,
-                          console, ray_wrapper, refuse_foreign_options)
+from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, SEARCH, TRAIN,
+                          UsageProblem, app, console, ray_wrapper, refuse_foreign_options)
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
@@ -36,6 +36,7 @@ def run_cmd(
                                                         "with its own reference); training seed s uses dataset s "
                                                         "mod DATASETS."),
     episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
+    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP),
     es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
     reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
     halving: bool = typer.Option(SEARCH.halving, "--halving/--no-halving",
@@ -66,7 +67,8 @@ def run_cmd(
         store, g, search_cfg, evaluator_name, exp_cfg = _new_run(
             grammar, name, results_dir,
             dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
-                 labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend),
+                 labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
+                 reference_steps=reference_steps),
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate, halving=halving,
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
     started = time.time()

@@ -116,13 +116,16 @@ class LmConfig(OptionsMixin):
     OPTIONS = {"task": ("dataset", "task"), "setting": ("dataset", "setting"), "eps": ("dataset", "eps"),
                "pairs": ("dataset", "pairs"), "data_seed": ("dataset", "seed"), "steps": ("train", "steps"),
                "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
-               "program_length": ("train", "program_length"), "eval_seed": ("eval", "seed")}
+               "program_length": ("train", "program_length"), "eval_seed": ("eval", "seed"),
+               "reference_steps": ("model", "sft_steps")}
     FOREIGN = ("segment", "label_horizon", "labels", "backend", "episodes")
     FOREIGN_OWNER = "options of the MuJoCo tasks"
 
     def validate(self) -> "LmConfig":
         self.dataset.validate()
         self.train.validate()
+        if self.model.sft_steps < 1:
+            raise InputError(f"--reference-steps must be at least 1, got {self.model.sft_steps}")
         if len(set(self.data_seeds)) != len(self.data_seeds):
             raise InputError(f"data seeds repeat: {list(self.data_seeds)}")
         return self

@@ -51,6 +51,7 @@ class MujocoConfig(OptionsMixin):
         self.dataset.validate()
         self.train.validate()
         self.eval.validate()
+        self.reference.validate()
         get_task(self.dataset.task)
         if len(set(self.data_seeds)) != len(self.data_seeds):
             raise InputError(f"data seeds repeat: {list(self.data_seeds)}")
@@ -66,6 +67,7 @@ class MujocoConfig(OptionsMixin):
         "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
         "program_length": ("train", "program_length"), "episodes": ("eval", "episodes"),
         "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),
+        "reference_steps": ("reference", "steps"),
     }
 
     def seconds_per_run(self) -> float:

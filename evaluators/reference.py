@@ -46,6 +46,13 @@ class ReferenceConfig:
         d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 
+    def validate(self) -> "ReferenceConfig":
+        from evaluators.errors import InputError
+
+        if self.steps < 1:
+            raise InputError(f"--reference-steps must be at least 1, got {self.steps}")
+        return self
+
     def key(self, dataset_digest: str) -> str:
         fields = dataclasses.asdict(self)
         for name, value in self.LEGACY.items():  # references fitted before a field existed keep their key

@@ -129,6 +129,8 @@ def test_export_zoo(cli, tmp_path):
     (("run", "--grammar", "mirror.yaml", "--setting", "weird"), "unknown setting 'weird'"),
     (("run", "--grammar", "mirror.yaml", "--eps", "0.7"), "eps must be in [0, 0.5]"),
     (("run", "--grammar", "mirror.yaml", "--steps", "0"), "training steps must be at least 1"),
+    (("run", "--grammar", "mirror.yaml", "--reference-steps", "0"), "--reference-steps must be at least 1"),
+    (("bench", "--task", "lm", "--reference-steps", "-5"), "--reference-steps must be at least 1"),
     (("run", "--grammar", "nonexistent.yaml"), "grammar file not found"),
     (("run",), "give --grammar FILE"),
     (("run", "--resume", "no-such-run"), "no run named 'no-such-run'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from test_cli import in_process as discover
 pytestmark = pytest.mark.slow
 
 RUN = ("run", "--grammar", "mirror.yaml", "--task", "pendulum", "--population", "16", "--generations", "2",
-       "--steps", "40", "--pairs", "200", "--segment", "20", "--episodes", "2", "--datasets", "2", "--name", "tiny")
+       "--steps", "40", "--pairs", "200", "--segment", "20", "--episodes", "2", "--datasets", "2",
+       "--reference-steps", "800", "--name", "tiny")
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,7 @@ def test_run_prints_hall_of_fame_and_writes_store(finished_run):
     for name in ("config.json", "grammar.yaml", "candidates.jsonl", "hall_of_fame.json", "final.json",
                  "fitness.png", "pareto.png", "training_curves.png", "checkpoints/gen-0001.json"):
         assert (run / name).exists(), name
+    assert json.loads((run / "config.json").read_text())["experiment"]["reference"]["steps"] == 800
 
 
 def test_show_and_latex(finished_run):
@@ -102,15 +105,17 @@ def test_bench_over_datasets_pools_units_and_compares(tmp_path):
     """`discover bench` on 2 datasets x 2 seeds: pooled (dataset, seed) units, scores per
     dataset, each dataset's reference, tuned baselines, and paired comparisons with an
     equivalence test and the minimum detectable effect."""
-    import json
 
+    # the configuration of tests/test_bench_resume.py: its datasets and references are built once
     out = discover("bench", "--task", "pendulum", "--setting", "clean", "--losses", "dpo,sft", "--seeds", "2",
-                   "--datasets", "2", "--steps", "20", "--pairs", "100", "--segment", "20", "--episodes", "2",
-                   "--tune", "--name", "b", cwd=tmp_path)
+                   "--datasets", "2", "--steps", "20", "--batch", "16", "--pairs", "100", "--segment", "20",
+                   "--label-horizon", "20", "--reference-steps", "400", "--episodes", "2", "--tune", "--name", "b",
+                   cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2 datasets x 2 seeds" in " ".join(out.stdout.split())
     res = json.loads((tmp_path / "results" / "b" / "results.json").read_text())
     assert res["data_seeds"] == [100, 101] and len(res["units"]) == 4
+    assert res["config"]["reference"]["steps"] == 400
     assert len(res["reference"]["per_dataset"]) == 2 and res["machine"]["cpu"]
     rows = {r["name"]: r for r in res["losses"]}
     assert {"dpo", "sft"} <= set(rows) and "dpo" in res["tuned"]  # dpo has a constant to tune; sft none

@@ -21,6 +21,19 @@ jax.config.update("jax_compilation_cache_dir", os.path.abspath(_CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+# Test files that take longest (about 20-50 s each with cold caches on 2 cores), longest
+# first: the two workers take files in this order (``--no-loadscope-reorder``), so that
+# neither is left with a long file at the end while the other idles. The rest follow in
+# collection order.
+SLOWEST_FIRST = ("test_lm.py", "test_cli_run.py", "test_search.py", "test_trainer.py", "test_ray.py",
+                 "test_gpu_check.py", "test_datasets.py", "test_interpreter.py", "test_backends.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
 @pytest.fixture(scope="session")
 def mirror():
     from grammar import load as load_grammar

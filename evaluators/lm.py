@@ -434,8 +434,7 @@ class LmEvaluator:
             ds, ref = load_or_build(c, log, rebuild)
             self.loaded.append((ds, ref, prepare(ds, ref)))
         self.dataset, self.reference, self.data = self.loaded[0]
-        if len(self.loaded) > 1:
-            self._stacked = trainer.stack_datasets([r for _, r, _ in self.loaded], [d for _, _, d in self.loaded])
+        self.training = trainer.TrainingData([r for _, r, _ in self.loaded], [d for _, _, d in self.loaded])
         self.eval_prompts = sample_prompts(config.eval.prompts, np.random.default_rng(config.eval.seed), True)
         self.r_random = random_reward(np.random.default_rng(config.eval.seed + 1))
 
@@ -465,13 +464,7 @@ class LmEvaluator:
 
     def _train(self, programs, consts, seeds, progress=None) -> trainer.PopulationResult:
         """Every program with every seed, seed s on dataset s mod D."""
-        seeds = np.asarray(seeds)
-        if len(self.loaded) == 1:
-            return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD,
-                                            self.config.train, progress=progress)
-        ref, data = self._stacked
-        return trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, self.config.train,
-                                        datasets=seeds % len(self.loaded), progress=progress)
+        return self.training.train(programs, consts, seeds, LIKELIHOOD, self.config.train, progress)
 
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return reference_terminals(self.data, n, rng)

@@ -154,18 +154,11 @@ class MujocoEvaluator:
         first = self.loaded[0]
         self.dataset, self.dataset_path, self.reference, self.data = first.dataset, first.path, first.reference, \
             first.data
-        if len(self.loaded) > 1:
-            self._stacked = trainer.stack_datasets([d.reference for d in self.loaded], [d.data for d in self.loaded])
+        self.training = trainer.TrainingData([d.reference for d in self.loaded], [d.data for d in self.loaded])
         self._reference_score: tuple[float, float] | None = None
 
     def _train(self, programs, consts, seeds, cfg: trainer.TrainConfig, progress=None) -> trainer.PopulationResult:
-        seeds = np.asarray(seeds)
-        if len(self.loaded) == 1:
-            return trainer.train_population(programs, consts, seeds, self.reference, self.data, LIKELIHOOD, cfg,
-                                            progress=progress)
-        ref, data = self._stacked
-        return trainer.train_population(programs, consts, seeds, ref, data, LIKELIHOOD, cfg,
-                                        datasets=seeds % len(self.loaded), progress=progress)
+        return self.training.train(programs, consts, seeds, LIKELIHOOD, cfg, progress)
 
     @property
     def program_shape(self):

@@ -360,6 +360,29 @@ def stack_datasets(references: Sequence[dict], data: Sequence[PairData]) -> tupl
     return ref, jax.tree.map(lambda *a: jnp.stack(a), *data)
 
 
+class TrainingData:
+    """The D datasets an evaluator trains on, each with its reference parameters: the run
+    with training seed s trains on dataset s mod D, from that dataset's reference (all D in
+    one program, stacked once here)."""
+
+    def __init__(self, references: Sequence[dict], data: Sequence[PairData]):
+        if not data or len(references) != len(data):
+            raise ValueError(f"need one reference per dataset, got {len(references)} for {len(data)}")
+        self.references, self.data = list(references), list(data)
+        self._stacked = stack_datasets(self.references, self.data) if len(self.data) > 1 else None
+
+    def train(self, programs: Sequence[interpreter.Program], constants: np.ndarray, seeds, model: LikelihoodModel,
+              config: TrainConfig, progress: Callable[[int, int], None] | None = None) -> PopulationResult:
+        """:func:`train_population` with each run on its seed's dataset."""
+        seeds = np.asarray(seeds)
+        if self._stacked is None:
+            return train_population(programs, constants, seeds, self.references[0], self.data[0], model, config,
+                                    progress=progress)
+        ref, data = self._stacked
+        return train_population(programs, constants, seeds, ref, data, model, config,
+                                datasets=seeds % len(self.data), progress=progress)
+
+
 def compilations() -> int:
     """How many times the population trainer has been traced (and so compiled) in this process."""
     return _TRACES[0]

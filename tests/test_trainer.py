@@ -203,3 +203,5 @@ def test_several_datasets_in_one_program(pendulum_evaluator):
     np.testing.assert_allclose(pooled, [alone0[0], alone1[0], alone0[1], alone1[1]], rtol=1e-5)
     mean, spread = both.baseline()
     assert np.isfinite(mean) and spread >= 0
+    with pytest.raises(ValueError, match="one reference per dataset"):
+        trainer.TrainingData([both.reference], both.training.data)

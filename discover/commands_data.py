@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from discover.app import DATA, LABELS_HELP, UsageProblem, console, data_app
+from evaluators.reference import ReferenceConfig
 
 
 @data_app.command("policies")
@@ -52,6 +53,8 @@ def data_build(
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
     seed: int = typer.Option(DATA.seed),
     labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
+    reference_steps: int = typer.Option(ReferenceConfig.steps, help="Behaviour-cloning steps of the reference "
+                                                                      "(as --reference-steps of run and bench)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
@@ -59,8 +62,9 @@ def data_build(
 
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
                                  label_horizon=label_horizon, labels=labels).validate()
+    ref_cfg = ReferenceConfig(steps=reference_steps).validate()
     ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
-    _, ref_path = reference.load_or_fit(ds, path, rebuild=rebuild)
+    _, ref_path = reference.load_or_fit(ds, path, ref_cfg, rebuild=rebuild)
     s = ds.summary()
     console.print(f"{'built' if built else 'cached'}: {path}")
     console.print(f"reference (behaviour cloning): {ref_path}")

@@ -54,7 +54,6 @@ def run_cmd(
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
     if not resume:
         refuse_foreign_options(ctx, task)
-    wrap = ray_wrapper(ray, ray_actors)  # the cluster is checked before a run is created
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
         state = store.latest_checkpoint()
@@ -63,14 +62,17 @@ def run_cmd(
                           f"scores in final.json): nothing to resume. [bold]discover show {store.name}[/] prints "
                           "its results.")
             return
+        wrap = ray_wrapper(ray, ray_actors)
     else:
-        store, g, search_cfg, evaluator_name, exp_cfg = _new_run(
-            grammar, name, results_dir,
+        g, search_cfg, evaluator_name, exp_cfg = _validated(
+            grammar,
             dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
                  labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
                  reference_steps=reference_steps),
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate, halving=halving,
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
+        wrap = ray_wrapper(ray, ray_actors)  # the cluster is joined and checked after the options, before any work
+        store = _new_store(g, search_cfg, evaluator_name, exp_cfg, name, results_dir)
     started = time.time()
     search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started, wrap)
     _run_generations(search, status, store, started)
@@ -93,11 +95,10 @@ def _resumed(resume: str, results_dir: str):
     return store, g, SearchConfig.from_dict(cfg["search"]), evaluator_name, exp_cfg
 
 
-def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, options: dict, search_options: dict,
-             datasets: int):
-    """Validates the whole request before any work, then creates the run store."""
+def _validated(grammar: Optional[str], options: dict, search_options: dict, datasets: int):
+    """(grammar, search config, evaluator name, evaluator config) of a new run, the whole
+    request validated before any work."""
     from discover.search import SearchConfig
-    from discover.store import RunStore
     from evaluators import registry
     from grammar import load as load_grammar
 
@@ -120,13 +121,20 @@ def _new_run(grammar: Optional[str], name: Optional[str], results_dir: str, opti
             raise UsageProblem(f"--time-limit {time_limit:g} min is shorter than one generation (about "
                                f"{estimate / 60:.1f} min with these settings); raise it or lower "
                                f"--population or --steps")
+    return g, search_cfg, evaluator_name, exp_cfg
+
+
+def _new_store(g, search_cfg, evaluator_name: str, exp_cfg, name: Optional[str], results_dir: str):
+    """The run store of a new (validated) run."""
+    from discover.store import RunStore
+
     d = exp_cfg.dataset
     store = RunStore.create(results_dir, name or f"{g.name}-{d.task}-{d.setting}-s{search_cfg.seed}", {
         "search": search_cfg.to_dict(), "evaluator": evaluator_name, "experiment": exp_cfg.to_dict(),
         "grammar_name": g.name, "grammar_path": g.path, "command": "discover run", "versions": _versions()},
         g.path)
     console.print(f"run [bold]{store.name}[/] -> {store.path}")
-    return store, g, search_cfg, evaluator_name, exp_cfg
+    return store
 
 
 def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, wrap=None):

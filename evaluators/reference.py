@@ -87,6 +87,8 @@ def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = Refe
     params["obs_mean"] = jnp.asarray(obs.mean(axis=0), jnp.float32)
     params["obs_std"] = jnp.asarray(np.maximum(obs.std(axis=0), 1e-3), jnp.float32)
     n = len(obs)
+    if n == 0:
+        raise ValueError("the dataset has no live steps to clone")
     pad = lambda a: jnp.asarray(np.concatenate([a, np.zeros((_bucket(n) - n,) + a.shape[1:], a.dtype)]))  # noqa: E731
     fitted = _fit(params, pad(obs), pad(lo), pad(hi), jnp.int32(n), config)
     return {k: np.asarray(v) for k, v in fitted.items()}

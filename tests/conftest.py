@@ -30,6 +30,9 @@ SLOWEST_FIRST = ("test_lm.py", "test_cli_run.py", "test_search.py", "test_traine
 
 
 def pytest_collection_modifyitems(config, items):
+    stale = [name for name in SLOWEST_FIRST if not os.path.exists(os.path.join(os.path.dirname(__file__), name))]
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py SLOWEST_FIRST names missing files: {stale}")
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
 

@@ -149,6 +149,7 @@ def test_export_zoo(cli, tmp_path):
     (("run", "--grammar", "mirror.yaml", "--es", "pso"), "unknown constant search 'pso'"),
     (("run", "--grammar", "mirror.yaml", "--reevaluate", "40"), "must leave room for structure offspring"),
     (("data", "build", "--task", "pendulum", "--eps", "0.51", "--setting", "noisy"), "eps must be in [0, 0.5]"),
+    (("data", "build", "--task", "pendulum", "--reference-steps", "0"), "--reference-steps must be at least 1"),
     (("run", "--grammar", "mirror.yaml", "--task", "lm", "--segment", "10"), "--segment does not apply to --task lm"),
     (("bench", "--task", "lm", "--episodes", "4", "--backend", "mjx"), "--backend, --episodes do not apply"),
 ])
@@ -197,6 +198,10 @@ def test_static_ablations_freeze_training_progress():
     (("run", "--grammar", "mirror.yaml", "--ray", "head node:6379"), "bad Ray address"),
     (("bench", "--ray", "127.0.0.1:9"), "cannot reach a Ray cluster at '127.0.0.1:9'"),
     (("run", "--grammar", "mirror.yaml", "--ray-actors", "2"), "--ray-actors needs --ray"),
+    # the options are checked before the cluster is looked for
+    (("run", "--grammar", "mirror.yaml", "--reference-steps", "0", "--ray", "127.0.0.1:9"),
+     "--reference-steps must be at least 1"),
+    (("bench", "--steps", "0", "--ray", "127.0.0.1:9"), "training steps must be at least 1"),
 ])
 def test_bad_ray_options_are_one_line_errors_before_any_work(cli, tmp_path, args, fragment):
     pytest.importorskip("ray")

@@ -56,6 +56,7 @@ def run_cmd(
         refuse_foreign_options(ctx, task)
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
+        _warn_ignored_on_resume(ctx)
         state = store.latest_checkpoint()
         if store.has("final.json") and state is not None and state["generation"] + 1 >= search_cfg.generations:
             console.print(f"run [bold]{store.name}[/] is finished ({search_cfg.generations} generations, held-out "
@@ -77,6 +78,19 @@ def run_cmd(
     search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started, wrap)
     _run_generations(search, status, store, started)
     _finish(search, store, started)
+
+
+# What --resume takes from the command line; every other option is the run's own, from its store.
+RESUME_OPTIONS = ("resume", "results_dir", "ray", "ray_actors")
+
+
+def _warn_ignored_on_resume(ctx: typer.Context) -> None:
+    given = [name for name in ctx.params if name not in RESUME_OPTIONS
+             and (src := ctx.get_parameter_source(name)) is not None and src.name == "COMMANDLINE"]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        console.print(f"[yellow]ignored with --resume: {flags}[/] (a run resumes with the settings it was "
+                      "created with, in its config.json)")
 
 
 def _resumed(resume: str, results_dir: str):

@@ -94,10 +94,11 @@ def test_plot_and_resume_of_a_finished_run(finished_run):
     assert discover("plot", "tiny", cwd=cwd).returncode == 0
     for name in ("fitness.png", "pareto.png", "loss_shapes.png", "loss_shapes.json"):
         assert (cwd / "results" / "tiny" / name).stat().st_size > 1000, name
-    again = discover("run", "--resume", "tiny", cwd=cwd)  # finished: nothing is trained again
+    again = discover("run", "--resume", "tiny", "--steps", "7", cwd=cwd)  # finished: nothing is trained again
     assert again.returncode == 0, again.stderr[-2000:]
     said = " ".join(again.stdout.split())  # as printed, wrapped at the console's width
     assert "is finished (2 generations" in said and "nothing to resume" in said
+    assert "ignored with --resume: --steps" in said
 
 
 @pytest.mark.slow

@@ -331,6 +331,18 @@ def _generate(params: dict, prompts: jnp.ndarray, key: jnp.ndarray) -> jnp.ndarr
 
 _generate_population = jax.jit(jax.vmap(_generate, in_axes=(0, None, None)))
 
+# Policies sampled per compiled call: every population size shares one compilation.
+GENERATE_CHUNK = 8
+
+
+def generate_population(params: dict, prompts: np.ndarray, key: jnp.ndarray) -> np.ndarray:
+    """(P, N, MAX_RESPONSE + 1) continuations by P policies (``params`` with a leading P axis),
+    sampled :data:`GENERATE_CHUNK` policies at a time (the samples do not depend on the chunk:
+    each policy gets the same random numbers and its own rows of every product)."""
+    P = len(next(iter(params.values())))
+    prompts = jnp.asarray(prompts)
+    return trainer.in_chunks(lambda p: _generate_population(p, prompts, key), (params,), P, GENERATE_CHUNK)
+
 
 def score_responses(prompts: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Rewards of generated continuations (..., N, MAX_RESPONSE + 1): cut at the first EOS
@@ -453,9 +465,9 @@ class LmEvaluator:
         P, S = result.status.shape
         prompts = self.eval_prompts if eval_seed is None else sample_prompts(
             self.config.eval.prompts, np.random.default_rng(eval_seed), True)
-        flat = {k: jnp.asarray(v.reshape((P * S,) + v.shape[2:])) for k, v in result.params.items()}
+        flat = {k: np.asarray(v).reshape((P * S,) + v.shape[2:]) for k, v in result.params.items()}
         key = jax.random.PRNGKey(self.config.eval.seed if eval_seed is None else eval_seed)
-        out = np.asarray(_generate_population(flat, jnp.asarray(prompts), key))
+        out = generate_population(flat, prompts, key)
         rewards = score_responses(prompts, out).mean(axis=-1).reshape(P, S)
         return Evaluation(self.normalise(rewards), [result.reason(p) for p in range(P)],
                           diagnostics={"train_accuracy": result.train_accuracy, "final_loss": result.final_loss,

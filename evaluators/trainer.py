@@ -305,7 +305,7 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
                               stacked=datasets is not None)
     n_dev = len(jax.local_devices())
     if config.resolved_mode() == "map":
-        outputs = _in_chunks(train, runs, P * S, MAP_CHUNK * n_dev, n_dev, progress)
+        outputs = in_chunks(functools.partial(train, n_devices=n_dev), runs, P * S, MAP_CHUNK * n_dev, progress)
     else:
         # Shard the runs over the local devices when they divide evenly (one device: no-op).
         outputs = train(*runs, n_devices=n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1)
@@ -321,16 +321,15 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
 MAP_CHUNK = 4
 
 
-def _in_chunks(train, runs, total: int, chunk: int, n_dev: int,
-               progress: Callable[[int, int], None] | None = None):
-    """``train`` over ``runs`` (host arrays with ``total`` rows) in chunks of ``chunk`` rows,
-    the last one padded with copies of the final run; the outputs are those of the real runs.
+def in_chunks(fn, args, total: int, chunk: int, progress: Callable[[int, int], None] | None = None):
+    """``fn(*args)`` over ``args`` (host arrays, or pytrees of them, with ``total`` rows) in
+    chunks of ``chunk`` rows, the last one padded with copies of the final row; the outputs
+    are those of the real rows. ``fn`` is then compiled for one shape, whatever ``total``.
     All chunks are dispatched before any result is read, so they queue without gaps; then
-    ``progress(runs_done, total)`` is called as each chunk finishes."""
+    ``progress(rows_done, total)`` is called as each chunk finishes."""
     padded = -(-total // chunk) * chunk
-    runs = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], padded - total, axis=0)]), runs)
-    outs = [train(*jax.tree.map(lambda a: a[start:start + chunk], runs), n_devices=n_dev)
-            for start in range(0, padded, chunk)]
+    args = jax.tree.map(lambda a: np.concatenate([a, np.repeat(a[-1:], padded - total, axis=0)]), args)
+    outs = [fn(*jax.tree.map(lambda a: a[start:start + chunk], args)) for start in range(0, padded, chunk)]
     if progress is not None:
         for k, out in enumerate(outs):
             jax.block_until_ready(out)

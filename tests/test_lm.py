@@ -89,6 +89,24 @@ def test_sequence_likelihood_sums_the_masked_next_token_log_probabilities():
                                logits(params, jnp.asarray(changed))[:, :-1], atol=1e-5)
 
 
+def test_policies_are_sampled_in_chunks_of_one_compilation():
+    """Sampling P policies in chunks gives what one call over all P gives, and every P
+    shares the chunk's compilation."""
+    cfg = lm.LmModelConfig(width=16)
+    init = jax.jit(lm.init_params, static_argnums=1)
+    pols = [init(jax.random.PRNGKey(i), cfg) for i in range(11)]
+    params = {k: np.stack([np.asarray(p[k]) for p in pols]) for k in pols[0]}
+    prompts = lm.sample_prompts(16, np.random.default_rng(0), True)
+    key = jax.random.PRNGKey(3)
+    for n in (3, 11):
+        sub = {k: v[:n] for k, v in params.items()}
+        want = np.asarray(lm._generate_population(sub, jnp.asarray(prompts), key))
+        np.testing.assert_array_equal(lm.generate_population(sub, prompts, key), want)
+    compiled = lm._generate_population._cache_size()
+    lm.generate_population({k: v[:5] for k, v in params.items()}, prompts, key)
+    assert lm._generate_population._cache_size() == compiled
+
+
 @pytest.fixture(scope="module")
 def small():
     cfg = lm.LmConfig(dataset=lm.LmDataConfig(setting="mixed", pairs=256),

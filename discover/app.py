@@ -12,8 +12,7 @@ from rich.console import Console
 from discover.search import SearchConfig
 from evaluators.datasets import DatasetConfig
 from evaluators.fitness import EvalConfig
-from evaluators.lm import LmModelConfig
-from evaluators.reference import ReferenceConfig
+from evaluators import registry
 from evaluators.trainer import TrainConfig
 
 app = typer.Typer(
@@ -35,9 +34,9 @@ DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), Search
 LABELS_HELP = ("expert (the expert continues both sides: labels judge the segment) or policy (each side's own "
                "policy continues it, as in v1 datasets).")
 
-REFERENCE_STEPS_HELP = (f"Training steps of each dataset's reference policy (default: {ReferenceConfig.steps} steps "
-                        f"of behaviour cloning on the MuJoCo tasks, {LmModelConfig.sft_steps} of SFT on the token "
-                        "task).")
+REFERENCE_STEPS_HELP = ("Training steps of each dataset's reference policy (default, per evaluator: " + ", ".join(
+    f"{registry.option_default(name, 'reference_steps')} for {name} ({registry.reference_label(name)})"
+    for name in registry.EVALUATORS if registry.option_default(name, "reference_steps") is not None) + ").")
 
 RAY_HELP = ("Score on a Ray cluster: auto (RAY_ADDRESS, or the cluster started here with `ray start --head`), "
             "HOST:PORT of its head, or local (a one-machine cluster started for this command). Needs the ray extra.")

@@ -39,6 +39,14 @@ def reference_label_of_task(task: str) -> str:
     return reference_label(for_task(task))
 
 
+def option_default(name: str, option: str):
+    """Evaluator ``name``'s default for a ``run``/``bench`` option (through its configuration's
+    ``OPTIONS``), or None where the option means nothing to it."""
+    config = get(name).Config()
+    where = config.OPTIONS.get(option)
+    return None if where is None else getattr(getattr(config, where[0]), where[1])
+
+
 def config_from_dict(name: str, d: dict):
     """A stored evaluator configuration back as its dataclass."""
     return get(name).Config.from_dict(d)

@@ -104,3 +104,12 @@ def test_a_rung_1_failure_names_its_seed(toy, mirror, tmp_path):
     failed = [r for r in store.candidates() if r.get("rung") == 1 and r["fitness"] is None]
     assert len(failed) == 1 and failed[0]["reason"] == f"failed on seed {bad}: boom"
     assert failed[0]["per_seed"][failed[0]["seeds"].index(bad)] is None
+
+
+def test_option_defaults_come_from_each_evaluators_configuration():
+    from evaluators.lm import LmModelConfig
+    from evaluators.reference import ReferenceConfig
+
+    assert registry.option_default("mujoco", "reference_steps") == ReferenceConfig().steps
+    assert registry.option_default("lm", "reference_steps") == LmModelConfig().sft_steps
+    assert registry.option_default("lm", "segment") is None  # a MuJoCo-only option

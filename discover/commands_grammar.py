@@ -140,7 +140,7 @@ def export_cmd(
     results_dir: str = typer.Option("results", help="Where runs are."),
 ):
     """Write a loss as a standalone Python module (JAX or PyTorch) or a TRL trainer."""
-    from grammar import export, zoo
+    from grammar import export, export_trl, zoo
 
     if fmt not in ("jax", "torch", "trl"):
         raise UsageProblem(f"--format must be jax, torch or trl, not {fmt!r}")
@@ -164,7 +164,7 @@ def export_cmd(
         g = load_grammar(store.file("grammar.yaml"))
     described = parts.lines(g, derivation.parse_derivation(g, text)) if text else None
     if fmt == "trl":
-        src = export.export_trl(loss.expr, loss.constants, title, loss.source, parts=described)
+        src = export_trl.export_trl(loss.expr, loss.constants, title, loss.source, parts=described)
     else:
         src = export.export_module(loss.expr, loss.constants, fmt, title, loss.source, parts=described)
     write_output(output, src)

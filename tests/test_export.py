@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import pair_inputs
-from grammar import derivation, export, lowering, zoo
+from grammar import derivation, export, export_trl, lowering, zoo
 
 ARGS = ("logp_w", "logp_l", "ref_w", "ref_l")
 
@@ -90,7 +90,7 @@ def test_defaults_and_optional_lengths(tmp_path):
 
 def test_trl_template_is_valid_python(tmp_path):
     z = zoo.ZOO["dpo"]
-    src = export.export_trl(z.expr, z.constants, "dpo", "test")
+    src = export_trl.export_trl(z.expr, z.constants, "dpo", "test")
     compile(src, "trl_dpo.py", "exec")
     # TRL 1.x has no dpo_loss hook: the trainer must replace _compute_loss (tests/test_trl_export.py
     # trains with it).

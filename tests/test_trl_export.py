@@ -19,7 +19,7 @@ import torch
 import transformers
 import trl
 
-from grammar import export, lowering, zoo
+from grammar import export, export_trl, lowering, zoo
 
 pytestmark = pytest.mark.slow
 STEPS = 3
@@ -59,7 +59,7 @@ def setup():
 
 def load(tmp_path, name, expr, constants):
     path = tmp_path / f"{name}.py"
-    path.write_text(export.export_trl(expr, constants, name, "test"))
+    path.write_text(export_trl.export_trl(expr, constants, name, "test"))
     spec = importlib.util.spec_from_file_location(f"trl_export_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -167,5 +167,5 @@ def test_refuses_unverified_trl_and_ignored_settings(setup, tmp_path, monkeypatc
 
 
 def test_installed_trl_is_the_verified_release():
-    low, high = export.TRL_VERIFIED
+    low, high = export_trl.TRL_VERIFIED
     assert low <= tuple(int(p) for p in trl.__version__.split(".")[:2]) < high

@@ -80,11 +80,24 @@ def refuse_foreign_options(ctx: typer.Context, task: str) -> None:
                            f"({getattr(config, 'FOREIGN_OWNER', 'options of other evaluators')})")
 
 
-def write_output(path: str, text: str) -> None:
-    """Writes a file the user asked for, atomically; its directory must exist."""
-    from evaluators import atomic
-
+def check_output(path: str) -> None:
+    """A user error unless ``path`` can be written: its directory exists and is writable, and
+    it is not a directory itself. Checked before any work."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        raise UsageProblem(f"output is a directory: {path} (give a file name)")
     if not os.path.isdir(directory):
         raise UsageProblem(f"output directory does not exist: {directory}")
-    atomic.write_text(path, text)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageProblem(f"cannot write into {directory}: permission denied")
+
+
+def write_output(path: str, text: str) -> None:
+    """Writes a file the user asked for, atomically (see :func:`check_output`)."""
+    from evaluators import atomic
+
+    check_output(path)
+    try:
+        atomic.write_text(path, text)
+    except OSError as e:
+        raise UsageProblem(f"cannot write {path}: {e.strerror}") from None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from discover.app import UsageProblem, app, console, grammar_app, write_output
+from discover.app import UsageProblem, app, check_output, console, grammar_app, write_output
 
 
 @app.command("zoo")
@@ -134,9 +135,10 @@ def expr_cmd(
 def export_cmd(
     run: Optional[str] = typer.Argument(None, help="A run under results/ (or a path to one)."),
     zoo_name: Optional[str] = typer.Option(None, "--zoo", help="Export a zoo loss instead of a run's."),
-    rank: int = typer.Option(1, "--rank", help="Which of the run's hall of fame (1 = best)."),
+    rank: int = typer.Option(1, "--rank", help="Which of the run's losses: the number discover show gives it "
+                                               "(1 = best held-out score of a finished run)."),
     fmt: str = typer.Option("jax", "--format", "-f", help="jax, torch or trl."),
-    output: str = typer.Option(..., "--output", "-o", help="The .py file to write."),
+    output: str = typer.Option(..., "--output", "-o", help="The .py file to write (- for standard output)."),
     results_dir: str = typer.Option("results", help="Where runs are."),
 ):
     """Write a loss as a standalone Python module (JAX or PyTorch) or a TRL trainer."""
@@ -146,6 +148,8 @@ def export_cmd(
         raise UsageProblem(f"--format must be jax, torch or trl, not {fmt!r}")
     if (run is None) == (zoo_name is None):
         raise UsageProblem("give either a RUN or --zoo NAME")
+    if output != "-":
+        check_output(output)
     from grammar import derivation, parts
     from grammar import load as load_grammar
 
@@ -160,12 +164,16 @@ def export_cmd(
 
         store = RunStore.open(run, results_dir)
         loss, text = ranked_loss(store, rank)
-        title = f"Discovered loss, rank {rank} of run {store.name}"
+        title = f"Discovered loss {rank} of run {store.name}"
         g = load_grammar(store.file("grammar.yaml"))
     described = parts.lines(g, derivation.parse_derivation(g, text)) if text else None
     if fmt == "trl":
-        src = export_trl.export_trl(loss.expr, loss.constants, title, loss.source, parts=described)
+        src = export_trl.export_trl(loss.expr, loss.constants, title, loss.source, described, text)
     else:
-        src = export.export_module(loss.expr, loss.constants, fmt, title, loss.source, parts=described)
+        src = export.export_module(loss.expr, loss.constants, fmt, title, loss.source, described, text)
+    if output == "-":
+        sys.stdout.write(src)
+        return
     write_output(output, src)
-    console.print(f"wrote {output} ({fmt}): {title}")
+    console.print(f"wrote {output} ({fmt}): {export.printable(title, one_line=True)}", markup=False,
+                  highlight=False)

@@ -232,9 +232,8 @@ def _finish(search, store, started: float) -> None:
     final["generations_run"] = search.generation + 1
     store.write("final.json", final)
     plots_written = run_views.write_plots(store, search.history, hof)
-    console.print(run_views.pareto_table(hof))
-    console.print(run_views.final_table(final, parts=run_views.parts_of(store, final["rows"], "name"),
-                                        label=run_views.reference_label(store)))
+    for view in run_views.show_views(store):
+        console.print(view)
     halted = f" ({search.stats['halted']} stopped after one seed)" if search.stats.get("halted") else ""
     console.print(f"{search.stats['trained']} candidates trained{halted}, {search.stats['reevaluated']} elite "
                   f"re-trainings on fresh seeds, {search.stats['cache_hits']} cache hits, "
@@ -266,7 +265,7 @@ def _versions() -> dict:
 def show_cmd(
     run: str = typer.Argument(..., help="A run under results/ (or a path to one)."),
     latex: bool = typer.Option(False, "--latex", help="Closed forms in LaTeX."),
-    top: int = typer.Option(10, help="Rows of the hall of fame."),
+    top: int = typer.Option(10, help="Losses shown, numbered as export --rank takes them."),
     effective: bool = typer.Option(False, "--effective", help="Also each discovered loss's effective form on the "
                                                              "run's data, at the reference and at the end of the "
                                                              "loss's own training (one run each): terms under 1% "
@@ -280,32 +279,23 @@ def show_cmd(
 
     store = RunStore.open(run, results_dir)
     cfg = store.config()
-    console.print(f"run [bold]{store.name}[/]: grammar {cfg['grammar_name']}, {run_views.data_of(cfg)}, "
-                  f"population {cfg['search']['population']}, generations {cfg['search']['generations']}")
-    if store.has("hall_of_fame.json"):
-        hof = store.read("hall_of_fame.json", "hall of fame")
-    else:
-        from discover import records
-
-        hof = records.hall_of_fame(store.candidates())
+    console.print(f"run [bold]{run_views.shown(store.name)}[/]: grammar {run_views.shown(cfg['grammar_name'])}, "
+                  f"{run_views.shown(run_views.data_of(cfg))}, population {cfg['search']['population']}, "
+                  f"generations {cfg['search']['generations']}")
+    if not store.has("hall_of_fame.json"):
         console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
-    console.print(run_views.hall_of_fame_table(hof, latex=latex, top=top,
-                                               parts=run_views.parts_of(store, hof["ranked"][:top], "key")))
-    console.print(run_views.pareto_table(hof))
-    if store.has("final.json"):
-        final = store.final()
-        console.print(run_views.final_table(final, latex=latex, parts=run_views.parts_of(store, final["rows"], "name"),
-                                            label=run_views.reference_label(store)))
+    for view in run_views.show_views(store, latex=latex, top=top):
+        console.print(view)
     if effective:
         from discover.records import expression_of
         from evaluators.interface import effective_inputs
 
-        rows = [r for r in (final["rows"] if store.has("final.json") else hof["ranked"][:top])
-                if r.get("kind", "discovered") == "discovered"]
+        shown_losses = run_views.numbered_losses(store)[:top]
+        rows = [e.row for e in shown_losses]
         with console.status("loading the run's data and training each loss once (seed 0) ..."):
             inputs = effective_inputs(_run_evaluator(cfg), [expression_of(r) for r in rows],
                                       [r["constants"] for r in rows])
-        for line in run_views.effective_lines(rows, inputs):
+        for line in run_views.effective_lines(rows, inputs, [f"loss {e.number}" for e in shown_losses]):
             console.print(line, highlight=False, soft_wrap=True)
 
 

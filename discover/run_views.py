@@ -3,10 +3,10 @@ table; and its plots. (The markdown report of committed results is markdown_repo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
-
-from discover import plots
+from discover import plots, records
 from discover.errors import RunError
 from discover.store import RunStore
 from discover.records import expression_of, loss_of
@@ -32,9 +32,20 @@ def generation_line(info: dict, total: int, eta_s: float | None) -> str:
             f"compilations {info['compilations']}  {info['elapsed_s'] / 60:.1f} min{eta}\n    {form}")
 
 
+def shown(text: str) -> str:
+    """Text from a run or grammar file made safe for a rich console: control characters
+    escaped and markup brackets inert."""
+    from rich.markup import escape
+
+    from grammar.export import printable
+
+    return escape(printable(text, one_line=True))
+
+
 def _form(row: dict, latex: bool) -> tuple[str, list[str]]:
-    """A row's closed form, or (when subexpressions repeat) its compact form with them bound
-    once: (first line, further lines)."""
+    """A row's closed form, recomputed from its stored expression (never the stored text, which
+    a hand-edited file could make disagree with what export writes): one line, or (when
+    subexpressions repeat) its compact form with them bound once: (first line, further lines)."""
     from grammar import symbolic
 
     expr = expression_of(row)
@@ -42,7 +53,7 @@ def _form(row: dict, latex: bool) -> tuple[str, list[str]]:
         return symbolic.latex(expr), []
     lines = symbolic.compact(expr)
     if len(lines) == 1:
-        return row["closed_form"], []
+        return lines[0].removeprefix("loss = "), []
     return lines[0], lines[1:]
 
 
@@ -68,49 +79,89 @@ def reference_label(store: RunStore) -> str:
     return registry.reference_label(registry.of_store(store.config()))
 
 
-def final_table(final: dict, latex: bool = False, parts: dict[str, list[str]] | None = None, label: str = "BC"):
-    """The held-out table: each loss's score, then its closed form (and its parts, when
-    ``parts`` maps a row's name to them) on their own lines; ``label`` names the reference."""
+def _constants(row: dict) -> str:
+    consts = ", ".join(f"{shown(k)}={v:.3g}" for k, v in row["constants"].items())
+    return f"  [dim]{consts}[/]" if consts else ""
+
+
+def final_table(final: dict, numbers: dict[str, int] | None = None, latex: bool = False,
+                parts: dict[str, list[str]] | None = None, label: str = "BC"):
+    """The held-out table: the reference, then every re-scored loss (zoo and discovered) by
+    score, each with its closed form (and its parts, when ``parts`` maps a row's key to them)
+    on its own lines; ``numbers`` maps a discovered row's key to its number (see
+    :func:`numbered_losses`), ``label`` names the reference."""
     ref = final["reference"]
     rows = [(f"[dim]{'reference (' + label + ')':<24}{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", [])]
     for r in sorted(final["rows"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         if r["kind"] == "discovered":
-            same = f" (= {r['zoo_form']} form)" if r.get("zoo_form") else ""
-            name = f"[bold green]discovered {r['name']}[/]{same}"
+            same = f" (= {shown(r['zoo_form'])} form)" if r.get("zoo_form") else ""
+            number = (numbers or {}).get(r.get("key"))
+            name = f"[bold green]loss {number if number is not None else shown(r['name'])}[/]{same}"
         else:
-            name = r["name"]
+            name = shown(r["name"])
         held = (f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None
-                else f"[red]{r['reason']}[/]")
+                else f"[red]{shown(str(r['reason']))}[/]")
         seeds = f" ({r['search_seeds']} seeds)" if r.get("search_seeds") else ""  # not recorded by the first runs
         search = (f"  search {_fmt(r['search_fitness'])}{seeds}"
                   if r.get("search_fitness") is not None else "")
-        consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
-        extra = (parts or {}).get(r["name"], []) if r["kind"] == "discovered" else []
-        first, more = _form(r, latex) if r["kind"] == "discovered" else (r["latex"] if latex else r["closed_form"], [])
-        rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + (f"  [dim]{consts}[/]" if consts
-                                                                                  else ""),
-                     first, more + extra))
-    return entries_view(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
-                    f"episodes): normalised return, mean ± std over seeds", rows)
-
-
-def hall_of_fame_table(hof: dict, latex: bool = False, top: int = 10, parts: dict[str, list[str]] | None = None):
-    """The best loss per structure by search fitness; its parts beneath when ``parts`` maps
-    a record's key to them."""
-    rows = []
-    for i, r in enumerate(hof["ranked"][:top], 1):
+        extra = [shown(line) for line in (parts or {}).get(r.get("key"), [])] if r["kind"] == "discovered" else []
         first, more = _form(r, latex)
-        consts = ", ".join(f"{k}={v:.3g}" for k, v in r["constants"].items())
-        rows.append((f"[bold]#{i}[/]  fitness {_fmt(r['fitness'])} ± {_fmt(r['spread'])} over "
-                     f"{len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin {r['origin']}"
-                     + (f"  [dim]{consts}[/]" if consts else ""), first, more + (parts or {}).get(r["key"], [])))
-    return entries_view("hall of fame (best per structure, search fitness on the search's inner seeds)", rows)
+        rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + _constants(r), first, more + extra))
+    return entries_view(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
+                        f"episodes): normalised return, mean ± std over seeds; export a loss with "
+                        f"discover export RUN --rank N", rows)
 
 
-def pareto_table(hof: dict):
-    rows = [(f"complexity {r['complexity']}  fitness {_fmt(r['fitness'])}", r["closed_form"], [])
-            for r in hof["pareto"]]
-    return entries_view("Pareto front (fitness vs complexity)", rows)
+def numbered_table(losses: list[NumberedLoss], title: str, latex: bool = False,
+                   parts: dict[str, list[str]] | None = None):
+    """Numbered losses by search fitness (the hall of fame, or its part not re-scored on
+    held-out seeds), each with its closed form and its parts beneath."""
+    rows = []
+    for entry in losses:
+        r = entry.row
+        first, more = _form(r, latex)
+        rows.append((f"[bold]loss {entry.number}[/]  search fitness {_fmt(r['fitness'])} ± {_fmt(r.get('spread'))} "
+                     f"over {len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin "
+                     f"{shown(str(r.get('origin')))}" + _constants(r),
+                     first, more + [shown(line) for line in (parts or {}).get(r["key"], [])]))
+    return entries_view(title, rows)
+
+
+def pareto_table(hof: dict, numbers: dict[str, int] | None = None):
+    """The Pareto front of fitness against complexity: a loss with a number is named by it
+    (its formula is printed above), others by their closed form."""
+    rows = []
+    for r in hof["pareto"]:
+        number = (numbers or {}).get(r.get("key"))
+        if number is not None:
+            rows.append((f"complexity {r['complexity']}  fitness {_fmt(r['fitness'])}  = loss {number}", "", []))
+        else:
+            rows.append((f"complexity {r['complexity']}  fitness {_fmt(r['fitness'])}", _form(r, False)[0], []))
+    return entries_view("Pareto front (search fitness vs complexity)", rows)
+
+
+def show_views(store: RunStore, latex: bool = False, top: int = 10) -> list:
+    """What ``discover show`` prints after its header: the held-out table first (when the run
+    has finished), then the numbered losses not in it (up to ``top`` in all), then the Pareto
+    front. Every loss appears once, under the number that ``export --rank`` takes."""
+    losses = numbered_losses(store)
+    numbers = {entry.row.get("key"): entry.number for entry in losses}
+    views = []
+    if store.has("final.json"):
+        final = store.final()
+        views.append(final_table(final, numbers, latex, parts_of(store, final["rows"], "key"),
+                                 reference_label(store)))
+        rest = [e for e in losses if not e.basis.startswith("held-out")]
+        title = "more of the hall of fame (best per structure; search fitness, not re-scored on held-out seeds)"
+    else:
+        rest, title = losses, "hall of fame (best per structure, search fitness on the search's inner seeds)"
+    rest = rest[:max(0, top - (len(losses) - len(rest)))] if store.has("final.json") else rest[:top]
+    if rest:
+        views.append(numbered_table(rest, title, latex, parts_of(store, [e.row for e in rest], "key")))
+    hof = store.read("hall_of_fame.json", "hall of fame") if store.has("hall_of_fame.json") else (
+        records.hall_of_fame(store.candidates()))
+    views.append(pareto_table(hof, {k: n for k, n in numbers.items() if k in {e.row.get("key") for e in losses[:top]}}))
+    return views
 
 
 def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]]:
@@ -125,7 +176,7 @@ def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]
     g = load_grammar(store.file("grammar.yaml"))
     out = {}
     for r in rows:
-        if r.get("derivation"):
+        if r.get("derivation") and r.get(key) is not None:
             try:
                 node = derivation.parse_derivation(g, r["derivation"])
             except Exception:  # noqa: BLE001 - a row from another grammar version: no parts
@@ -166,7 +217,7 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
         f"{pair['ref_l']:.0f}, lengths {pair['len_w']:.0f} / {pair['len_l']:.0f})"))
 
 
-def effective_lines(rows: list[dict], inputs) -> list[str]:
+def effective_lines(rows: list[dict], inputs, names: list[str] | None = None) -> list[str]:
     """Each row's effective form on ``inputs`` (one dict, or one per row): its terms with
     their shares of the gradient, the loss without those under the threshold, and whether
     that is a zoo loss's form."""
@@ -177,10 +228,10 @@ def effective_lines(rows: list[dict], inputs) -> list[str]:
            "the run's first dataset at the reference policy, t across [0, 1], and 256 at the policy the loss "
            "trained to there, t = 1)"]
     per_row = [inputs] * len(rows) if isinstance(inputs, dict) else list(inputs)
-    for r, x in zip(rows, per_row):
+    for i, (r, x) in enumerate(zip(rows, per_row)):
         expr = expression_of(r)
         form = effective.effective_form(expr, r["constants"], x)
-        out.append(f"{r.get('name', r.get('key'))}:")
+        out.append(f"{names[i] if names else r.get('name', r.get('key'))}:")
         for term, share, kept in zip(form.terms, form.shares, form.kept):
             out.append(f"      {share:7.2%}  {'' if kept else '(inert) '}{symbolic.text(term)}")
         same = zoo_forms.get(symbolic.canonical_hash(form.expr))
@@ -202,34 +253,58 @@ def data_of(cfg: dict) -> str:
             + (f", eps {data['eps']}" if data["setting"] == "noisy" else ""))
 
 
+@dataclasses.dataclass(frozen=True)
+class NumberedLoss:
+    """A run's loss in the one numbering that ``show``, ``export``, ``plot``, ``bench
+    --include RUN:N`` and the Python API share: ``row`` is its stored record, ``basis`` what
+    its number ranks it by, ``score`` that score as people read it."""
+
+    number: int
+    row: dict
+    basis: str
+    score: str
+
+
+def numbered_losses(store: RunStore) -> list[NumberedLoss]:
+    """The run's losses, numbered from 1. After a finished run: the losses re-scored on
+    held-out seeds, best held-out score first (those that failed there after them), then the
+    rest of the hall of fame (best per structure) by search fitness. Before: the hall of fame
+    so far, by search fitness."""
+    hof = store.read("hall_of_fame.json", "hall of fame") if store.has("hall_of_fame.json") else None
+    if hof is None or not store.has("final.json"):
+        ranked = (hof or records.hall_of_fame(store.candidates()))["ranked"]
+        basis = "search fitness" if hof else "search fitness (run in progress)"
+        return [NumberedLoss(i, r, basis, f"search fitness {_fmt(r['fitness'])}") for i, r in enumerate(ranked, 1)]
+    final = store.final()
+    held = [r for r in final["rows"] if r["kind"] == "discovered"]
+    held.sort(key=lambda r: (r["fitness"] is None, -(r["fitness"] or 0.0)))
+    out = [NumberedLoss(i, r, "held-out score",
+                        f"held-out {r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None
+                        else f"held-out: failed ({r.get('reason')})")
+           for i, r in enumerate(held, 1)]
+    seen = {r.get("key") for r in held}
+    rest = [r for r in hof["ranked"] if r["key"] not in seen]
+    out += [NumberedLoss(len(out) + i, r, "search fitness (not re-scored on held-out seeds)",
+                         f"search fitness {_fmt(r['fitness'])}") for i, r in enumerate(rest, 1)]
+    return out
+
+
 def ranked_loss(store: RunStore, rank: int) -> tuple[Loss, str | None]:
-    """The run's rank-th loss, named ``RUN#RANK`` with its provenance as source, and its
-    derivation: by held-out score when the run has finished, else by search fitness."""
+    """The run's loss number ``rank`` (see :func:`numbered_losses`), named ``RUN#RANK`` with
+    its provenance as source, and its derivation."""
     if rank < 1:
         raise RunError("--rank starts at 1")
-    if store.has("final.json"):
-        final = store.final()
-        rows = sorted([r for r in final["rows"] if r["kind"] == "discovered" and r["fitness"] is not None],
-                      key=lambda r: -r["fitness"])
-        basis = "held-out score"
-        scores = lambda r: f"held-out {r['fitness']:.1f} ± {r['spread']:.1f}"  # noqa: E731
-    elif store.has("hall_of_fame.json"):
-        rows = store.read("hall_of_fame.json")["ranked"]
-        basis = "search fitness"
-        scores = lambda r: f"search fitness {r['fitness']:.1f}"  # noqa: E731
-    else:
-        rows = [r for r in store.candidates() if r.get("fitness") is not None]
-        rows.sort(key=lambda r: -r["fitness"])
-        basis = "search fitness (run in progress)"
-        scores = lambda r: f"search fitness {r['fitness']:.1f}"  # noqa: E731
-    if not rows:
+    losses = numbered_losses(store)
+    if not losses:
         raise RunError(f"run {store.name} has no scored loss yet")
-    if rank > len(rows):
-        raise RunError(f"run {store.name} has {len(rows)} ranked losses; --rank {rank} is out of range")
-    row = rows[rank - 1]
+    if rank > len(losses):
+        raise RunError(f"run {store.name} has {len(losses)} numbered losses (see discover show {store.name}); "
+                       f"--rank {rank} is out of range")
+    entry = losses[rank - 1]
+    row = entry.row
     cfg = store.config()
     provenance = (f"mpo-discover run {store.name} (grammar {cfg['grammar_name']}, {data_of(cfg)}), "
-                  f"rank {rank} by {basis}: {scores(row)}; derivation {row.get('derivation')}")
+                  f"loss {rank} by {entry.basis}: {entry.score}; derivation {row.get('derivation')}")
     return (Loss(f"{store.name}#{rank}", expression_of(row), dict(row["constants"]), "discovered", provenance),
             row.get("derivation"))
 

@@ -7,7 +7,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from typing import Any, Callable, IO
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _file_mode() -> int:
+    """0666 less the process's umask: the mode ``open`` would give a new file (mkstemp's
+    temporary files are 0600, and a rename keeps that)."""
+    with _UMASK_LOCK:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_with(path: str, write: Callable[[IO[bytes]], None]) -> str:
@@ -19,6 +31,7 @@ def write_with(path: str, write: Callable[[IO[bytes]], None]) -> str:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), _file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -38,7 +38,8 @@ def check_export(tmp_path, expr, constants, fmt, x):
     engine = np.asarray(lowering.lower(expr)({k: jnp.asarray(v, jnp.float32) for k, v in x.items()},
                                              {k: jnp.float32(v) for k, v in constants.items()}))
     args = [x[k] for k in ARGS]
-    kw = dict(chosen_lengths=x["len_w"], rejected_lengths=x["len_l"], progress=x["t"])
+    kw = {k: v for k, v in dict(chosen_lengths=x["len_w"], rejected_lengths=x["len_l"], progress=x["t"]).items()
+          if k in mod.INPUTS}
     if fmt == "torch":
         args = [torch.tensor(a, dtype=torch.float32) for a in args]
         kw = {k: torch.tensor(v, dtype=torch.float32) for k, v in kw.items()}
@@ -52,7 +53,8 @@ def check_export(tmp_path, expr, constants, fmt, x):
     finite = np.isfinite(engine)
     np.testing.assert_allclose(out[finite], engine[finite], rtol=1e-5,
                                atol=1e-5 * max(1.0, np.abs(engine[finite]).max(initial=0)))
-    assert mod.CONSTANTS == {k: float(v) for k, v in constants.items()}
+    kept = export.prune(expr).constants
+    assert mod.CONSTANTS == {k: float(constants[k]) for k in kept}
 
 
 @pytest.mark.parametrize("fmt", ["jax", "torch"])
@@ -74,18 +76,61 @@ def test_random_tree_exports_match_engine(tmp_path, mirror, fmt):
         check_export(sub, expr, consts, fmt, pair_inputs(rng, 16))
 
 
-def test_defaults_and_optional_lengths(tmp_path):
-    z = zoo.ZOO["simpo"]
+def test_inputs_the_loss_uses_are_required_and_others_absent(tmp_path):
+    z = zoo.ZOO["simpo"]  # uses the lengths, not the reference or progress
     src = export.export_module(z.expr, z.constants, "jax", "simpo", "test")
     path = tmp_path / "simpo.py"
     path.write_text(src)
     mod = load_module(path)
     a = jnp.array([-3.0, -1.0])
     b = jnp.array([-2.0, -4.0])
-    expected = -jax.nn.log_sigmoid(2.0 * (a - b) - 1.0)  # lengths default to 1
-    np.testing.assert_allclose(np.asarray(mod.loss(a, b, a, b)), np.asarray(expected), rtol=1e-6)
+    assert mod.INPUTS == ("chosen_lengths", "rejected_lengths")
+    with pytest.raises(TypeError, match="chosen_lengths"):
+        mod.loss(a, b, a, b)  # no silent default of 1
+    with pytest.raises(TypeError, match="progress"):
+        mod.loss(a, b, a, b, chosen_lengths=2.0, rejected_lengths=4.0, progress=0.5)
+    expected = -jax.nn.log_sigmoid(2.0 * (a / 2.0 - b / 4.0) - 1.0)
+    np.testing.assert_allclose(np.asarray(mod.loss(a, b, a, b, chosen_lengths=2.0, rejected_lengths=4.0)),
+                               np.asarray(expected), rtol=1e-6)
     assert "beta=2.0" in src and "gamma=1.0" in src
     assert "Closed form" in mod.__doc__ and "SimPO" not in sys.modules
+
+
+def test_dead_terms_and_inert_constants_are_removed(tmp_path):
+    from grammar.expr import parse, Scope
+
+    scope = Scope(terminals=("logp_w", "logp_l", "ref_w", "ref_l", "len_w", "len_l", "t"),
+                  constants=("beta", "lam"))
+    expr = parse("-log_sigmoid(beta * (logp_w - ref_w - (logp_l - ref_l))) + lam * t * 0.0 + 0.0", scope)
+    src = export.export_module(expr, {"beta": 0.5, "lam": 3.0}, "torch", "t", "t")
+    path = tmp_path / "dead.py"
+    path.write_text(src)
+    mod = load_module(path)
+    assert mod.CONSTANTS == {"beta": 0.5} and mod.INPUTS == ()
+    assert "lam" not in src and "0.0)" not in src.split("def loss")[1]
+    x = [torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -0.5]), torch.tensor([-1.5, -1.0]), torch.tensor([-2.0, -1.0])]
+    engine = lowering.lower(expr)({"logp_w": jnp.asarray(x[0].numpy()), "logp_l": jnp.asarray(x[1].numpy()),
+                                   "ref_w": jnp.asarray(x[2].numpy()), "ref_l": jnp.asarray(x[3].numpy()),
+                                   "len_w": jnp.ones(2), "len_l": jnp.ones(2), "t": jnp.full(2, 0.3)},
+                                  {"beta": jnp.float32(0.5), "lam": jnp.float32(3.0)})
+    np.testing.assert_allclose(mod.loss(*x).numpy(), np.asarray(engine), rtol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["jax", "torch"])
+def test_dtype_follows_the_inputs(tmp_path, fmt):
+    z = zoo.ZOO["dpo"]
+    path = tmp_path / f"dpo_{fmt}.py"
+    path.write_text(export.export_module(z.expr, z.constants, fmt, "dpo", "test"))
+    mod = load_module(path)
+    if fmt == "torch":
+        x = [torch.tensor([-1.0, -2.0], dtype=torch.float64)] * 4
+        assert mod.loss(*x).dtype == torch.float64
+        assert mod.loss(*[a.to(torch.bfloat16) for a in x]).dtype == torch.bfloat16
+        assert mod.loss(*[torch.tensor([-1, -2])] * 4).dtype == torch.float32
+    else:
+        x = [jnp.array([-1.0, -2.0], jnp.bfloat16)] * 4
+        assert mod.loss(*x).dtype == jnp.bfloat16
+        assert mod.loss(*[jnp.array([-1, -2])] * 4).dtype == jnp.float32
 
 
 def test_trl_template_is_valid_python(tmp_path):

@@ -219,8 +219,9 @@ def test_exported_discovered_loss_equals_engine(tmp_path, finished):
         x = pair_inputs(np.random.default_rng(rank), 32)
         engine = np.asarray(lowering.lower(expr)({k: jnp.asarray(v, jnp.float32) for k, v in x.items()},
                                                  {k: jnp.float32(v) for k, v in constants.items()}))
-        out = np.asarray(mod.loss(x["logp_w"], x["logp_l"], x["ref_w"], x["ref_l"], chosen_lengths=x["len_w"],
-                                  rejected_lengths=x["len_l"], progress=x["t"]))
+        extra = {k: v for k, v in dict(chosen_lengths=x["len_w"], rejected_lengths=x["len_l"], progress=x["t"]).items()
+                 if k in mod.INPUTS}
+        out = np.asarray(mod.loss(x["logp_w"], x["logp_l"], x["ref_w"], x["ref_l"], **extra))
         np.testing.assert_allclose(out, engine, rtol=1e-5, atol=1e-5)
         assert store.name in provenance
 

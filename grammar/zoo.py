@@ -1,11 +1,16 @@
 """The zoo: hand-designed preference losses, each an expression of the language.
 
 Notation (the MPO template of mirror.yaml): r_y = logp_y - ref_y, D = r_w - r_l, m_y = logp_y / len_y
-(mean log-likelihood), ls = log-sigmoid, s = sigmoid. Every entry reproduces the
+(mean log-likelihood), n_y = ref_y / len_y, ls = log-sigmoid, s = sigmoid. Every entry reproduces the
 reference formula of its paper (and TRL's ``DPOTrainer`` / ``CPOTrainer`` /
-``ORPOTrainer`` loss of the same name, where TRL has one); each is written in a
-numerically stable form (DiscoPOP's gate as exp(ls(x/tau) - x)), finite and with
+``ORPOTrainer`` loss of the same name, where TRL has one; the one exception is ``ipo``,
+IPO on summed log-ratios, while TRL's ``loss_type="ipo"`` is ``ipo_norm``); each is written
+in a numerically stable form (DiscoPOP's gate as exp(ls(x/tau) - x)), finite and with
 finite gradients for margins up to +-1e3 at its default constants.
+
+Every entry but ``ipo_norm`` has a derivation in mirror.yaml (its ``seeds``): that
+template sums the mirror log-ratios over the response, so it cannot divide them by its
+length.
 """
 
 from __future__ import annotations
@@ -61,6 +66,11 @@ ZOO: dict[str, ZooLoss] = {
                 "Azar et al. 2023, A General Theoretical Paradigm to Understand Learning from "
                 "Human Preferences (arXiv 2310.12036)",
                 "(D - 1/(2 beta))^2"),
+        ZooLoss("ipo_norm", "(r_w / len_w - r_l / len_l - 1 / (2 * beta))^2", {"beta": 0.1},
+                "Azar et al. 2023 (arXiv 2310.12036), Eq. 17 as TRL's DPOTrainer computes it "
+                "(loss_type=\"ipo\"): log-ratios divided by the response lengths; `ipo` is the "
+                "same loss on summed log-ratios",
+                "(r_w/len_w - r_l/len_l - 1/(2 beta))^2"),
         ZooLoss("hinge", f"relu(1 - beta * {_D})", {"beta": 0.1},
                 "Zhao et al. 2023, SLiC-HF (arXiv 2305.10425)", "max(0, 1 - beta D)"),
         ZooLoss("cdpo", f"-(1 - eps) * log_sigmoid(beta * {_D}) - eps * log_sigmoid(-beta * {_D})",
@@ -112,6 +122,31 @@ ZOO: dict[str, ZooLoss] = {
                 "this project: a simple temporally-aware schedule (SFT early, DPO late), in the "
                 "spirit of Alfano et al. 2024 (arXiv 2411.06568), TA-MPO",
                 "(1-t)(-m_w) + t(-ls(beta D))"),
+        ZooLoss("dpo_tsallis", "-log_sigmoid(beta * (len_w * (expm1(alpha * m_w) - expm1(alpha * ref_w / len_w)) "
+                               "- len_l * (expm1(alpha * m_l) - expm1(alpha * ref_l / len_l))) / alpha)",
+                {"beta": 0.1, "alpha": 0.5},
+                "Alfano et al. 2024, Meta-learning Objectives for Preference Optimization (arXiv "
+                "2411.06568): mirror preference optimisation's prototype, DPO with the Tsallis "
+                "(q = 1 + alpha) mirror map in place of the log-ratio; alpha -> 0 gives DPO",
+                "-ls(beta (u_w - u_l)), u_y = len_y (e^(alpha m_y) - e^(alpha n_y)) / alpha"),
+        ZooLoss("dpo_log_odds", "-log_sigmoid(beta * (len_w * (m_w - log1mexp(m_w) - ref_w / len_w "
+                                "+ log1mexp(ref_w / len_w)) - len_l * (m_l - log1mexp(m_l) - ref_l / len_l "
+                                "+ log1mexp(ref_l / len_l))))",
+                {"beta": 0.1},
+                "DPO over ORPO's log-odds (Hong et al. 2024, arXiv 2403.07691) as the mirror map "
+                "of Alfano et al. 2024 (arXiv 2411.06568): the v2 token winner without its "
+                "lam * t factor",
+                "-ls(beta (u_w - u_l)), u_y = len_y (o(m_y) - o(n_y)), o(x) = x - log(1 - e^x)"),
+        ZooLoss("dpo_scheduled", f"t * -log_sigmoid(beta * {_D})", {"beta": 0.1},
+                "this project: DPO (Rafailov et al. 2023, arXiv 2305.18290) switched on linearly "
+                "over training, a control for losses whose weight grows with t (under Adam, a "
+                "growing factor acts like a larger step)",
+                "t (-ls(beta D))"),
+        ZooLoss("sft_decay", "-(1 - t) * m_w", {},
+                "this project: supervised fine-tuning on the chosen responses with a linear decay "
+                "in t (the imitation half of sft_to_dpo alone): a control for what the schedule "
+                "does without the preference",
+                "-(1-t) m_w"),
         ZooLoss("sft", "-m_w", {},
                 "supervised fine-tuning on the chosen responses only (the imitation term of ORPO, "
                 "Hong et al. 2024): a control that ignores the rejected response",

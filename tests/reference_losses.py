@@ -23,6 +23,12 @@ def ipo(lw, ll, rw, rl, nw, nl, t, beta):
     return (a - b - 1 / (2 * beta)) ** 2
 
 
+def ipo_norm(lw, ll, rw, rl, nw, nl, t, beta):
+    # TRL's DPOTrainer, loss_type="ipo": each log-ratio divided by its completion length.
+    a, b = _ratios(lw, ll, rw, rl)
+    return (a / nw - b / nl - 1 / (2 * beta)) ** 2
+
+
 def hinge(lw, ll, rw, rl, nw, nl, t, beta):
     a, b = _ratios(lw, ll, rw, rl)
     return torch.relu(1 - beta * (a - b))
@@ -98,5 +104,30 @@ def sft(lw, ll, rw, rl, nw, nl, t):
     return -lw / nw
 
 
-REFERENCE = {f.__name__: f for f in [dpo, ipo, hinge, cdpo, rdpo, exo, nca, bco, sppo, apo_zero,
-                                     apo_down, discopop, simpo, orpo, sft_to_dpo, sft]}
+def _mirror_dpo(mirror, lw, ll, rw, rl, nw, nl, beta):
+    u_w = nw * (mirror(lw / nw) - mirror(rw / nw))
+    u_l = nl * (mirror(ll / nl) - mirror(rl / nl))
+    return -F.logsigmoid(beta * (u_w - u_l))
+
+
+def dpo_tsallis(lw, ll, rw, rl, nw, nl, t, beta, alpha):
+    # Tsallis mirror map in log space, q = 1 + alpha: ((e^x)^alpha - 1) / alpha.
+    return _mirror_dpo(lambda x: (torch.exp(x) ** alpha - 1) / alpha, lw, ll, rw, rl, nw, nl, beta)
+
+
+def dpo_log_odds(lw, ll, rw, rl, nw, nl, t, beta):
+    # ORPO's log-odds of the mean token probability p = e^x: log(p / (1 - p)).
+    return _mirror_dpo(lambda x: torch.log(torch.exp(x) / (1 - torch.exp(x))), lw, ll, rw, rl, nw, nl, beta)
+
+
+def dpo_scheduled(lw, ll, rw, rl, nw, nl, t, beta):
+    return t * dpo(lw, ll, rw, rl, nw, nl, t, beta)
+
+
+def sft_decay(lw, ll, rw, rl, nw, nl, t):
+    return -(1 - t) * lw / nw
+
+
+REFERENCE = {f.__name__: f for f in [dpo, ipo, ipo_norm, hinge, cdpo, rdpo, exo, nca, bco, sppo, apo_zero,
+                                     apo_down, discopop, simpo, orpo, sft_to_dpo, dpo_tsallis, dpo_log_odds,
+                                     dpo_scheduled, sft_decay, sft]}

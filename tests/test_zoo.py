@@ -120,8 +120,13 @@ def test_discopop_gate_is_finite_where_naive_form_overflows():
     assert all(np.all(np.isfinite(g)) for g in grads.values())
 
 
+# Zoo losses that mirror.yaml cannot derive: its template sums the log-ratios over the
+# response, and ipo_norm divides them by the response length.
+NOT_IN_MIRROR = {"ipo_norm"}
+
+
 def test_every_zoo_loss_is_seeded_by_mirror_yaml(mirror):
-    assert set(mirror.seeds) == set(zoo.ZOO)
+    assert set(mirror.seeds) == set(zoo.ZOO) - NOT_IN_MIRROR
     for name, text in mirror.seeds.items():
         seeded = derivation.expand(mirror, derivation.parse_derivation(mirror, text))
         assert symbolic.canonical_hash(seeded) == symbolic.canonical_hash(zoo.ZOO[name].expr), name

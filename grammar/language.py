@@ -7,6 +7,10 @@ expression text form; named constants with bounds, scale and default; definition
 constraints (increasing maps, forbidden nestings); and seeds, the derivations of known
 losses.
 
+Grammar files are untrusted input: they are shared, and every run folder carries one. The
+loader runs no code (no YAML tags), and bounds everything a file could make large (see
+the bounds below), so that a bad file is one located error and never a crash or a hang.
+
 Inside one production every distinct reference name (``Mirror``, ``Expr.a``) is one
 child subtree, and repeated references share it: ``Mirror`` in ``u_w`` and ``u_l`` is
 the same mirror map, while ``Expr.a + Expr.b`` has two independent children.
@@ -17,12 +21,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from typing import Any
 
 import yaml
 
 from grammar.errors import GrammarError
 from grammar.expr import Expr, Scope, parse
+from grammar.identifiers import MAX_NAME, constant_name_problem, identifier_problem
 from grammar.primitives import ARITHMETIC, PRIMITIVES, TERMINALS
 
 GRAMMAR_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -132,18 +138,71 @@ class Grammar:
         return parse(text, self.scope())
 
 
+# --------------------------------------------------------------------------- bounds
+# Grammar files are shared, and every run folder carries one, so they are untrusted input:
+# each bound below keeps loading one fast and small, well above what a real grammar needs
+# (mirror.yaml: 8 KiB, 6 nonterminals of at most 15 productions, 7 constants, 20 seeds,
+# nesting 6, max_depth 5, max_size 96).
+MAX_FILE_BYTES = 256 * 1024   # PyYAML's pure-Python scanner reads about 300 KiB a second
+MAX_NESTING = 32              # YAML levels; PyYAML's composer recurses once per level
+MAX_TEXT = 10_000             # characters of a description or doc
+MAX_EXPRESSION = 2_000        # characters of a production, definition or seed
+MAX_EXPRESSION_NODES = 2_000  # nodes of one parsed body, definitions expanded
+MAX_EXPRESSION_DEPTH = 32
+MAX_ENTRIES = 256             # nonterminals, productions of one, constants, definitions, seeds
+MAX_PARAMS = 8
+MAX_NUMBER = 64               # characters of a YAML number: no 400-digit integers
+MAX_WEIGHT = 1e6              # so that a nonterminal's weights sum to a finite number
+MAX_LIMIT_DEPTH = 12          # derivation trees can double in size with each level
+MAX_LIMIT_SIZE = 1024         # the interpreter's program length grows to this
+
+# Control characters would reach the terminal raw (escape sequences, carriage returns),
+# and bidirectional overrides make printed text read differently from what it is.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 # --------------------------------------------------------------------------- YAML with lines
 class _Loader(yaml.SafeLoader):
-    pass
+    """PyYAML's safe loader narrowed to what a grammar file needs. No aliases or anchors:
+    an alias is shared when parsed but copied by whatever converts or prints it, so a
+    600-byte file of nested aliases expands to gigabytes. No explicit tags (``!!python/...``,
+    ``!!binary``, ``!!set``): a grammar needs none. At most MAX_NESTING levels, since the
+    composer recurses."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            raise GrammarError(f"YAML aliases (*{_cut(event.anchor)}) are not allowed in grammar files", line=line)
+        if event.anchor is not None:
+            raise GrammarError(f"YAML anchors (&{_cut(event.anchor)}) and aliases are not allowed in grammar "
+                               "files", line=line)
+        if event.tag not in (None, "!"):
+            raise GrammarError(f"YAML tags ({_cut(event.tag)}) are not allowed in grammar files", line=line)
+        if self._depth >= MAX_NESTING:
+            raise GrammarError(f"YAML nested more than {MAX_NESTING} levels deep", line=line)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _cut(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _construct_mapping(loader, node):
     out = {}
     lines = {}
     for k_node, v_node in node.value:
+        if not isinstance(k_node, yaml.ScalarNode):
+            raise GrammarError("a key must be a name, not a list or mapping", line=k_node.start_mark.line + 1)
         key = loader.construct_object(k_node, deep=True)
         if key in out:
-            raise GrammarError(f"duplicate key {key!r}", line=k_node.start_mark.line + 1)
+            raise GrammarError(f"duplicate key {_shown(key)}", line=k_node.start_mark.line + 1)
         out[key] = loader.construct_object(v_node, deep=True)
         lines[key] = v_node.start_mark.line + 1
     out_obj = _LineDict(out)
@@ -160,6 +219,18 @@ def _construct_sequence(loader, node):
     return seq
 
 
+def _bounded_number(construct):
+    """A number constructor that refuses very long numbers first: Python refuses to
+    convert integers of over 4,300 digits (with a ValueError), and a base-60 integer
+    (``1:2:3``) costs time quadratic in its length."""
+    def construct_number(loader, node):
+        if len(node.value) > MAX_NUMBER:
+            raise GrammarError(f"a number of {len(node.value)} characters (at most {MAX_NUMBER})",
+                               line=node.start_mark.line + 1)
+        return construct(loader, node)
+    return construct_number
+
+
 class _LineDict(dict):
     lines: dict
     line: int
@@ -170,8 +241,19 @@ class _LineList(list):
     line: int
 
 
+_INT, _FLOAT, _TIMESTAMP = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "timestamp"))
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+_Loader.add_constructor(_INT, _bounded_number(yaml.SafeLoader.construct_yaml_int))
+_Loader.add_constructor(_FLOAT, _bounded_number(yaml.SafeLoader.construct_yaml_float))
+# Dates are text here (an impossible one such as 2024-13-01 would raise ValueError), and
+# 1e-4 is a number, as in YAML 1.2 (YAML 1.1 wants 1.0e-4).
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_FLOAT, re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+                              list("-+0123456789."))
 
 
 def resolve_path(name_or_path: str) -> str:
@@ -193,10 +275,14 @@ def read(name_or_path: str) -> Grammar:
     path = resolve_path(name_or_path)
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)  # no more, whatever the file holds
     except OSError as e:
         raise GrammarError(f"cannot read grammar file: {e.strerror}", shown) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise GrammarError(_too_large(), shown)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise GrammarError("grammar file is not UTF-8 text", shown) from None
     try:
@@ -205,7 +291,14 @@ def read(name_or_path: str) -> Grammar:
         raise e.located(shown) from None
 
 
+def _too_large() -> str:
+    return f"grammar file is larger than {MAX_FILE_BYTES // 1024} KiB (grammars are a few KiB)"
+
+
 def reads(text: str, shown: str = "<string>", path: str | None = None) -> Grammar:
+    """A grammar from the text of a grammar file (``shown`` names it in errors)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise GrammarError(_too_large(), shown)
     for i, line in enumerate(text.splitlines(), 1):
         stripped = line.lstrip(" ")
         if stripped.startswith("\t"):
@@ -222,213 +315,365 @@ def reads(text: str, shown: str = "<string>", path: str | None = None) -> Gramma
         raise GrammarError("empty grammar file", shown)
     if not isinstance(data, dict):
         raise GrammarError("a grammar file must be a mapping of sections (start, nonterminals, ...)", shown, 1)
-    return _build(data, shown, path)
+    try:
+        return _build(data, shown, path)
+    except GrammarError as e:
+        raise e.located(shown) from None
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- checked values
 def _line(data, key):
     return getattr(data, "lines", {}).get(key) if isinstance(data, dict) else None
 
 
-def _as_list(value, what: str, line) -> list:
+def _item_lines(seq, default) -> list:
+    return getattr(seq, "lines", None) or [default] * len(seq)
+
+
+def _shown(value) -> str:
+    """A value from the file for an error message: short, on one line, whatever it is."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return _cut(repr(value))
+
+
+def _as_list(value, what: str, line, most: int = MAX_ENTRIES) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
         raise GrammarError(f"'{what}' must be a list", line=line)
+    if len(value) > most:
+        raise GrammarError(f"'{what}' has {len(value)} entries (at most {most})", line=line)
     return value
 
 
+def _as_mapping(value, what: str, line, most: int = MAX_ENTRIES) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise GrammarError(f"'{what}' must be a mapping", line=line)
+    if len(value) > most:
+        raise GrammarError(f"'{what}' has {len(value)} entries (at most {most})", line=line)
+    return value
+
+
+def _no_unknown(spec: dict, allowed, what: str, line) -> None:
+    unknown = next((k for k in spec if k not in allowed), None)
+    if unknown is not None:
+        raise GrammarError(f"{what}: unknown field {_shown(unknown)} (fields: {', '.join(sorted(allowed))})",
+                           line=line)
+
+
+def _name(value, what: str, line, problem=identifier_problem) -> str:
+    """A name from the file, checked by ``problem`` (an identifier, by default)."""
+    if not isinstance(value, str):
+        raise GrammarError(f"{what} must be a string, not {_shown(value)}", line=line)
+    reason = problem(value)
+    if reason:
+        raise GrammarError(f"{what} {_shown(value)} {reason}", line=line)
+    return value
+
+
+def _text(value, what: str, line) -> str:
+    """Free text (a description or doc): a string of at most MAX_TEXT characters with no
+    control characters but newline and tab, so that it prints as written."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise GrammarError(f"{what} must be text, not {_shown(value)}", line=line)
+    if len(value) > MAX_TEXT:
+        raise GrammarError(f"{what} has {len(value)} characters (at most {MAX_TEXT})", line=line)
+    return _printable(value, what, line)
+
+
+def _printable(text: str, what: str, line) -> str:
+    """``text``, refused if it holds a control character other than newline and tab (the
+    expression and derivation parsers take some of them, \r for one, as spaces)."""
+    bad = _CONTROL.search(text)
+    if bad:
+        raise GrammarError(f"{what} contains the control character {bad.group()!r} "
+                           "(only newline and tab are allowed)", line=line)
+    return text
+
+
+def _number(value, what: str, line) -> float:
+    """A finite float from a YAML number (a bool is not one: ``yes`` is not 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GrammarError(f"{what} must be a number, not {_shown(value)}", line=line)
+    try:
+        x = float(value)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise GrammarError(f"{what} must be a finite number, not {_shown(value)}", line=line)
+    return x
+
+
+def _expression_text(value, what: str, line) -> str:
+    """The text of a production or definition (a bare YAML number such as ``0`` is one)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = repr(value)
+    if not isinstance(value, str):
+        raise GrammarError(f"{what} must be an expression string, not {_shown(value)}", line=line)
+    if len(value) > MAX_EXPRESSION:
+        raise GrammarError(f"{what} has {len(value)} characters (at most {MAX_EXPRESSION})", line=line)
+    return _printable(value, what, line)
+
+
+def _tree_size_and_depth(e: Expr) -> tuple[int, int]:
+    """Size (a repeated subtree counted at each use) and depth of an expression, in time
+    linear in its distinct nodes: definitions share subtrees, so a chain of them can
+    describe a tree far larger than its text (``d2: d1 + d1``, ``d3: d2 + d2``, ...)."""
+    memo: dict[int, tuple[int, int]] = {}
+    stack = [(e, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in memo:
+            continue
+        if ready:
+            kids = [memo[id(a)] for a in node.args]
+            memo[id(node)] = (1 + sum(s for s, _ in kids), 1 + max((d for _, d in kids), default=0))
+        else:
+            stack.append((node, True))
+            stack.extend((a, False) for a in node.args)
+    return memo[id(e)]
+
+
+def _parse_body(text: str, scope: Scope, what: str, line) -> Expr:
+    """An expression of the grammar, no larger or deeper than later stages (printing,
+    lowering, simplifying, all recursive) can take."""
+    try:
+        body = parse(text, scope)
+    except GrammarError as e:
+        raise GrammarError(f"{what}: {e.message}", line=line) from None
+    except RecursionError:  # the parser recurses once per nesting level
+        raise GrammarError(f"{what}: expression nested too deeply", line=line) from None
+    size, depth = _tree_size_and_depth(body)
+    if size > MAX_EXPRESSION_NODES:
+        raise GrammarError(f"{what}: expression of {size} nodes, definitions expanded "
+                           f"(at most {MAX_EXPRESSION_NODES})", line=line)
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise GrammarError(f"{what}: expression nested {depth} levels deep (at most {MAX_EXPRESSION_DEPTH})",
+                           line=line)
+    return body
+
+
+def _derivation_nesting(text: str) -> int | None:
+    """How deeply a derivation's parentheses nest, or None if they do not balance."""
+    depth = deepest = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+    return deepest if depth == 0 else None
+
+
+def _name_from_file(shown: str) -> str:
+    """The name of a grammar file that gives none: its file name, made an identifier."""
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", os.path.splitext(os.path.basename(shown))[0]).strip("_")
+    stem = stem[:MAX_NAME]
+    return stem if identifier_problem(stem) is None else "grammar"
+
+
+# --------------------------------------------------------------------------- validation
 def _build(data: dict, shown: str, path: str | None) -> Grammar:
     """A grammar from its parsed YAML, each section checked in file order with the line of
     any error. Long because it is a checklist of the sections, read top to bottom."""
-    unknown = set(data) - TOP_LEVEL_KEYS
-    if unknown:
-        key = sorted(unknown, key=str)[0]
-        raise GrammarError(f"unknown section {key!r} (sections: {', '.join(sorted(TOP_LEVEL_KEYS))})",
-                           line=_line(data, key))
+    unknown = next((k for k in data if k not in TOP_LEVEL_KEYS), None)
+    if unknown is not None:
+        raise GrammarError(f"unknown section {_shown(unknown)} (sections: {', '.join(sorted(TOP_LEVEL_KEYS))})",
+                           line=_line(data, unknown))
     for required in ("start", "nonterminals"):
         if required not in data:
             raise GrammarError(f"missing required section {required!r}", line=1)
+    name = (_name(data["name"], "grammar name", _line(data, "name")) if data.get("name") is not None
+            else _name_from_file(shown))
+    description = _text(data.get("description"), "description", _line(data, "description")).strip()
 
-    terminals = tuple(str(t) for t in _as_list(data.get("terminals", list(TERMINALS)), "terminals",
-                                                 _line(data, "terminals")))
-    for i, t in enumerate(terminals):
-        if t not in TERMINALS:
-            lines = getattr(data.get("terminals"), "lines", [None] * len(terminals))
-            raise GrammarError(f"unknown terminal {t!r} (terminals: {', '.join(TERMINALS)})", line=lines[i])
-
-    prim_list = _as_list(data.get("primitives"), "primitives", _line(data, "primitives"))
-    prim_lines = getattr(data.get("primitives"), "lines", [None] * len(prim_list))
-    for i, p in enumerate(prim_list):
-        if p not in PRIMITIVES:
-            raise GrammarError(f"unknown primitive {p!r} (primitives: {', '.join(sorted(PRIMITIVES))})",
-                               line=prim_lines[i])
-    primitives = tuple(dict.fromkeys(list(ARITHMETIC) + [str(p) for p in prim_list]))
-
-    constants = _build_constants(data.get("constants") or {}, _line(data, "constants"))
+    terminals = _build_terminals(data)
+    primitives = _build_primitives(data)
+    constants = _build_constants(data.get("constants"), _line(data, "constants"))
 
     raw_nts = data["nonterminals"]
     if not isinstance(raw_nts, dict) or not raw_nts:
         raise GrammarError("'nonterminals' must be a non-empty mapping", line=_line(data, "nonterminals"))
-    nt_params: dict[str, tuple[str, ...]] = {}
-    for name, spec in raw_nts.items():
-        line = _line(raw_nts, name)
-        if not isinstance(name, str) or not name.isidentifier() or "." in name:
-            raise GrammarError(f"bad nonterminal name {name!r}", line=line)
-        if name in TERMINALS or name in constants or name in PRIMITIVES:
-            raise GrammarError(f"nonterminal {name!r} clashes with a terminal, constant or primitive", line=line)
-        if not isinstance(spec, dict):
-            raise GrammarError(f"nonterminal {name} must be a mapping with 'productions'", line=line)
-        params = tuple(str(p) for p in _as_list(spec.get("params"), f"{name}.params", line))
-        nt_params[name] = params
+    _as_mapping(raw_nts, "nonterminals", _line(data, "nonterminals"))
+    nt_params = {_nonterminal_name(n, raw_nts, constants): _nonterminal_params(n, s, _line(raw_nts, n))
+                 for n, s in raw_nts.items()}
 
     start = data["start"]
-    if start not in nt_params:
-        raise GrammarError(f"start symbol {start!r} is not a nonterminal", line=_line(data, "start"))
+    if not isinstance(start, str) or start not in nt_params:
+        raise GrammarError(f"start symbol {_shown(start)} is not a nonterminal", line=_line(data, "start"))
     if nt_params[start]:
         raise GrammarError(f"type mismatch: start symbol {start} must be a scalar (no params)",
                            line=_line(data, "start"))
 
     arity = {k: len(v) for k, v in nt_params.items()}
     definitions: dict[str, Expr] = {}
-    raw_defs = data.get("definitions") or {}
-    if not isinstance(raw_defs, dict):
-        raise GrammarError("'definitions' must be a mapping of name: expression", line=_line(data, "definitions"))
-    for name, text in raw_defs.items():
-        line = _line(raw_defs, name)
-        if name in TERMINALS or name in constants or name in nt_params or name in PRIMITIVES:
-            raise GrammarError(f"definition {name!r} clashes with a terminal, constant, nonterminal or primitive",
-                               line=line)
+    raw_defs = _as_mapping(data.get("definitions"), "definitions", _line(data, "definitions"))
+    for def_name, text in raw_defs.items():
+        line = _line(raw_defs, def_name)
+        _name(def_name, "definition name", line)
+        if def_name in TERMINALS or def_name in constants or def_name in nt_params or def_name in PRIMITIVES:
+            raise GrammarError(f"definition {def_name!r} clashes with a terminal, constant, nonterminal or "
+                               "primitive", line=line)
         scope = Scope(terminals=terminals, constants=tuple(constants), aliases=dict(definitions),
                       nonterminals=arity, primitives=primitives)
-        try:
-            definitions[name] = parse(text, scope)
-        except GrammarError as e:
-            raise GrammarError(f"definition {name}: {e.message}", line=line) from None
+        text = _expression_text(text, f"definition {def_name}", line)
+        definitions[def_name] = _parse_body(text, scope, f"definition {def_name}", line)
 
     nonterminals: dict[str, Nonterminal] = {}
-    for name, spec in raw_nts.items():
-        nonterminals[name] = _build_nonterminal(name, spec, raw_nts, nt_params, arity, terminals,
-                                                constants, definitions, primitives)
+    for nt_name, spec in raw_nts.items():
+        nonterminals[nt_name] = _build_nonterminal(nt_name, spec, raw_nts, nt_params, arity, terminals,
+                                                   constants, definitions, primitives)
 
     min_depth = _check_structure(start, nonterminals)
-    limits = _build_limits(data.get("limits") or {}, _line(data, "limits"))
-    forbid = _build_constraints(data.get("constraints") or {}, _line(data, "constraints"))
-    seeds = data.get("seeds") or {}
-    if not isinstance(seeds, dict):
-        raise GrammarError("'seeds' must be a mapping of zoo name: derivation", line=_line(data, "seeds"))
-    grammar = Grammar(
-        name=str(data.get("name") or os.path.splitext(os.path.basename(shown))[0]),
-        path=path, description=str(data.get("description") or "").strip(), start=start,
+    limits = _build_limits(data.get("limits"), _line(data, "limits"))
+    forbid = _build_constraints(data.get("constraints"), _line(data, "constraints"))
+    seeds, seed_lines = _build_seeds(data.get("seeds"), _line(data, "seeds"), limits)
+    return Grammar(
+        name=name, path=path, description=description, start=start,
         terminals=terminals, primitives=primitives, constants=constants, definitions=definitions,
         nonterminals=nonterminals, limits=limits, forbid_nesting=forbid,
-        seeds={str(k): str(v) for k, v in seeds.items()}, min_depth=min_depth,
-        seed_lines={str(k): _line(seeds, k) for k in seeds},
+        seeds=seeds, min_depth=min_depth, seed_lines=seed_lines,
     )
-    return grammar
+
+
+def _build_terminals(data: dict) -> tuple[str, ...]:
+    raw = _as_list(data.get("terminals", list(TERMINALS)), "terminals", _line(data, "terminals"))
+    for t, line in zip(raw, _item_lines(raw, _line(data, "terminals"))):
+        if not isinstance(t, str) or t not in TERMINALS:
+            raise GrammarError(f"unknown terminal {_shown(t)} (terminals: {', '.join(TERMINALS)})", line=line)
+    return tuple(dict.fromkeys(raw))
+
+
+def _build_primitives(data: dict) -> tuple[str, ...]:
+    raw = _as_list(data.get("primitives"), "primitives", _line(data, "primitives"))
+    for p, line in zip(raw, _item_lines(raw, _line(data, "primitives"))):
+        if not isinstance(p, str) or p not in PRIMITIVES:
+            raise GrammarError(f"unknown primitive {_shown(p)} (primitives: {', '.join(sorted(PRIMITIVES))})",
+                               line=line)
+    return tuple(dict.fromkeys(list(ARITHMETIC) + raw))
+
+
+def _nonterminal_name(name, raw_nts: dict, constants: dict) -> str:
+    line = _line(raw_nts, name)
+    _name(name, "nonterminal name", line)
+    if name in TERMINALS or name in constants or name in PRIMITIVES:
+        raise GrammarError(f"nonterminal {name!r} clashes with a terminal, constant or primitive", line=line)
+    return name
+
+
+def _nonterminal_params(name: str, spec, line) -> tuple[str, ...]:
+    if not isinstance(spec, dict):
+        raise GrammarError(f"nonterminal {name} must be a mapping with 'productions'", line=line)
+    raw = _as_list(spec.get("params"), f"{name}.params", line, most=MAX_PARAMS)
+    params = tuple(_name(p, f"parameter of {name}", line) for p in raw)
+    if len(set(params)) != len(params):
+        raise GrammarError(f"nonterminal {name}: repeated parameter name", line=line)
+    return params
 
 
 def _build_constants(raw, line) -> dict[str, Constant]:
-    if not isinstance(raw, dict):
-        raise GrammarError("'constants' must be a mapping of name: {default, low, high, scale}", line=line)
-    out = {}
-    for name, spec in raw.items():
-        cl = _line(raw, name)
-        if not isinstance(name, str) or not name.isidentifier():
-            raise GrammarError(f"bad constant name {name!r}", line=cl)
-        if name in TERMINALS or name in PRIMITIVES:
-            raise GrammarError(f"constant {name!r} clashes with a terminal or primitive", line=cl)
-        if not isinstance(spec, dict):
-            raise GrammarError(f"constant {name} must be a mapping with default, low, high", line=cl)
-        unknown = set(spec) - {"default", "low", "high", "scale", "doc"}
-        if unknown:
-            raise GrammarError(f"constant {name}: unknown field {sorted(unknown)[0]!r}", line=cl)
-        try:
-            low, high = float(spec["low"]), float(spec["high"])
-            default = float(spec.get("default", (low + high) / 2))
-        except KeyError as e:
-            raise GrammarError(f"constant {name}: missing {e.args[0]!r}", line=cl) from None
-        except (TypeError, ValueError):
-            raise GrammarError(f"constant {name}: default, low and high must be numbers", line=cl) from None
-        scale = spec.get("scale", "linear")
-        if not all(math.isfinite(v) for v in (low, high, default)):
-            raise GrammarError(f"constant {name}: bounds and default must be finite", line=cl)
-        if low >= high:
-            raise GrammarError(f"constant {name}: inverted or empty bounds (low {low} >= high {high})", line=cl)
-        if not low <= default <= high:
-            raise GrammarError(f"constant {name}: default {default} outside [{low}, {high}]", line=cl)
-        if scale not in ("linear", "log"):
-            raise GrammarError(f"constant {name}: scale must be 'linear' or 'log', not {scale!r}", line=cl)
-        if scale == "log" and low <= 0:
-            raise GrammarError(f"constant {name}: a log scale needs low > 0", line=cl)
-        out[name] = Constant(name, default, low, high, scale, str(spec.get("doc", "")))
-    return out
+    raw = _as_mapping(raw, "constants", line)
+    return {name: _build_constant(name, spec, _line(raw, name)) for name, spec in raw.items()}
+
+
+def _build_constant(name, spec, line) -> Constant:
+    _name(name, "constant name", line, constant_name_problem)
+    if not isinstance(spec, dict):
+        raise GrammarError(f"constant {name} must be a mapping with default, low, high", line=line)
+    _no_unknown(spec, {"default", "low", "high", "scale", "doc"}, f"constant {name}", line)
+    for key in ("low", "high"):
+        if key not in spec:
+            raise GrammarError(f"constant {name}: missing {key!r}", line=line)
+    low, high = (_number(spec[k], f"constant {name}: {k}", line) for k in ("low", "high"))
+    default = _number(spec["default"], f"constant {name}: default", line) if "default" in spec else None
+    if low >= high:
+        raise GrammarError(f"constant {name}: inverted or empty bounds (low {low} >= high {high})", line=line)
+    if not math.isfinite(high - low):
+        raise GrammarError(f"constant {name}: bounds [{low}, {high}] are too far apart", line=line)
+    default = (low + high) / 2 if default is None else default
+    if not low <= default <= high:
+        raise GrammarError(f"constant {name}: default {default} outside [{low}, {high}]", line=line)
+    scale = spec.get("scale", "linear")
+    if scale not in ("linear", "log"):
+        raise GrammarError(f"constant {name}: scale must be 'linear' or 'log', not {_shown(scale)}", line=line)
+    if scale == "log" and low <= 0:
+        raise GrammarError(f"constant {name}: a log scale needs low > 0", line=line)
+    return Constant(name, default, low, high, scale, _text(spec.get("doc"), f"constant {name}: doc", line))
 
 
 def _build_nonterminal(name, spec, raw_nts, nt_params, arity, terminals, constants, definitions,
                        primitives) -> Nonterminal:
     """One nonterminal and its productions, each checked (keys, parameters, expressions,
-    the increasing-order constraint) with its line; long for the same reason as _build."""
+    the increasing-order constraint) with its line."""
     line = _line(raw_nts, name)
-    unknown = set(spec) - {"params", "productions", "increasing", "doc"}
-    if unknown:
-        raise GrammarError(f"nonterminal {name}: unknown field {sorted(unknown)[0]!r}", line=line)
+    _no_unknown(spec, {"params", "productions", "increasing", "doc"}, f"nonterminal {name}", line)
     params = nt_params[name]
     prods_raw = spec.get("productions")
     if not isinstance(prods_raw, list) or not prods_raw:
         raise GrammarError(f"nonterminal {name} needs a non-empty list of productions", line=line)
-    prod_lines = getattr(prods_raw, "lines", [line] * len(prods_raw))
+    _as_list(prods_raw, f"{name}.productions", line)
     scope = Scope(terminals=terminals, constants=tuple(constants), aliases=definitions,
                   params=params, nonterminals=arity, primitives=primitives)
-    productions = []
-    labels = set()
-    for i, raw in enumerate(prods_raw):
-        pl = prod_lines[i]
-        if isinstance(raw, dict):
-            bad = set(raw) - {"name", "expr", "weight", "doc"}
-            if bad:
-                raise GrammarError(f"production of {name}: unknown field {sorted(bad)[0]!r}", line=pl)
-            if "expr" not in raw:
-                raise GrammarError(f"production of {name} needs 'expr'", line=pl)
-            text, label, weight = raw["expr"], raw.get("name", f"p{i}"), raw.get("weight", 1.0)
-        else:
-            text, label, weight = raw, f"p{i}", 1.0
-        text = str(text) if isinstance(text, (int, float)) else text
-        if not isinstance(text, str):
-            raise GrammarError(f"production of {name} must be an expression string", line=pl)
-        label = str(label)
-        if label in labels:
-            raise GrammarError(f"nonterminal {name}: duplicate production name {label!r}", line=pl)
-        labels.add(label)
-        try:
-            weight = float(weight)
-        except (TypeError, ValueError):
-            raise GrammarError(f"production {name}.{label}: weight must be a number", line=pl) from None
-        if not weight > 0:
-            raise GrammarError(f"production {name}.{label}: weight must be positive", line=pl)
-        try:
-            body = parse(text, scope)
-        except GrammarError as e:
-            raise GrammarError(f"production {name}.{label}: {e.message}", line=pl) from None
-        children: dict[str, str] = {}
-        for node in body.walk():
-            if node.op == "nt":
-                children.setdefault(node.name, node.name.split(".")[0])
-        productions.append(Production(label, text, body, tuple(children.items()), weight, pl))
+    productions: list[Production] = []
+    for i, (raw, pl) in enumerate(zip(prods_raw, _item_lines(prods_raw, line))):
+        prod = _build_production(name, i, raw, pl, scope)
+        if any(p.label == prod.label for p in productions):
+            raise GrammarError(f"nonterminal {name}: duplicate production name {prod.label!r}", line=pl)
+        productions.append(prod)
+    increasing = _build_increasing(name, spec["increasing"], params, line) if "increasing" in spec else None
+    doc = _text(spec.get("doc"), f"nonterminal {name}: doc", _line(spec, "doc") or line)
+    return Nonterminal(name, params, tuple(productions), increasing, doc, line)
 
-    increasing = None
-    if "increasing" in spec:
-        inc = spec["increasing"]
-        if len(params) != 1:
-            raise GrammarError(f"nonterminal {name}: 'increasing' needs exactly one parameter", line=line)
-        domain = inc.get("domain") if isinstance(inc, dict) else None
-        if not (isinstance(domain, list) and len(domain) == 2):
-            raise GrammarError(f"nonterminal {name}: 'increasing' needs domain: [low, high]", line=line)
-        lo, hi = float(domain[0]), float(domain[1])
-        if lo >= hi:
-            raise GrammarError(f"nonterminal {name}: inverted 'increasing' domain [{lo}, {hi}]", line=line)
-        increasing = (lo, hi)
-    return Nonterminal(name, params, tuple(productions), increasing, str(spec.get("doc", "")), line)
+
+def _build_production(nt_name: str, i: int, raw, line, scope: Scope) -> Production:
+    """The i-th production of a nonterminal: an expression, or a mapping with name, expr,
+    weight and doc."""
+    if isinstance(raw, dict):
+        _no_unknown(raw, {"name", "expr", "weight", "doc"}, f"production of {nt_name}", line)
+        if "expr" not in raw:
+            raise GrammarError(f"production of {nt_name} needs 'expr'", line=line)
+        label = _name(raw.get("name", f"p{i}"), f"production name of {nt_name}", line)
+        _text(raw.get("doc"), f"production {nt_name}.{label}: doc", line)
+        weight = _number(raw.get("weight", 1.0), f"production {nt_name}.{label}: weight", line)
+        if not 0 < weight <= MAX_WEIGHT:
+            raise GrammarError(f"production {nt_name}.{label}: weight must be positive and at most "
+                               f"{MAX_WEIGHT:g}, not {weight:g}", line=line)
+        raw = raw["expr"]
+    else:
+        label, weight = f"p{i}", 1.0
+    what = f"production {nt_name}.{label}"
+    text = _expression_text(raw, what, line)
+    body = _parse_body(text, scope, what, line)
+    children: dict[str, str] = {}
+    for node in body.walk():
+        if node.op == "nt":
+            children.setdefault(node.name, node.name.split(".")[0])
+    return Production(label, text, body, tuple(children.items()), weight, line)
+
+
+def _build_increasing(name: str, inc, params: tuple[str, ...], line) -> tuple[float, float]:
+    if len(params) != 1:
+        raise GrammarError(f"nonterminal {name}: 'increasing' needs exactly one parameter", line=line)
+    if isinstance(inc, dict):
+        _no_unknown(inc, {"domain"}, f"nonterminal {name}: increasing", line)
+    domain = inc.get("domain") if isinstance(inc, dict) else None
+    if not (isinstance(domain, list) and len(domain) == 2):
+        raise GrammarError(f"nonterminal {name}: 'increasing' needs domain: [low, high]", line=line)
+    lo, hi = (_number(v, f"nonterminal {name}: 'increasing' domain", line) for v in domain)
+    if lo >= hi:
+        raise GrammarError(f"nonterminal {name}: inverted 'increasing' domain [{lo}, {hi}]", line=line)
+    if not math.isfinite(hi - lo):
+        raise GrammarError(f"nonterminal {name}: 'increasing' domain [{lo}, {hi}] is too wide", line=line)
+    return lo, hi
 
 
 def _check_structure(start: str, nts: dict[str, Nonterminal]) -> dict[str, int]:
@@ -467,34 +712,53 @@ def _check_structure(start: str, nts: dict[str, Nonterminal]) -> dict[str, int]:
 
 
 def _build_limits(raw, line) -> Limits:
-    if not isinstance(raw, dict):
-        raise GrammarError("'limits' must be a mapping (max_depth, max_size)", line=line)
-    unknown = set(raw) - {"max_depth", "max_size"}
-    if unknown:
-        raise GrammarError(f"limits: unknown field {sorted(unknown)[0]!r}", line=line)
+    raw = _as_mapping(raw, "limits", line)
+    _no_unknown(raw, {"max_depth", "max_size"}, "limits", line)
     out = {}
-    for key in ("max_depth", "max_size"):
+    for key, most in (("max_depth", MAX_LIMIT_DEPTH), ("max_size", MAX_LIMIT_SIZE)):
         if key in raw:
             v = raw[key]
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise GrammarError(f"limits.{key} must be a positive integer", line=_line(raw, key))
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
+                raise GrammarError(f"limits.{key} must be an integer from 1 to {most}, not {_shown(v)}",
+                                   line=_line(raw, key))
             out[key] = v
     return Limits(**out)
 
 
 def _build_constraints(raw, line) -> tuple[tuple[str, str], ...]:
-    if not isinstance(raw, dict):
-        raise GrammarError("'constraints' must be a mapping", line=line)
-    unknown = set(raw) - {"forbid_nesting"}
-    if unknown:
-        raise GrammarError(f"constraints: unknown field {sorted(unknown)[0]!r}", line=line)
+    raw = _as_mapping(raw, "constraints", line)
+    _no_unknown(raw, {"forbid_nesting"}, "constraints", line)
     pairs = []
     for pair in _as_list(raw.get("forbid_nesting"), "forbid_nesting", line):
-        if not (isinstance(pair, list) and len(pair) == 2 and all(p in PRIMITIVES for p in pair)):
-            raise GrammarError(f"forbid_nesting entries are [outer, inner] primitive pairs, got {pair!r}",
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(p, str) and p in PRIMITIVES for p in pair)):
+            raise GrammarError(f"forbid_nesting entries are [outer, inner] primitive pairs, got {_shown(pair)}",
                                line=_line(raw, "forbid_nesting"))
-        pairs.append((str(pair[0]), str(pair[1])))
+        pairs.append((pair[0], pair[1]))
     return tuple(pairs)
+
+
+def _build_seeds(raw, line, limits: Limits) -> tuple[dict[str, str], dict[str, int | None]]:
+    """The seeds (zoo name: derivation text) and their lines. ``grammar.load`` parses each
+    against the grammar; here each is bounded in length and nesting, as that parser recurses."""
+    raw = _as_mapping(raw, "seeds", line)
+    seeds = {}
+    for name, text in raw.items():
+        sl = _line(raw, name)
+        _name(name, "seed name", sl)
+        if not isinstance(text, str):
+            raise GrammarError(f"seed {name} must be a derivation such as mpo(Link=logistic), not {_shown(text)}",
+                               line=sl)
+        if len(text) > MAX_EXPRESSION:
+            raise GrammarError(f"seed {name} has {len(text)} characters (at most {MAX_EXPRESSION})", line=sl)
+        _printable(text, f"seed {name}", sl)
+        nesting = _derivation_nesting(text)
+        if nesting is None:
+            raise GrammarError(f"seed {name}: unbalanced parentheses", line=sl)
+        if nesting >= limits.max_depth:
+            raise GrammarError(f"seed {name} is deeper than limits.max_depth ({limits.max_depth})", line=sl)
+        seeds[name] = text
+    return seeds, {name: _line(raw, name) for name in seeds}
 
 
 def describe_constant(c: Constant) -> str:

@@ -142,7 +142,7 @@ def export_cmd(
     results_dir: str = typer.Option("results", help="Where runs are."),
 ):
     """Write a loss as a standalone Python module (JAX or PyTorch) or a TRL trainer."""
-    from grammar import export, export_trl, zoo
+    from grammar import export, zoo
 
     if fmt not in ("jax", "torch", "trl"):
         raise UsageProblem(f"--format must be jax, torch or trl, not {fmt!r}")
@@ -150,7 +150,7 @@ def export_cmd(
         raise UsageProblem("give either a RUN or --zoo NAME")
     if output != "-":
         check_output(output)
-    from grammar import derivation, parts
+    from discover.api import source_of
     from grammar import load as load_grammar
 
     if zoo_name:
@@ -166,11 +166,7 @@ def export_cmd(
         loss, text = ranked_loss(store, rank)
         title = f"Discovered loss {rank} of run {store.name}"
         g = load_grammar(store.file("grammar.yaml"))
-    described = parts.lines(g, derivation.parse_derivation(g, text)) if text else None
-    if fmt == "trl":
-        src = export_trl.export_trl(loss.expr, loss.constants, title, loss.source, described, text)
-    else:
-        src = export.export_module(loss.expr, loss.constants, fmt, title, loss.source, described, text)
+    src = source_of(loss, fmt, title, text, g)
     if output == "-":
         sys.stdout.write(src)
         return

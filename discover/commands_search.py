@@ -74,6 +74,12 @@ def run_cmd(
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
         wrap = ray_wrapper(ray, ray_actors)  # the cluster is joined and checked after the options, before any work
         store = _new_store(g, search_cfg, evaluator_name, exp_cfg, name, results_dir)
+    run_search(g, evaluator_name, exp_cfg, search_cfg, store, wrap)
+
+
+def run_search(g, evaluator_name: str, exp_cfg, search_cfg, store, wrap=None) -> None:
+    """A validated run, new or restored from its store, to its end: generations, hall of fame,
+    held-out re-scoring, plots (``discover run`` and ``discover.search``)."""
     started = time.time()
     search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started, wrap)
     _run_generations(search, status, store, started)

@@ -191,14 +191,11 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
     from discover import loss_shapes
     from grammar import zoo
 
+    best = [(f"loss {e.number}", e.row) for e in numbered_losses(store)[:top]]
+    baseline = None
     if store.has("final.json"):
-        rows = [r for r in store.final()["rows"] if r["fitness"] is not None]
-        rows.sort(key=lambda r: -r["fitness"])
-        best = [(f"discovered {r['name']}", r) for r in rows if r["kind"] == "discovered"][:top]
-        baseline = next((r["name"] for r in rows if r["kind"] == "zoo"), None)
-    else:
-        best = [(f"discovered #{i}", r) for i, r in enumerate(hof["ranked"][:top], 1)]
-        baseline = None
+        rows = [r for r in store.final()["rows"] if r["fitness"] is not None and r["kind"] == "zoo"]
+        baseline = max(rows, key=lambda r: r["fitness"])["name"] if rows else None
     entries = [loss_of(r, name) for name, r in best]
     entries += [zoo.ZOO[name].loss() for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else []))]
     curves = loss_shapes.curves(entries, loss_shapes.typical_pair(inputs))

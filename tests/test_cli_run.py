@@ -132,3 +132,31 @@ def test_bench_over_datasets_pools_units_and_compares(tmp_path):
         assert r["reward_w"] is not None and r["train_accuracy"] >= 0
     compared = [r["vs_best_baseline"] for r in rows.values() if r.get("vs_best_baseline")]
     assert compared and all({"p", "tost_p", "mde", "margin"} <= set(c) for c in compared)
+
+
+def test_python_api_runs_the_same_search(finished_run):
+    """discover.run takes the command's options (underscored) and returns the run it wrote."""
+    import os
+
+    import discover
+
+    cwd, _ = finished_run
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        run = discover.run(grammar="mirror.yaml", task="pendulum", population=16, generations=1, steps=40,
+                           pairs=200, segment=20, episodes=2, datasets=2, reference_steps=800, name="tiny-api",
+                           final_top=2)
+    finally:
+        os.chdir(before)
+    assert run.name == "tiny-api" and (cwd / "results" / "tiny-api" / "final.json").exists()
+    eqs = run.equations
+    assert [e["held_out"] is not None for e in eqs[:2]] == [True, True]
+    shown = discover_cli_numbers(cwd, "tiny-api")
+    assert shown == [e["number"] for e in eqs][:len(shown)]
+
+
+def discover_cli_numbers(cwd, name):
+    out = discover("show", name, "--top", "50", cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    return [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("loss ")]

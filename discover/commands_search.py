@@ -79,7 +79,7 @@ def run_cmd(
 
 def run_search(g, evaluator_name: str, exp_cfg, search_cfg, store, wrap=None) -> None:
     """A validated run, new or restored from its store, to its end: generations, hall of fame,
-    held-out re-scoring, plots (``discover run`` and ``discover.search``)."""
+    held-out re-scoring, plots (``discover run`` and ``discover.run``)."""
     started = time.time()
     search, status = _search(g, evaluator_name, exp_cfg, search_cfg, store, started, wrap)
     _run_generations(search, status, store, started)

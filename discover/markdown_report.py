@@ -104,12 +104,24 @@ def _setting_label(bench: dict) -> str:
 
 
 def load_spec(spec_path: str) -> dict:
-    """A report spec (YAML); a missing file is a user error."""
+    """A report spec (YAML); a missing or malformed file, or one with YAML aliases (which
+    expand without bound when the spec is printed), is a user error."""
     try:
-        with open(spec_path) as f:
-            return yaml.safe_load(f)
+        with open(spec_path, encoding="utf-8") as f:
+            text = f.read()
     except FileNotFoundError:
         raise RunError(f"report spec not found: {spec_path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunError(f"cannot read report spec {spec_path}: {e}") from None
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise RunError(f"report spec {spec_path}: YAML aliases (*name) are not allowed")
+        spec = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError) as e:
+        raise RunError(f"report spec {spec_path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise RunError(f"report spec {spec_path} must be a mapping")
+    return spec
 
 
 def build(spec_path: str, results_dir: str = "results") -> str:

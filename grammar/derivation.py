@@ -76,11 +76,20 @@ def to_text(node: Node) -> str:
 _DTOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_0-9]+)?)|(?P<op>[(),=]))")
 
 
+MAX_DERIVATION_CHARS = 4000
+MAX_DERIVATION_DEPTH = 64
+
+
 def parse_derivation(grammar: Grammar, text: str, nonterminal: str | None = None) -> Node:
-    """Parses the text form against ``grammar`` (from the start symbol by default)."""
-    tokens, pos, text = [], 0, str(text).strip()
+    """Parses the text form against ``grammar`` (from the start symbol by default). Text from
+    a run folder is untrusted: its length and nesting are bounded (one-line errors)."""
+    if not isinstance(text, str):
+        raise GrammarError(f"a derivation must be text, not {type(text).__name__}")
+    tokens, pos, text = [], 0, text.strip()
     if not text:
         raise GrammarError("empty derivation")
+    if len(text) > MAX_DERIVATION_CHARS:
+        raise GrammarError(f"derivation longer than {MAX_DERIVATION_CHARS} characters")
     while pos < len(text):
         m = _DTOKEN.match(text, pos)
         if not m or m.end() == pos:
@@ -99,7 +108,9 @@ def parse_derivation(grammar: Grammar, text: str, nonterminal: str | None = None
         i += 1
         return tok
 
-    def node(nt_name: str) -> Node:
+    def node(nt_name: str, depth: int = 1) -> Node:
+        if depth > MAX_DERIVATION_DEPTH:
+            raise GrammarError(f"derivation nested deeper than {MAX_DERIVATION_DEPTH} levels")
         nt = grammar.nonterminals[nt_name]
         label = take()
         _, prod = nt.production(label)
@@ -112,8 +123,8 @@ def parse_derivation(grammar: Grammar, text: str, nonterminal: str | None = None
                     raise GrammarError(f"production {nt_name}.{label} has no child {ref!r} "
                                        f"(children: {', '.join(prod.child_names) or 'none'})")
                 take("=")
-                given[ref] = node(dict(prod.children)[ref])
-                if tokens[i] == ",":
+                given[ref] = node(dict(prod.children)[ref], depth + 1)
+                if i < len(tokens) and tokens[i] == ",":
                     take(",")
                     continue
                 take(")")

@@ -20,8 +20,8 @@ MAX_NAME = 64
 EXPORT_NAMES = frozenset({
     "policy_chosen_logps", "policy_rejected_logps", "reference_chosen_logps", "reference_rejected_logps",
     "chosen_lengths", "rejected_lengths", "progress",
-    "jax", "jnp", "np", "torch", "trl", "math", "DPOTrainer", "DiscoveredLossDPOTrainer",
-    "loss", "CONSTANTS", "EXPRESSION", "INPUTS", "LATEX", "TRL_VERIFIED",
+    "jax", "jnp", "np", "torch", "trl", "math", "copy", "DPOTrainer", "DiscoveredLossDPOTrainer",
+    "loss", "CONSTANTS", "EXPRESSION", "INPUTS", "LATEX", "TRL_VERIFIED", "TRL_ONLY_SETTINGS", "TRL_LOSS_SETTINGS",
 })
 
 

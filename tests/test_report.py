@@ -253,3 +253,15 @@ def test_extra_rows_join_only_benches_of_the_same_datasets():
     assert [r["name"] for r in headline["a"]["losses"]] == ["dpo", "ipo"]
     with pytest.raises(RunError, match="matches no headline bench"):
         headline_report._merge_extra(headline, [bench("bbbb", "hinge")])
+
+
+def test_a_report_spec_with_aliases_or_the_wrong_shape_is_one_error(tmp_path):
+    from discover.errors import RunError
+    from discover.markdown_report import load_spec
+
+    cases = {"bomb.yaml": "a: &a [1, 2]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n", "list.yaml": "[1, 2]\n",
+             "bad.yaml": "a: [1,\n", "deep.yaml": "[" * 5000 + "]" * 5000 + "\n"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(RunError, match="report spec"):
+            load_spec(str(tmp_path / name))

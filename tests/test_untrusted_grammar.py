@@ -345,3 +345,16 @@ def test_mutations_of_mirror_load_or_are_one_error(text):
                         inner, max_size=4), max_leaves=20))
 def test_any_yaml_document_loads_or_is_one_error(value):
     loads_or_grammar_error(yaml.safe_dump(value))
+
+
+@pytest.mark.parametrize("text", [
+    "mpo(Link=logistic", "mpo(Link=logistic,", "mpo(" * 3000,
+    "mpo(Link=" + "gated(Link.a=" * 100 + "logistic" + ")" * 101, 5, ["mpo"],
+])
+def test_untrusted_derivations_are_one_line_errors(text):
+    """Derivations come from run folders and checkpoints too: bounded, never an IndexError or
+    RecursionError."""
+    from grammar import derivation, load
+
+    with pytest.raises(GrammarError):
+        derivation.parse_derivation(load("mirror.yaml"), text)

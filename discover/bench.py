@@ -242,6 +242,9 @@ class Checkpoints:
     settings in the same folder are left alone."""
 
     DIAGNOSTICS = ("train_accuracy", "reward_w", "reward_l", "final_loss")
+    # per-unit figures that some evaluators add (the token task: KL(policy || reference) on
+    # the evaluation prompts and the greedy-decoding score), kept where every dataset has them
+    TASK_DIAGNOSTICS = ("kl", "greedy")
 
     def __init__(self, out_dir: str, key: str, log: Callable[[str], None] = print):
         self.root, self.key, self.log = os.path.join(out_dir, "partial"), key, log
@@ -336,7 +339,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         per_seed.append(arrays["per_seed"])
         reasons = [r or (f"dataset {ds}: {fields['reasons'][i]}" if fields["reasons"][i] else None)
                    for i, r in enumerate(reasons)]
-        for name in done.DIAGNOSTICS:
+        for name in done.DIAGNOSTICS + tuple(n for n in done.TASK_DIAGNOSTICS if n in arrays):
             diag.setdefault(name, []).append(arrays[name])
         refs.append(fields["reference"])
         abouts.append(fields["about"])
@@ -344,7 +347,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
             timing[phase] = timing.get(phase, 0.0) + sec
     carried = sum(done.loaded.values())  # seconds that an earlier, interrupted run spent on its finished stages
     pooled = _pool(per_seed)
-    diag = {name: _pool(v) for name, v in diag.items()}
+    diag = {name: _pool(v) for name, v in diag.items() if len(v) == len(data_seeds)}
     rows = [_row(z, i, pooled, reasons[i], diag, len(data_seeds)) for i, z in enumerate(entries)]
     _compare_with_best_baseline(rows)
     ref_sd = float(np.std(refs, ddof=1)) if len(refs) > 1 else 0.0
@@ -426,7 +429,8 @@ def _dataset_stage(config, entries: Sequence[Loss], seeds: Sequence[int], ds: in
     log(f"{label} (data seed {ds}): training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} "
         f"steps, {config.train.batch_pairs} pairs per batch) ...")
     scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
-    arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS}}
+    arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS
+                                              + done.TASK_DIAGNOSTICS if n in scores.diagnostics}}
     fields = {"reasons": scores.reasons, "reference": evaluator.baseline()[0], "about": evaluator.describe(),
               "timing": scores.timing, "losses": trained, "seconds": time.perf_counter() - began}
     done.save(f"dataset-{ds}", arrays, fields)
@@ -456,7 +460,15 @@ def _row(entry: Loss, i: int, pooled: np.ndarray, reason: str | None, diag: dict
         "reward_w": float(np.mean(diag["reward_w"][i])), "reward_l": float(np.mean(diag["reward_l"][i])),
         "margin": margin, "beta_margin": None if beta is None else float(beta) * margin,
         "final_loss": [float(v) for v in diag["final_loss"][i]],
+        **{f: _task_diagnostic(diag[f][i], failed, n_data) for f in Checkpoints.TASK_DIAGNOSTICS if f in diag},
     }
+
+
+def _task_diagnostic(units: np.ndarray, failed: bool, n_data: int) -> dict:
+    """A task diagnostic of one loss: its mean over units and per dataset (None if the loss failed)."""
+    if failed:
+        return {"mean": None, "per_dataset": None}
+    return {"mean": float(np.mean(units)), "per_dataset": [float(v) for v in units.reshape(n_data, -1).mean(axis=1)]}
 
 
 def _compare_with_best_baseline(rows: list[dict]) -> None:

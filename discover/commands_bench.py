@@ -85,6 +85,10 @@ def bench_cmd(
     _print_bench(out, title, registry.reference_label_of_task(task), out_dir)
 
 
+# beside a loss's score where the task reports them: (results.json field, label, format)
+TASK_FIGURES = (("kl", "KL", ".2f"), ("greedy", "greedy", ".1f"))
+
+
 def _print_bench(out: dict, title: str, kind: str, out_dir: str) -> None:
     """A bench's table (reference, then every loss by score) and where it was written."""
     from discover.run_views import entries_view
@@ -98,11 +102,18 @@ def _print_bench(out: dict, title: str, kind: str, out_dir: str) -> None:
                 if vs and vs["low"] is not None else "")
         name_ = f"[bold green]{r['name']}[/]" if r["kind"] == "discovered" else f"[bold]{r['name']}[/]"
         bd = "" if r.get("beta_margin") is None else f"  β·D {r['beta_margin']:.2f}"
-        rows.append((f"{name_}  {score}{diff}  train acc. {r['train_accuracy']:.2f}{bd}", r["closed_form"], []))
+        task = "".join(f"  {label} {r[f]['mean']:{fmt}}" for f, label, fmt in TASK_FIGURES
+                       if r.get(f, {}).get("mean") is not None)
+        rows.append((f"{name_}  {score}{diff}  train acc. {r['train_accuracy']:.2f}{bd}{task}", r["closed_form"], []))
     console.print(entries_view(title, rows))
+    if any(r.get("kl") for r in out["losses"]):
+        console.print("KL: KL(policy || reference) per response, on the evaluation prompts; greedy: the score of "
+                      "the policy's greedy decoding (the fitness samples at temperature 1)")
     t = out["timing"]
+    diagnose = f", diagnostics {t['diagnose_s']:.1f} s" if "diagnose_s" in t else ""
     console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
-                  f"{t['score_s']:.1f} s, total {t['total_s']:.1f} s, {out['compilations']} compilation(s) in this process")
+                  f"{t['score_s']:.1f} s{diagnose}, total {t['total_s']:.1f} s, {out['compilations']} compilation(s) "
+                  f"in this process")
 
 
 

@@ -26,7 +26,10 @@ response tokens and EOS, length = response tokens + EOS); fitness is the ground-
 reward of the trained policy's responses (sampled at temperature 1, one per held-out
 prompt, the same random numbers for every policy), normalised as
 100 (R - R_random) / (R_ideal - R_random) with R_random the reward of uniform random
-responses.
+responses. Beside it, as diagnostics (the fitness does not use them): KL(policy ||
+reference) per response, estimated on the same prompts and samples, and the normalised
+reward of the policy's greedy decoding; a score can rise by moving far from the
+reference, and these show whether it did.
 
 Why it is a fair proxy: the losses see what they see on a language model (summed
 sequence log-likelihoods of a chosen and a rejected response, their lengths, a
@@ -132,9 +135,10 @@ class LmConfig(OptionsMixin):
 
     def seconds_per_run(self) -> float:
         """A conservative cost model of one training run and its scoring: about 2.5 us per
-        (pair x token x training step), plus sampling the evaluation prompts' responses."""
+        (pair x token x training step), plus sampling the evaluation prompts' responses, and
+        decoding them greedily for the diagnostics."""
         t = self.train
-        return t.steps * t.batch_pairs * SEQ * 2.5e-6 + self.eval.prompts * MAX_RESPONSE * 2e-5
+        return t.steps * t.batch_pairs * SEQ * 2.5e-6 + 2 * self.eval.prompts * MAX_RESPONSE * 2e-5
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -314,22 +318,55 @@ def pair_log_likelihood(params, inputs) -> jnp.ndarray:
 LIKELIHOOD = trainer.LikelihoodModel(pair_log_likelihood)
 
 
-@jax.jit
-def _generate(params: dict, prompts: jnp.ndarray, key: jnp.ndarray) -> jnp.ndarray:
-    """(N, MAX_RESPONSE + 1) sampled continuations of the prompts (after SEP), temperature 1;
-    the same ``key`` gives every policy the same random numbers."""
+def _decode(params: dict, prompts: jnp.ndarray, choose: Callable) -> jnp.ndarray:
+    """(N, MAX_RESPONSE + 1) continuations of the prompts (after SEP), token j picked by
+    ``choose(logits_j, j)``."""
     n = prompts.shape[0]
     seq = jnp.zeros((n, SEQ), jnp.int32).at[:, :PROMPT].set(prompts).at[:, PROMPT].set(SEP)
 
     def step(seq, j):
-        nxt = jax.random.categorical(jax.random.fold_in(key, j), logits(params, seq)[:, PROMPT + j], axis=-1)
-        return seq.at[:, PROMPT + 1 + j].set(nxt), None
+        return seq.at[:, PROMPT + 1 + j].set(choose(logits(params, seq)[:, PROMPT + j], j)), None
 
     seq, _ = jax.lax.scan(step, seq, jnp.arange(MAX_RESPONSE + 1))
     return seq[:, PROMPT + 1:]
 
 
+@jax.jit
+def _generate(params: dict, prompts: jnp.ndarray, key: jnp.ndarray) -> jnp.ndarray:
+    """(N, MAX_RESPONSE + 1) sampled continuations of the prompts (after SEP), temperature 1;
+    the same ``key`` gives every policy the same random numbers."""
+    return _decode(params, prompts, lambda z, j: jax.random.categorical(jax.random.fold_in(key, j), z, axis=-1))
+
+
+def _greedy(params: dict, prompts: jnp.ndarray) -> jnp.ndarray:
+    """(N, MAX_RESPONSE + 1) greedy continuations (the most likely token at each step)."""
+    return _decode(params, prompts, lambda z, j: jnp.argmax(z, axis=-1))
+
+
+def _kl_to_reference(params: dict, ref: dict, prompts: jnp.ndarray, out: jnp.ndarray) -> jnp.ndarray:
+    """(N,) KL(policy || reference) of the continuation, estimated on the policy's own
+    continuations ``out``: along each, the exact KL of the next-token distributions summed
+    over the steps taken (up to and including the first EOS), an unbiased estimate of the
+    KL between the two distributions over responses."""
+    n = prompts.shape[0]
+    seq = jnp.concatenate([prompts.astype(jnp.int32), jnp.full((n, 1), SEP, jnp.int32), out.astype(jnp.int32)], 1)
+    lp = jax.nn.log_softmax(logits(params, seq[:, :-1])[:, PROMPT:], axis=-1)
+    lq = jax.nn.log_softmax(logits(ref, seq[:, :-1])[:, PROMPT:], axis=-1)
+    step_kl = (jnp.exp(lp) * (lp - lq)).sum(-1)
+    eos = out == EOS
+    taken = (jnp.cumsum(eos, axis=1) - eos) == 0  # no EOS before this step
+    return (step_kl * taken).sum(-1)
+
+
 _generate_population = jax.jit(jax.vmap(_generate, in_axes=(0, None, None)))
+
+
+@jax.jit
+def _diagnose_population(params: dict, refs: dict, prompts: jnp.ndarray, out: jnp.ndarray):
+    """Per policy (leading axis of ``params``, ``refs`` and ``out``): the mean KL to its
+    reference over the prompts and its (N, MAX_RESPONSE + 1) greedy continuations."""
+    kl = jax.vmap(_kl_to_reference, in_axes=(0, 0, None, 0))(params, refs, prompts, out).mean(-1)
+    return kl, jax.vmap(_greedy, in_axes=(0, None))(params, prompts)
 
 # Policies sampled per compiled call: every population size shares one compilation.
 GENERATE_CHUNK = 8
@@ -342,6 +379,18 @@ def generate_population(params: dict, prompts: np.ndarray, key: jnp.ndarray) -> 
     P = len(next(iter(params.values())))
     prompts = jnp.asarray(prompts)
     return trainer.in_chunks(lambda p: _generate_population(p, prompts, key), (params,), P, GENERATE_CHUNK)
+
+
+def diagnose_population(params: dict, refs: dict, prompts: np.ndarray,
+                        out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P,) KL(policy || reference) on the prompts, estimated on the sampled continuations
+    ``out`` (P, N, MAX_RESPONSE + 1), and (P, N, MAX_RESPONSE + 1) greedy continuations, of P
+    policies with their references (``refs``, one per policy), in chunks as
+    :func:`generate_population`."""
+    P = len(next(iter(params.values())))
+    prompts = jnp.asarray(prompts)
+    return trainer.in_chunks(lambda p, r, o: _diagnose_population(p, r, prompts, o), (params, refs, out), P,
+                             GENERATE_CHUNK)
 
 
 def score_responses(prompts: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -469,10 +518,18 @@ class LmEvaluator:
         key = jax.random.PRNGKey(self.config.eval.seed if eval_seed is None else eval_seed)
         out = generate_population(flat, prompts, key)
         rewards = score_responses(prompts, out).mean(axis=-1).reshape(P, S)
+        t2 = time.perf_counter()
+        # Beside the fitness (which they leave unchanged): how far each policy moved from
+        # its reference, and the score of its greedy decoding.
+        datasets = (np.broadcast_to(np.asarray(seeds), (P, S)) % len(self.loaded)).reshape(-1)  # seeds: S or (P, S)
+        refs = {k: np.stack([self.loaded[d][1][k] for d in datasets]) for k in flat}
+        kl, greedy = diagnose_population(flat, refs, prompts, out)
+        greedy = self.normalise(score_responses(prompts, greedy).mean(axis=-1)).reshape(P, S)
         return Evaluation(self.normalise(rewards), [result.reason(p) for p in range(P)],
                           diagnostics={"train_accuracy": result.train_accuracy, "final_loss": result.final_loss,
-                                       "reward_w": result.reward_w, "reward_l": result.reward_l},
-                          timing={"train_s": t1 - t0, "score_s": time.perf_counter() - t1})
+                                       "reward_w": result.reward_w, "reward_l": result.reward_l,
+                                       "kl": kl.reshape(P, S), "greedy": greedy},
+                          timing={"train_s": t1 - t0, "score_s": t2 - t1, "diagnose_s": time.perf_counter() - t2})
 
     def _train(self, programs, consts, seeds, progress=None) -> trainer.PopulationResult:
         """Every program with every seed, seed s on dataset s mod D."""

@@ -130,6 +130,23 @@ def test_the_token_evaluator_trains_and_scores_through_the_interface(small):
     assert np.all(x["logp_w"] < 0) and np.all(x["len_w"] >= 1)
 
 
+def test_the_token_evaluator_reports_kl_to_the_reference_and_the_greedy_score(small):
+    """Beside the fitness: KL(policy || reference) and the greedy-decoding score. A loss with
+    no gradient leaves the reference where it is (KL 0, the reference's greedy score);
+    DPO moves away from it."""
+    from grammar.expr import parse
+
+    still = parse("0 * r_w", zoo.alias_scope(()))
+    dpo = zoo.ZOO["dpo"]
+    ev = small.evaluate([still, dpo.expr], [{}, dpo.constants], [0, 1])
+    assert ev.diagnostics["kl"].shape == ev.diagnostics["greedy"].shape == (2, 2)
+    np.testing.assert_allclose(ev.diagnostics["kl"][0], 0.0, atol=1e-6)  # the averaged policy rounds
+    ref = {k: jnp.asarray(v) for k, v in small.reference.items()}
+    greedy = lm.score_responses(small.eval_prompts, np.asarray(lm._greedy(ref, jnp.asarray(small.eval_prompts))))
+    np.testing.assert_allclose(ev.diagnostics["greedy"][0], small.normalise(greedy.mean()), rtol=1e-6)
+    assert np.all(ev.diagnostics["kl"][1] > 0.01)
+
+
 @pytest.mark.slow
 def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys):
     """`discover run --task lm` and `discover bench --task lm`, small, in this process."""
@@ -162,3 +179,5 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
     bench = json.loads((tmp_path / "results" / "lm-bench" / "results.json").read_text())
     assert [r["name"] for r in bench["losses"]] == ["dpo", "sft", "lm-run#1"]
     assert all(r["fitness"] is not None for r in bench["losses"]) and bench["task"] == "lm"
+    assert all(r["kl"]["mean"] >= 0 and len(r["greedy"]["per_dataset"]) == 1 for r in bench["losses"])
+    assert "greedy: the score of the policy's greedy decoding" in out

@@ -227,9 +227,11 @@ def _run_generations(search, status, store, started: float) -> None:
 def _finish(search, store, started: float) -> None:
     """Hall of fame, held-out re-scoring, training curves, plots, and what to do next."""
     from discover import run_views
+    from evaluators import atomic
 
     hof = search.hall_of_fame()
     store.write("hall_of_fame.json", hof)
+    atomic.write_text(store.file("hall_of_fame.csv"), hall_of_fame_csv(hof))
     with console.status("re-scoring the best losses and the zoo on held-out seeds ..."):
         final = search.final_evaluation(log=lambda m: None)
     with console.status("training curves of the best loss and DPO ..."):
@@ -247,6 +249,23 @@ def _finish(search, store, started: float) -> None:
                   f"{(time.time() - started) / 60:.1f} min this session. Results in {store.path} "
                   f"({', '.join(os.path.basename(p) for p in plots_written)}).")
     console.print(f"Export the best: discover export {store.name} --rank 1 --format torch --output loss.py")
+
+
+def hall_of_fame_csv(hof: dict) -> str:
+    """The hall of fame (``hall_of_fame.json``'s ranked losses) as CSV, for a spreadsheet or
+    a DataFrame: rank by search fitness, fitness and spread over the search seeds,
+    complexity, closed form, derivation, constants as JSON."""
+    import csv
+    import io
+    import json
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["search_rank", "fitness", "spread", "complexity", "closed_form", "derivation", "constants"])
+    for rank, r in enumerate(hof["ranked"], 1):
+        writer.writerow([rank, r["fitness"], r.get("spread"), r["complexity"], r.get("closed_form", ""),
+                         r.get("derivation", ""), json.dumps(r["constants"], sort_keys=True)])
+    return out.getvalue()
 
 
 def trainer_compilations() -> int:

@@ -230,3 +230,31 @@ def test_committed_runs_of_every_schema_still_show(cli, run):
     out = cli("show", run, "--results-dir", RESULTS)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "held-out scores" in " ".join(out.stdout.split())
+
+
+def test_cache_dir_is_the_users_unless_set(monkeypatch):
+    import platformdirs
+
+    from evaluators.cache import cache_dir
+
+    monkeypatch.setenv("MPO_DISCOVER_CACHE", "/somewhere/else")
+    assert cache_dir() == "/somewhere/else"
+    monkeypatch.delenv("MPO_DISCOVER_CACHE")
+    assert cache_dir() == platformdirs.user_cache_dir("mpo-discover", appauthor=False)
+
+
+def test_hall_of_fame_csv_quotes_formulas_and_keeps_constants_as_json():
+    import csv
+    import io
+    import json
+
+    from discover.commands_search import hall_of_fame_csv
+
+    hof = {"ranked": [{"fitness": 80.5, "spread": 2.0, "complexity": 9, "closed_form": "softplus(-beta*(a, b))",
+                       "derivation": "mpo(Link=logistic, Psi=nll)", "constants": {"beta": 0.1}},
+                      {"fitness": 70.0, "spread": None, "complexity": 5, "closed_form": "x", "derivation": "",
+                       "constants": {}}]}
+    rows = list(csv.DictReader(io.StringIO(hall_of_fame_csv(hof))))
+    assert [r["search_rank"] for r in rows] == ["1", "2"]
+    assert rows[0]["closed_form"] == "softplus(-beta*(a, b))" and rows[0]["derivation"].startswith("mpo(")
+    assert json.loads(rows[0]["constants"]) == {"beta": 0.1} and rows[1]["spread"] == ""

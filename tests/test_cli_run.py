@@ -160,3 +160,17 @@ def discover_cli_numbers(cwd, name):
     out = discover("show", name, "--top", "50", cwd=cwd)
     assert out.returncode == 0, out.stderr
     return [int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("loss ")]
+
+
+def test_hall_of_fame_csv_beside_the_json(finished_run):
+    import csv
+
+    cwd, _ = finished_run
+    run = cwd / "results" / "tiny"
+    ranked = json.loads((run / "hall_of_fame.json").read_text())["ranked"]
+    with open(run / "hall_of_fame.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["search_rank"]) for r in rows] == list(range(1, len(ranked) + 1))
+    assert [float(r["fitness"]) for r in rows] == [r["fitness"] for r in ranked]
+    assert [json.loads(r["constants"]) for r in rows] == [r["constants"] for r in ranked]
+    assert rows[0]["derivation"] == ranked[0]["derivation"] and rows[0]["closed_form"] == ranked[0]["closed_form"]

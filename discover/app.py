@@ -5,18 +5,21 @@ The commands live in ``discover/commands_*.py``, one module per group."""
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import typer
 from rich.console import Console
 
+from discover.constant_search import ES_ALGORITHMS
 from discover.search import SearchConfig
-from evaluators.datasets import DatasetConfig
-from evaluators.fitness import EvalConfig
+from evaluators.datasets import LABELS, SETTINGS, DatasetConfig
+from evaluators.fitness import BACKENDS, EvalConfig
 from evaluators import registry
+from evaluators.tasks import TASK_MODULES
 from evaluators.trainer import TrainConfig
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     help="Discover preference-optimisation losses as readable formulas "
          "(Mirror Preference Optimization, searched by evolution on MuJoCo preference data).",
@@ -33,6 +36,39 @@ err_console = Console(stderr=True)
 DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), SearchConfig()
 LABELS_HELP = ("expert (the expert continues both sides: labels judge the segment) or policy (each side's own "
                "policy continues it, as in v1 datasets).")
+
+MUJOCO_TASKS = tuple(sorted(TASK_MODULES))
+TASKS = MUJOCO_TASKS + tuple(sorted(registry.TASKS))  # every --task of run and bench, the token task last
+
+TASK_HELP = f"A MuJoCo task ({', '.join(MUJOCO_TASKS)}) or lm (the token task)."
+MUJOCO_TASK_HELP = f"A MuJoCo task: {', '.join(MUJOCO_TASKS[:-1])} or {MUJOCO_TASKS[-1]}."
+SETTING_HELP = f"The data's defect: {', '.join(SETTINGS[:-1])} or {SETTINGS[-1]}."
+
+# The panels of the long commands' --help (typer's rich_help_panel).
+SEARCH_PANEL, LOSSES_PANEL, DATA_PANEL, TRAINING_PANEL, OUTPUT_PANEL, CLUSTER_PANEL = (
+    "Search", "Losses and seeds", "Data", "Training and scoring", "Output", "Cluster")
+
+
+def one_of(flag: str, what: str, values: tuple[str, ...]):
+    """The ``parser`` of an option with a fixed set of values, whose annotation
+    ``Literal[values]`` lists them in --help and for shell completion: any other value is a
+    one-line user error naming the option and its values (typer's own is a framed block)."""
+
+    def parse(value: str) -> str:
+        if value in values:
+            return value
+        raise UsageProblem(f"unknown {what} {value!r}; {flag} takes {', '.join(values)}")
+
+    return parse
+
+
+# Options with fixed values: (annotation, parser) of each.
+Task, parse_task = Literal[TASKS], one_of("--task", "task", TASKS)
+MujocoTask, parse_mujoco_task = Literal[MUJOCO_TASKS], one_of("--task", "task", MUJOCO_TASKS)
+Setting, parse_setting = Literal[SETTINGS], one_of("--setting", "setting", SETTINGS)
+Labels, parse_labels = Literal[LABELS], one_of("--labels", "labels", LABELS)
+Backend, parse_backend = Literal[BACKENDS], one_of("--backend", "backend", BACKENDS)
+Es, parse_es = Literal[ES_ALGORITHMS], one_of("--es", "constant search", ES_ALGORITHMS)
 
 REFERENCE_STEPS_HELP = ("Training steps of each dataset's reference policy (default, per evaluator: " + ", ".join(
     f"{registry.option_default(name, 'reference_steps')} for {name} ({registry.reference_label(name)})"
@@ -78,6 +114,29 @@ def refuse_foreign_options(ctx: typer.Context, task: str) -> None:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise UsageProblem(f"{flags} {'does' if len(given) == 1 else 'do'} not apply to --task {task} "
                            f"({getattr(config, 'FOREIGN_OWNER', 'options of other evaluators')})")
+
+
+def check_task(task: str) -> None:
+    """A user error unless ``task`` is a task of some evaluator (the list names them all)."""
+    if task not in TASKS:
+        raise UsageProblem(f"unknown task {task!r}; --task takes {', '.join(TASKS)}")
+
+
+def refuse_ignored_options(ctx: typer.Context, setting: str) -> None:
+    """A user error when an option given on the command line means nothing with the
+    others: --eps (the label-flip probability) with any setting but noisy."""
+    src = ctx.get_parameter_source("eps")
+    if setting != "noisy" and src is not None and src.name == "COMMANDLINE":
+        raise UsageProblem(f"--eps applies to --setting noisy only, not {setting} (drop --eps, or use "
+                           "--setting noisy)")
+
+
+def check_batch(config) -> None:
+    """A user error when a training batch would hold more pairs than the dataset has."""
+    batch, pairs = config.train.batch_pairs, config.dataset.pairs
+    if batch > pairs:
+        raise UsageProblem(f"--batch {batch} is larger than the dataset (--pairs {pairs}); lower --batch or "
+                           "raise --pairs")
 
 
 def check_output(path: str) -> None:

@@ -7,58 +7,80 @@ from typing import Optional
 
 import typer
 
-from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, TRAIN,
-                          UsageProblem, app, console, ray_wrapper, refuse_foreign_options, write_output)
+from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, LOSSES_PANEL, OUTPUT_PANEL,
+                          RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, SETTING_HELP, TASK_HELP, TRAIN, TRAINING_PANEL, Backend,
+                          Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
+                          parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
+                          refuse_ignored_options, write_output)
 from evaluators.seeds import BENCH_DATA_BASE
 
 
-@app.command("bench")
+# short_help: the command list keeps a docstring's line breaks; one line reads at any width
+@app.command("bench", short_help="Score zoo and discovered losses with identical data, seeds and budget.")
 def bench_cmd(
     ctx: typer.Context,
-    task: str = typer.Option(DATA.task),
-    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
-    eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy)."),
-    seeds: int = typer.Option(10, help="Training seeds per loss and dataset."),
-    datasets: int = typer.Option(5, help="Datasets, each with its own segments and reference (data seeds "
-                                         "DATA_SEED, DATA_SEED + 1, ...)."),
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo); "
-                                                    "NAME@CONSTANT=VALUE sets a constant (e.g. dpo@beta=1)."),
-    include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable)."),
+                                                    "NAME@CONSTANT=VALUE sets a constant (e.g. dpo@beta=1).",
+                                         rich_help_panel=LOSSES_PANEL),
+    include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable).",
+                                      rich_help_panel=LOSSES_PANEL),
     ablate_t: bool = typer.Option(False, "--ablate-t", help="Also each included loss that uses training "
-                                                           "progress t, with t frozen at 0 and at 1."),
+                                                           "progress t, with t frozen at 0 and at 1.",
+                                  rich_help_panel=LOSSES_PANEL),
     effective: bool = typer.Option(False, "--effective", help="Also each included loss without its additive "
                                                                "terms below 1% of the gradient norm (its effective "
                                                                "form on the first search dataset of this bench's "
                                                                "task and setting: at the reference, t across "
-                                                               "[0, 1], and at the end of its own training, t = 1)."),
+                                                               "[0, 1], and at the end of its own training, t = 1).",
+                                   rich_help_panel=LOSSES_PANEL),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on a separate "
-                                                   "dataset and seeds) and report it at its best constants."),
-    pairs: int = typer.Option(DATA.pairs),
-    segment: int = typer.Option(DATA.segment),
-    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
+                                                   "dataset and seeds) and report it at its best constants.",
+                              rich_help_panel=LOSSES_PANEL),
+    seeds: int = typer.Option(10, help="Training seeds per loss and dataset.", rich_help_panel=LOSSES_PANEL),
+    task: Task = typer.Option(DATA.task, parser=parse_task, metavar="TASK", help=TASK_HELP,
+                              rich_help_panel=DATA_PANEL),
+    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=SETTING_HELP,
+                                    rich_help_panel=DATA_PANEL),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (--setting noisy only).",
+                              rich_help_panel=DATA_PANEL),
+    datasets: int = typer.Option(5, help="Datasets, each with its own segments and reference (data seeds "
+                                         "DATA_SEED, DATA_SEED + 1, ...).", rich_help_panel=DATA_PANEL),
     data_seed: int = typer.Option(BENCH_DATA_BASE, help="The first dataset seed (default: held-out datasets "
-                                                        "that no search or tuning uses)."),
-    labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
-    steps: int = typer.Option(TRAIN.steps, help="Training steps per run."),
-    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch."),
-    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate."),
-    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
-    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP),
-    backend: str = typer.Option(EVAL.backend, help="auto, native or mjx."),
-    name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING)."),
-    results_dir: str = typer.Option("results", help="Where runs are written."),
-    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
-    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP),
+                                                        "that no search or tuning uses).",
+                                  rich_help_panel=DATA_PANEL),
+    pairs: int = typer.Option(DATA.pairs, help="Pairs in each dataset.", rich_help_panel=DATA_PANEL),
+    segment: int = typer.Option(DATA.segment, help="Control steps per segment.", rich_help_panel=DATA_PANEL),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair.",
+                                      rich_help_panel=DATA_PANEL),
+    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=LABELS_HELP, rich_help_panel=DATA_PANEL),
+    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP, rich_help_panel=DATA_PANEL),
+    steps: int = typer.Option(TRAIN.steps, help="Training steps per run.", rich_help_panel=TRAINING_PANEL),
+    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch (at most --pairs).",
+                              rich_help_panel=TRAINING_PANEL),
+    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate.", rich_help_panel=TRAINING_PANEL),
+    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy.",
+                                 rich_help_panel=TRAINING_PANEL),
+    backend: Backend = typer.Option(EVAL.backend, parser=parse_backend, help="Simulator (auto: MJX on "
+                                                                             "accelerators).",
+                                    rich_help_panel=TRAINING_PANEL),
+    name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING).",
+                                       rich_help_panel=OUTPUT_PANEL),
+    results_dir: str = typer.Option("results", help="Where runs are written.", rich_help_panel=OUTPUT_PANEL),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP, rich_help_panel=CLUSTER_PANEL),
+    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP,
+                                             rich_help_panel=CLUSTER_PANEL),
 ):
-    """Evaluate zoo losses (and discovered ones) with identical data, seeds and budget, on
-    datasets and seeds no search uses; scores pooled over (dataset, seed), paired differences
+    """Score zoo losses (and discovered ones) with identical data, seeds and budget, on
+    datasets and seeds no search uses: scores pooled over (dataset, seed), paired differences
     to the best baseline with equivalence tests; results.json and a bar chart. Finished
     stages (tuning, each dataset) are kept under results/NAME/partial/ until results.json
     is written: an interrupted bench, run again with the same options, resumes."""
     from discover import bench
     from evaluators import registry
 
+    check_task(task)
     refuse_foreign_options(ctx, task)
+    refuse_ignored_options(ctx, setting)
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
     if ablate_t:
@@ -73,6 +95,7 @@ def bench_cmd(
         task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
         reference_steps=reference_steps, eval_seed=bench.BENCH_EVAL_SEED).validate()
+    check_batch(cfg)
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     wrap = ray_wrapper(ray, ray_actors)
     checked = [e.name for e in bench.effective_candidates(entries)] if effective else []

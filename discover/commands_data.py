@@ -7,13 +7,16 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from discover.app import DATA, LABELS_HELP, UsageProblem, console, data_app
+from discover.app import (DATA, LABELS_HELP, MUJOCO_TASK_HELP, SETTING_HELP, Labels, MujocoTask, Setting, UsageProblem,
+                          console, data_app, parse_labels, parse_mujoco_task, parse_setting, refuse_ignored_options)
 from evaluators.reference import ReferenceConfig
 
 
-@data_app.command("policies")
+# short_help: the command list keeps a docstring's line breaks; one line reads at any width
+@data_app.command("policies", short_help="Train behaviour policies of graded quality with an existing RL trainer.")
 def data_policies(
-    task: str = typer.Option("hopper", help="Task (hopper, walker2d, half_cheetah, pendulum)."),
+    task: MujocoTask = typer.Option("hopper", parser=parse_mujoco_task, metavar="TASK",
+                                    help=MUJOCO_TASK_HELP),
     trainer: str = typer.Option("sac", help="sac or sb3 (stable-baselines3, native MuJoCo) or brax (PPO on MJX)."),
     steps: Optional[int] = typer.Option(None, help="Environment steps (default: per task)."),
     episodes: int = typer.Option(10, help="Episodes to measure each checkpoint's return."),
@@ -45,14 +48,16 @@ def data_policies(
 
 @data_app.command("build")
 def data_build(
-    task: str = typer.Option(DATA.task),
-    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
-    eps: float = typer.Option(DATA.eps, help="Label-flip probability (noisy), in [0, 0.5)."),
+    ctx: typer.Context,
+    task: MujocoTask = typer.Option(DATA.task, parser=parse_mujoco_task, metavar="TASK",
+                                    help=MUJOCO_TASK_HELP),
+    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=SETTING_HELP),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (--setting noisy only), in [0, 0.5]."),
     pairs: int = typer.Option(DATA.pairs),
     segment: int = typer.Option(DATA.segment, help="Control steps per segment (H)."),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
     seed: int = typer.Option(DATA.seed),
-    labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
+    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=LABELS_HELP),
     reference_steps: int = typer.Option(ReferenceConfig.steps, help="Behaviour-cloning steps of the reference "
                                                                       "(as --reference-steps of run and bench)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
@@ -60,6 +65,7 @@ def data_build(
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
     from evaluators import datasets, reference
 
+    refuse_ignored_options(ctx, setting)
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
                                  label_horizon=label_horizon, labels=labels).validate()
     ref_cfg = ReferenceConfig(steps=reference_steps).validate()

@@ -14,20 +14,22 @@ from discover.app import UsageProblem, app, check_output, console, grammar_app, 
 
 @app.command("zoo")
 def zoo_cmd(latex: bool = typer.Option(False, "--latex", help="Show LaTeX instead of text.")):
-    """List the hand-designed losses (the zoo): name, closed form, reference."""
+    """List the hand-designed losses (the zoo): name, constants, closed form, reference."""
+    from rich.markup import escape
+
+    from discover.run_views import entries_view
     from grammar import symbolic, zoo
 
-    table = Table(title="The zoo (r_y = logp_y - ref_y, m_y = logp_y / len_y, t = progress)",
-                  show_lines=True)
-    table.add_column("name", style="bold")
-    table.add_column("closed form")
-    table.add_column("constants")
-    table.add_column("reference")
+    # Each loss as a header line, then its formula and reference beneath it, wrapped at the
+    # terminal's width: a table column would cut long formulas at 80 columns.
+    rows = []
     for name, z in zoo.ZOO.items():
         form = symbolic.latex(z.expr) if latex else symbolic.text(z.expr)
         consts = ", ".join(f"{k}={v:g}" for k, v in z.constants.items())
-        table.add_row(name, form, consts, z.reference)
-    console.print(table)
+        rows.append((f"[bold]{escape(name)}[/]" + (f"  [dim]{escape(consts)}[/]" if consts else ""), form,
+                     [z.reference]))
+    console.print(entries_view("The zoo (r_y = logp_y - ref_y, m_y = logp_y / len_y, t = progress)", rows),
+                  highlight=False)
 
 
 @grammar_app.command("check")

@@ -8,52 +8,77 @@ from typing import Optional
 
 import typer
 
-from discover.app import (DATA, EVAL, LABELS_HELP, RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, SEARCH, TRAIN,
-                          UsageProblem, app, console, ray_wrapper, refuse_foreign_options)
+from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, OUTPUT_PANEL, RAY_ACTORS_HELP, RAY_HELP,
+                          REFERENCE_STEPS_HELP, SEARCH, SEARCH_PANEL, SETTING_HELP, TASK_HELP, TRAIN, TRAINING_PANEL, Backend, Es,
+                          Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
+                          parse_es, parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
+                          refuse_ignored_options)
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
 @app.command("run")
 def run_cmd(
     ctx: typer.Context,
-    grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml)."),
-    task: str = typer.Option(DATA.task, help="Task (hopper, walker2d, half_cheetah, pendulum; lm: the token task)."),
-    setting: str = typer.Option(DATA.setting, help="clean, noisy, mixed or shuffled."),
-    eps: float = typer.Option(DATA.eps, help="Label-flip probability for noisy data."),
-    population: int = typer.Option(SEARCH.population, help="New candidates trained per generation."),
-    generations: int = typer.Option(SEARCH.generations, help="Generations."),
-    seed: int = typer.Option(SEARCH.seed, help="Search seed."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop starting generations after this many minutes."),
-    backend: str = typer.Option(EVAL.backend, help="Simulator: auto (MJX on accelerators), native or mjx."),
-    steps: int = typer.Option(TRAIN.steps, help="Training steps per candidate."),
-    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per training batch."),
-    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate of the inner loop."),
-    pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset."),
-    segment: int = typer.Option(DATA.segment, help="Control steps per segment."),
-    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair."),
-    labels: str = typer.Option(DATA.labels, help=LABELS_HELP),
-    datasets: int = typer.Option(len(SEARCH_DATA), help="Datasets the fitness spans (data seeds 0, 1, ...; each "
-                                                        "with its own reference); training seed s uses dataset s "
-                                                        "mod DATASETS."),
-    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy."),
-    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP),
-    es: str = typer.Option(SEARCH.es, help="Constant search: snes, cma_es or open_es."),
-    reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off)."),
+    grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml).",
+                                          rich_help_panel=SEARCH_PANEL),
+    population: int = typer.Option(SEARCH.population, help="New candidates trained per generation.",
+                                   rich_help_panel=SEARCH_PANEL),
+    generations: int = typer.Option(SEARCH.generations, help="Generations.", rich_help_panel=SEARCH_PANEL),
+    seed: int = typer.Option(SEARCH.seed, help="Search seed.", rich_help_panel=SEARCH_PANEL),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop starting generations after this "
+                                                                         "many minutes.",
+                                               rich_help_panel=SEARCH_PANEL),
+    es: Es = typer.Option(SEARCH.es, parser=parse_es, metavar="ES", help="Evolution strategy of the constant "
+                                                                      "search: snes, cma_es or open_es.",
+                           rich_help_panel=SEARCH_PANEL),
+    reevaluate: int = typer.Option(SEARCH.reevaluate, help="Elites re-trained on fresh seeds per generation (0: off).",
+                                   rich_help_panel=SEARCH_PANEL),
     halving: bool = typer.Option(SEARCH.halving, "--halving/--no-halving",
                                  help="Successive halving: new candidates train on one seed first, the best are "
                                       "promoted to the other seeds (2 x POPULATION runs per generation instead of "
-                                      "POPULATION x seeds)."),
-    max_seeds: int = typer.Option(SEARCH.max_seeds, help="Seeds after which an elite is no longer re-trained."),
-    final_top: int = typer.Option(SEARCH.final_top, help="Discovered losses re-scored on held-out seeds at the end."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint."),
-    results_dir: str = typer.Option("results", help="Where runs are written."),
-    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP),
-    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP),
+                                      "POPULATION x seeds).", rich_help_panel=SEARCH_PANEL),
+    max_seeds: int = typer.Option(SEARCH.max_seeds, help="Seeds after which an elite is no longer re-trained.",
+                                  rich_help_panel=SEARCH_PANEL),
+    final_top: int = typer.Option(SEARCH.final_top, help="Discovered losses re-scored on held-out seeds at the end.",
+                                  rich_help_panel=SEARCH_PANEL),
+    task: Task = typer.Option(DATA.task, parser=parse_task, metavar="TASK", help=TASK_HELP,
+                              rich_help_panel=DATA_PANEL),
+    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=SETTING_HELP,
+                                rich_help_panel=DATA_PANEL),
+    eps: float = typer.Option(DATA.eps, help="Label-flip probability (--setting noisy only).",
+                              rich_help_panel=DATA_PANEL),
+    pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset.", rich_help_panel=DATA_PANEL),
+    segment: int = typer.Option(DATA.segment, help="Control steps per segment.", rich_help_panel=DATA_PANEL),
+    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair.",
+                                      rich_help_panel=DATA_PANEL),
+    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=LABELS_HELP, rich_help_panel=DATA_PANEL),
+    datasets: int = typer.Option(len(SEARCH_DATA), help="Datasets the fitness spans (data seeds 0, 1, ...; each "
+                                                        "with its own reference); training seed s uses dataset s "
+                                                        "mod DATASETS.", rich_help_panel=DATA_PANEL),
+    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP, rich_help_panel=DATA_PANEL),
+    steps: int = typer.Option(TRAIN.steps, help="Training steps per candidate.", rich_help_panel=TRAINING_PANEL),
+    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per training batch (at most --pairs).",
+                              rich_help_panel=TRAINING_PANEL),
+    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate of the inner loop.",
+                             rich_help_panel=TRAINING_PANEL),
+    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy.",
+                                 rich_help_panel=TRAINING_PANEL),
+    backend: Backend = typer.Option(EVAL.backend, parser=parse_backend, help="Simulator (auto: MJX on "
+                                                                              "accelerators).",
+                                rich_help_panel=TRAINING_PANEL),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED).",
+                                       rich_help_panel=OUTPUT_PANEL),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint.",
+                                         rich_help_panel=OUTPUT_PANEL),
+    results_dir: str = typer.Option("results", help="Where runs are written.", rich_help_panel=OUTPUT_PANEL),
+    ray: Optional[str] = typer.Option(None, "--ray", help=RAY_HELP, rich_help_panel=CLUSTER_PANEL),
+    ray_actors: Optional[int] = typer.Option(None, "--ray-actors", help=RAY_ACTORS_HELP,
+                                             rich_help_panel=CLUSTER_PANEL),
 ):
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
     if not resume:
         refuse_foreign_options(ctx, task)
+        refuse_ignored_options(ctx, setting)
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
         _warn_ignored_on_resume(ctx)
@@ -127,12 +152,14 @@ def _validated(grammar: Optional[str], options: dict, search_options: dict, data
     g = load_grammar(grammar)
     if not 1 <= datasets <= TUNE_DATA - SEARCH_DATA[0]:
         raise UsageProblem(f"--datasets must be between 1 and {TUNE_DATA - SEARCH_DATA[0]}, not {datasets}")
+    check_task(options["task"])
     evaluator_name = registry.for_task(options["task"])
     exp_cfg = registry.get(evaluator_name).Config().with_options(
         **options, program_length=max(TRAIN.program_length, g.limits.max_size))
     exp_cfg = exp_cfg.with_data_seeds(range(SEARCH_DATA[0], SEARCH_DATA[0] + datasets))
     search_cfg = SearchConfig(**search_options).validate()
     exp_cfg.validate()
+    check_batch(exp_cfg)
     time_limit = search_cfg.time_limit_min
     if time_limit is not None:
         # a conservative cost of one generation: its runs times the evaluator's estimate of one
@@ -339,7 +366,8 @@ def _run_inputs(cfg: dict) -> dict:
     return probe_inputs(_run_evaluator(cfg))
 
 
-@app.command("plot")
+# short_help: the command list keeps a docstring's line breaks; one line reads at any width
+@app.command("plot", short_help="Write PNG plots of a run: fitness, Pareto front, training curves, loss shapes.")
 def plot_cmd(
     run: str = typer.Argument(...),
     shapes: bool = typer.Option(True, "--shapes/--no-shapes", help="Also the loss shapes of the best losses next "

@@ -84,17 +84,21 @@ class SearchConfig:
 
     def validate(self) -> "SearchConfig":
         if self.population < 2:
-            raise RunError(f"population must be at least 2, got {self.population}")
+            raise RunError(f"--population must be at least 2, got {self.population}")
         if self.generations < 1:
-            raise RunError(f"generations must be at least 1, got {self.generations}")
+            raise RunError(f"--generations must be at least 1, got {self.generations}")
         if self.es not in ES_ALGORITHMS:
-            raise RunError(f"unknown constant search {self.es!r}; choose {', '.join(ES_ALGORITHMS)}")
+            raise RunError(f"unknown constant search {self.es!r}; --es takes {', '.join(ES_ALGORITHMS)}")
         if self.es_trees * self.es_popsize + self.reevaluate >= self.population:
-            raise RunError("es_trees x es_popsize + reevaluate must leave room for structure offspring")
+            taken = self.es_trees * self.es_popsize
+            raise RunError(f"--population {self.population} leaves no room for new structures: the constant "
+                           f"search takes {taken} candidates and --reevaluate {self.reevaluate}; raise "
+                           f"--population above {taken + self.reevaluate} or lower --reevaluate")
         if self.reevaluate < 0:
-            raise RunError(f"reevaluate must be 0 or more, got {self.reevaluate}")
+            raise RunError(f"--reevaluate must be 0 or more, got {self.reevaluate}")
         if self.max_seeds < len(self.inner_seeds):
-            raise RunError("max_seeds must be at least the number of inner seeds")
+            raise RunError(f"--max-seeds must be at least {len(self.inner_seeds)} (the seeds every candidate "
+                           f"trains on), got {self.max_seeds}")
         reeval = {s for g in range(self.generations) for s in self.reeval_seeds(g)} if self.reevaluate else set()
         if reeval & {*self.inner_seeds, *self.holdout_seeds}:
             raise RunError("re-evaluation seeds overlap the inner or held-out seeds")
@@ -103,11 +107,12 @@ class SearchConfig:
         if set(self.inner_seeds) & set(self.holdout_seeds):
             raise RunError("held-out seeds must differ from the search's inner seeds")
         if self.time_limit_min is not None and not self.time_limit_min > 0:
-            raise RunError(f"time limit must be positive, got {self.time_limit_min}")
+            raise RunError(f"--time-limit must be positive, got {self.time_limit_min:g}")
         room = self.population - len(self.inner_seeds) + 1  # rung 1 must promote at least one candidate
         if self.halves and self.generations > 1 and self.reevaluate >= room:
-            raise RunError(f"with successive halving, reevaluate ({self.reevaluate}) must be below "
-                           f"{room} (population - inner seeds + 1), so that rung 1 promotes a new candidate")
+            raise RunError(f"with successive halving, --reevaluate {self.reevaluate} must be below {room} "
+                           f"(--population - {len(self.inner_seeds)} seeds + 1), so that new candidates are "
+                           "promoted; lower --reevaluate, raise --population or give --no-halving")
         return self
 
     def to_dict(self) -> dict:

@@ -90,19 +90,19 @@ class DatasetConfig:
     def validate(self) -> "DatasetConfig":
         get_task(self.task)  # raises for an unknown task
         if self.setting not in SETTINGS:
-            raise InputError(f"unknown setting {self.setting!r}; settings: {', '.join(SETTINGS)}")
+            raise InputError(f"unknown setting {self.setting!r}; --setting takes {', '.join(SETTINGS)}")
         if not 0.0 <= self.eps <= 0.5:
-            raise InputError(f"eps must be in [0, 0.5] (0.5: labels carry nothing), got {self.eps}")
+            raise InputError(f"--eps must be in [0, 0.5] (0.5: labels carry nothing), got {self.eps}")
         if self.labels not in LABELS:
-            raise InputError(f"unknown labels {self.labels!r}; labels: {', '.join(LABELS)}")
+            raise InputError(f"unknown labels {self.labels!r}; --labels takes {', '.join(LABELS)}")
         if not 0.0 <= self.same_policy_fraction <= 1.0:
             raise InputError(f"same_policy_fraction must be in [0, 1], got {self.same_policy_fraction}")
         if self.pairs < 1:
-            raise InputError(f"pairs must be at least 1, got {self.pairs}")
+            raise InputError(f"--pairs must be at least 1, got {self.pairs}")
         if self.segment < 1:
-            raise InputError(f"segment length must be at least 1, got {self.segment}")
+            raise InputError(f"--segment: segment length must be at least 1, got {self.segment}")
         if self.label_horizon < self.segment:
-            raise InputError(f"label horizon ({self.label_horizon}) must be at least the segment length "
+            raise InputError(f"--label-horizon ({self.label_horizon}) must be at least --segment "
                              f"({self.segment})")
         if not self.temperature > 0:
             raise InputError(f"temperature must be positive, got {self.temperature}")

@@ -36,9 +36,9 @@ class EvalConfig:
 
     def validate(self) -> "EvalConfig":
         if self.backend not in BACKENDS:
-            raise InputError(f"unknown backend {self.backend!r}; backends: {', '.join(BACKENDS)}")
+            raise InputError(f"unknown backend {self.backend!r}; --backend takes {', '.join(BACKENDS)}")
         if self.episodes < 1:
-            raise InputError(f"evaluation episodes must be at least 1, got {self.episodes}")
+            raise InputError(f"--episodes: evaluation episodes must be at least 1, got {self.episodes}")
         return self
 
     def resolved_backend(self) -> str:

@@ -84,11 +84,11 @@ class TrainConfig:
         from evaluators.errors import InputError
 
         if self.steps < 1:
-            raise InputError(f"training steps must be at least 1, got {self.steps}")
+            raise InputError(f"--steps: training steps must be at least 1, got {self.steps}")
         if self.batch_pairs < 1:
-            raise InputError(f"batch size must be at least 1 pair, got {self.batch_pairs}")
+            raise InputError(f"--batch must be at least 1 pair, got {self.batch_pairs}")
         if not self.learning_rate > 0:
-            raise InputError(f"learning rate must be positive, got {self.learning_rate}")
+            raise InputError(f"--lr must be positive, got {self.learning_rate}")
         if self.mode not in ("auto", "map", "vmap"):
             raise InputError(f"mode must be auto, map or vmap, not {self.mode!r}")
         if self.schedule not in SCHEDULES:

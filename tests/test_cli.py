@@ -147,7 +147,7 @@ def test_export_zoo(cli, tmp_path):
     (("run", "--grammar", "mirror.yaml", "--population", "1"), "population must be at least 2"),
     (("run", "--grammar", "mirror.yaml", "--episodes", "0"), "evaluation episodes must be at least 1"),
     (("run", "--grammar", "mirror.yaml", "--es", "pso"), "unknown constant search 'pso'"),
-    (("run", "--grammar", "mirror.yaml", "--reevaluate", "40"), "must leave room for structure offspring"),
+    (("run", "--grammar", "mirror.yaml", "--reevaluate", "40"), "--population 32 leaves no room for new structures"),
     (("data", "build", "--task", "pendulum", "--eps", "0.51", "--setting", "noisy"), "eps must be in [0, 0.5]"),
     (("data", "build", "--task", "pendulum", "--reference-steps", "0"), "--reference-steps must be at least 1"),
     (("run", "--grammar", "mirror.yaml", "--task", "lm", "--segment", "10"), "--segment does not apply to --task lm"),
@@ -258,3 +258,97 @@ def test_hall_of_fame_csv_quotes_formulas_and_keeps_constants_as_json():
     assert [r["search_rank"] for r in rows] == ["1", "2"]
     assert rows[0]["closed_form"] == "softplus(-beta*(a, b))" and rows[0]["derivation"].startswith("mpo(")
     assert json.loads(rows[0]["constants"]) == {"beta": 0.1} and rows[1]["spread"] == ""
+
+
+@pytest.mark.parametrize("args,fragment", [
+    # a batch larger than the dataset
+    (("run", "--grammar", "mirror.yaml", "--batch", "3000", "--pairs", "2000"),
+     "--batch 3000 is larger than the dataset (--pairs 2000)"),
+    (("bench", "--batch", "300", "--pairs", "200"), "--batch 300 is larger than the dataset (--pairs 200)"),
+    # options that the setting ignores
+    (("run", "--grammar", "mirror.yaml", "--setting", "clean", "--eps", "0.2"), "--eps applies to --setting noisy"),
+    (("run", "--grammar", "mirror.yaml", "--setting", "shuffled", "--eps", "0.2"), "--eps applies to --setting noisy"),
+    (("bench", "--setting", "mixed", "--eps", "0.1"), "--eps applies to --setting noisy"),
+    (("data", "build", "--task", "pendulum", "--setting", "clean", "--eps", "0.1"), "--eps applies to --setting noisy"),
+    # fixed sets of values: one line naming the option and its values
+    (("bench", "--task", "nosuch"), "unknown task 'nosuch'; --task takes"),
+    (("run", "--grammar", "mirror.yaml", "--labels", "oracle"), "unknown labels 'oracle'; --labels takes expert, policy"),
+    (("run", "--grammar", "mirror.yaml", "--es", "pso"), "--es takes snes, cma_es, open_es"),
+    (("data", "build", "--task", "lm"), "unknown task 'lm'; --task takes"),
+    # config errors name the command-line options
+    (("run", "--grammar", "mirror.yaml", "--population", "10"),
+     "--population 10 leaves no room for new structures: the constant search takes 8 candidates and --reevaluate 6"),
+    (("run", "--grammar", "mirror.yaml", "--max-seeds", "1"), "--max-seeds must be at least"),
+    (("run", "--grammar", "mirror.yaml", "--generations", "0"), "--generations must be at least 1"),
+    (("run", "--grammar", "mirror.yaml", "--batch", "0"), "--batch must be at least 1"),
+    (("run", "--grammar", "mirror.yaml", "--lr", "0"), "--lr must be positive"),
+    (("run", "--grammar", "mirror.yaml", "--segment", "30", "--label-horizon", "20"),
+     "--label-horizon (20) must be at least --segment (30)"),
+])
+def test_requests_that_cannot_run_are_refused_before_any_work(cli, tmp_path, args, fragment):
+    assert_user_error(cli(*args), fragment)
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_task_lists_every_task_of_every_evaluator(cli):
+    from evaluators import registry
+    from evaluators.tasks import TASK_MODULES
+
+    for command in (("run", "--grammar", "mirror.yaml"), ("bench",)):
+        out = cli(*command, "--task", "nosuch")
+        assert_user_error(out, "unknown task 'nosuch'")
+        listed = out.stderr.split("--task takes", 1)[1]
+        for task in (*TASK_MODULES, *registry.TASKS):
+            assert task in listed, task
+    assert "lm" in registry.TASKS
+
+
+def test_run_and_bench_help_group_options_in_panels_with_choices(cli):
+    for command, panels in ((("run",), ("Search", "Data", "Training and scoring", "Output", "Cluster")),
+                            (("bench",), ("Losses and seeds", "Data", "Training and scoring", "Output", "Cluster"))):
+        out = cli(*command, "--help")
+        assert out.returncode == 0, out.stderr
+        for panel in panels:
+            assert f"─ {panel} ─" in out.stdout, (command, panel)
+        assert "<expert|policy>" in out.stdout and "<auto|native|mjx>" in out.stdout
+        assert "clean, noisy, mixed or shuffled" in out.stdout
+
+
+def test_shell_completion_is_offered_and_completes_choices(cli, monkeypatch, capsys):
+    import typer
+
+    from discover.cli import app
+
+    out = cli("--help")
+    assert out.returncode == 0 and "--install-completion" in out.stdout
+    for name, value in (("_DISCOVER_COMPLETE", "complete_bash"), ("COMP_WORDS", "discover run --setting "),
+                        ("COMP_CWORD", "3")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit):
+        typer.main.get_command(app).main([], prog_name="discover")
+    assert capsys.readouterr().out.split() == ["clean", "noisy", "mixed", "shuffled"]
+
+
+def test_command_list_and_help_read_at_80_columns():
+    """The command list shows one summary per command, not a docstring cut at its line
+    breaks; option values are not broken inside a word."""
+    listing = subprocess.run([sys.executable, "-m", "discover", "--help"], capture_output=True, text=True,
+                             env={**ENV, "COLUMNS": "80"}, timeout=300).stdout
+    rows = [line for line in listing.splitlines() if line.startswith("│ bench") or line.startswith("│ plot")]
+    assert len(rows) == 2
+    for row in rows:
+        following = listing.splitlines()[listing.splitlines().index(row) + 1]
+        assert following.rstrip(" │").strip().endswith("."), following  # the summary ends on its second line
+
+
+def test_zoo_wraps_formulas_at_80_columns_and_never_cuts_them(cli, monkeypatch):
+    from discover.app import console
+    from grammar import symbolic, zoo
+
+    monkeypatch.setattr(console, "_width", 80)
+    out = cli("zoo")
+    assert out.returncode == 0, out.stderr
+    assert max(len(line.rstrip()) for line in out.stdout.splitlines()) <= 80
+    flat = "".join(out.stdout.split())
+    for name, z in zoo.ZOO.items():
+        assert "".join(symbolic.text(z.expr).split()) in flat, name

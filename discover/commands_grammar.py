@@ -39,31 +39,34 @@ def grammar_check(
     limit: int = typer.Option(1000, help="Enumerate at most this many derivations."),
 ):
     """Validate a grammar file and summarise it."""
+    from discover.errors import for_markup as shown
     from grammar import derivation, symbolic, zoo
     from grammar import load as load_grammar
 
+    # Every name and text below comes from the file: escaped, so that it prints as written.
     g = load_grammar(file)
-    console.print(f"[bold green]valid[/] grammar [bold]{g.name}[/] ({g.path}); start symbol {g.start}")
+    console.print(f"[bold green]valid[/] grammar [bold]{shown(g.name)}[/] ({shown(g.path)}); "
+                  f"start symbol {shown(g.start)}")
     if g.description:
-        console.print(g.description)
+        console.print(shown(g.description, lines=True))
     nts = Table(title="nonterminals")
     for col in ("name", "params", "productions"):
         nts.add_column(col)
     for nt in g.nonterminals.values():
         extra = f" [dim](increasing on {list(nt.increasing)})[/]" if nt.increasing else ""
-        nts.add_row(nt.name, ", ".join(nt.params) or "-",
-                    ", ".join(p.label for p in nt.productions) + extra)
+        nts.add_row(shown(nt.name), shown(", ".join(nt.params) or "-"),
+                    shown(", ".join(p.label for p in nt.productions)) + extra)
     console.print(nts)
-    console.print(f"[bold]primitives[/]: {', '.join(g.primitives)}")
-    console.print(f"[bold]terminals[/]: {', '.join(g.terminals)}")
+    console.print(f"[bold]primitives[/]: {shown(', '.join(g.primitives))}")
+    console.print(f"[bold]terminals[/]: {shown(', '.join(g.terminals))}")
     consts = Table(title="constants")
     for col in ("name", "default", "low", "high", "scale"):
         consts.add_column(col)
     for c in g.constants.values():
-        consts.add_row(c.name, f"{c.default:g}", f"{c.low:g}", f"{c.high:g}", c.scale)
+        consts.add_row(shown(c.name), f"{c.default:g}", f"{c.low:g}", f"{c.high:g}", shown(c.scale))
     console.print(consts)
     console.print(f"[bold]limits[/]: max_depth {g.limits.max_depth}, max_size {g.limits.max_size}; "
-                  f"forbidden nestings: {', '.join(f'{a}({b}(.))' for a, b in g.forbid_nesting) or 'none'}")
+                  f"forbidden nestings: {shown(', '.join(f'{a}({b}(.))' for a, b in g.forbid_nesting) or 'none')}")
     if g.seeds:
         seeds = Table(title="seeds (derivations of zoo losses)")
         for col in ("zoo loss", "derivation", "matches zoo formula"):
@@ -75,7 +78,7 @@ def grammar_check(
                 mark = "[green]yes[/]" if ok else "[red]NO[/]"
             else:
                 mark = "[yellow]not a zoo loss[/]"
-            seeds.add_row(name, text, mark)
+            seeds.add_row(shown(name), shown(text), mark)
         console.print(seeds)
     started = time.time()
     nodes, truncated = derivation.enumerate_nodes(g, depth, limit)
@@ -98,6 +101,7 @@ def expr_cmd(
                                           help="Resolve names with this grammar's definitions and constants."),
 ):
     """Parse a loss; print its closed form, LaTeX, canonical hash and complexity."""
+    from discover.errors import for_markup as shown
     from grammar import load as load_grammar
     from grammar import symbolic, zoo
     from grammar.expr import parse
@@ -111,16 +115,20 @@ def expr_cmd(
         e = parse(text, zoo.alias_scope(tuple(g.constants)))
         defaults = {c: g.constants[c].default for c in e.constants}
     h = symbolic.canonical_hash(e)
+    # names may come from a grammar file: every form is escaped, so that it prints as written
     console.print("[bold]closed form[/]")
-    console.print(symbolic.pretty(e, wrap_line=False), soft_wrap=True, highlight=False)
-    console.print(f"[bold]text[/]        {symbolic.text(e)}", soft_wrap=True, highlight=False)
-    console.print(f"[bold]LaTeX[/]       {symbolic.latex(e)}", soft_wrap=True, highlight=False)
-    console.print(f"[bold]canonical[/]   {symbolic.canonical(e)}", soft_wrap=True, highlight=False)
+    console.print(shown(symbolic.pretty(e, wrap_line=False), lines=True), soft_wrap=True, highlight=False)
+    console.print(f"[bold]text[/]        {shown(symbolic.text(e))}", soft_wrap=True, highlight=False)
+    console.print(f"[bold]LaTeX[/]       {shown(symbolic.latex(e))}", soft_wrap=True, highlight=False)
+    unexpanded = "" if symbolic.expanded(e) else "  [dim](not expanded: over the size budget)[/]"
+    console.print(f"[bold]canonical[/]   {shown(symbolic.canonical(e))}{unexpanded}", soft_wrap=True,
+                  highlight=False)
     console.print(f"[bold]hash[/]        {h}")
     console.print(f"[bold]complexity[/]  {symbolic.complexity(e)}")
-    console.print(f"[bold]constants[/]   {', '.join(f'{k} (default {v:g})' for k, v in defaults.items()) or 'none'}")
+    console.print(f"[bold]constants[/]   "
+                  f"{shown(', '.join(f'{k} (default {v:g})' for k, v in defaults.items()) or 'none')}")
     for line in symbolic.compact(e)[:-1]:
-        console.print(f"[bold]compact[/]     {line}", soft_wrap=True, highlight=False)
+        console.print(f"[bold]compact[/]     {shown(line)}", soft_wrap=True, highlight=False)
     same = [n for n, z in zoo.ZOO.items() if symbolic.canonical_hash(z.expr) == h]
     if same:
         console.print(f"[bold]zoo[/]         same canonical form as {', '.join(same)}")
@@ -128,9 +136,9 @@ def expr_cmd(
         if seed:
             from grammar import derivation, parts
 
-            console.print(f"[bold]parts[/]       (as {g.name}.yaml derives {same[0]})")
+            console.print(f"[bold]parts[/]       (as {shown(g.name)}.yaml derives {same[0]})")
             for line in parts.lines(g, derivation.parse_derivation(g, seed)):
-                console.print(f"  {line}", soft_wrap=True, highlight=False)
+                console.print(f"  {shown(line)}", soft_wrap=True, highlight=False)
 
 
 @app.command("export")

@@ -8,11 +8,17 @@ nonterminals (``param``) and nonterminal references (``nt``).
 
 Text form, e.g. ``-log_sigmoid(beta*(r_w - r_l))``: infix ``+ - * /``, unary minus,
 ``^2`` (squares only), calls of primitives, and the names the scope defines.
+
+Expression text comes from users and from run folders, so every parsed tree has bounded
+depth and size (:data:`MAX_DEPTH`, :data:`MAX_NODES`, a repeated subtree counted at each
+use), and every recursive walk downstream stays bounded; :func:`bounds_problem` checks
+trees built otherwise (derivations, substitutions) in time linear in their distinct nodes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from typing import Iterator, Mapping
@@ -21,6 +27,12 @@ from grammar.errors import GrammarError
 from grammar.primitives import INFIX, PRIMITIVES, TERMINALS
 
 LEAF_OPS = ("var", "const", "num", "param")
+
+# Bounds of every parsed or substituted tree, well above what the search writes (committed
+# runs: depth 24, 1,790 nodes; mirror.yaml: max_size 96 distinct nodes, max_depth 5).
+# Printing, hashing and lowering recurse once per level, and Python stops at 1,000 frames.
+MAX_DEPTH = 64
+MAX_NODES = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +66,14 @@ class Expr:
         for a in self.args:
             yield from a.walk()
 
-    @property
+    # Cached: shared subtrees (definitions, substituted parameters) are measured once, so a
+    # tree far larger than its distinct nodes is measured in time linear in the latter.
+    @functools.cached_property
     def size(self) -> int:
+        """Nodes of the tree, a repeated subtree counted at each use."""
         return 1 + sum(a.size for a in self.args)
 
-    @property
+    @functools.cached_property
     def depth(self) -> int:
         return 1 + max((a.depth for a in self.args), default=0)
 
@@ -88,7 +103,10 @@ class Expr:
         return list(seen)
 
     def substitute(self, mapping: Mapping[tuple[str, str], "Expr"]) -> "Expr":
-        """Replaces leaves keyed by (op, name), e.g. ``{("param", "x"): expr}``."""
+        """Replaces leaves keyed by (op, name), e.g. ``{("param", "x"): expr}``. The result
+        shares the substituted subtrees, so it may stand for a tree far over the bounds
+        (a parameter used twice, nested 40 times): :func:`bounds_problem` says so in time
+        linear in its distinct nodes, before anything walks the tree."""
         memo: dict[Expr, Expr] = {}
 
         def sub(e: Expr) -> Expr:
@@ -105,6 +123,15 @@ class Expr:
 
     def __str__(self) -> str:
         return to_text(self)
+
+
+def bounds_problem(e: Expr) -> str | None:
+    """Why ``e`` is over the bounds of a tree (:data:`MAX_DEPTH`, :data:`MAX_NODES`), or None."""
+    if e.depth > MAX_DEPTH:
+        return f"expression nested too deeply ({e.depth} levels, at most {MAX_DEPTH})"
+    if e.size > MAX_NODES:
+        return f"expression too large ({e.size} nodes, at most {MAX_NODES})"
+    return None
 
 
 # --------------------------------------------------------------------------- printing
@@ -179,6 +206,11 @@ _TOKEN = re.compile(
 )
 
 
+def _quoted(text: str, width: int = 100) -> str:
+    """``text`` as a quoted literal for an error message, cut to about ``width`` characters."""
+    return repr(text if len(text) <= width else text[:width - 3] + "...")
+
+
 def _tokenize(text: str) -> list[tuple[str, str, int]]:
     tokens, pos = [], 0
     text = text.rstrip()
@@ -186,7 +218,7 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
             bad = text[pos:].lstrip()[:1]
-            raise GrammarError(f"unexpected character {bad!r} at column {pos + 1} in {text!r}")
+            raise GrammarError(f"unexpected character {bad!r} at column {pos + 1} in {_quoted(text)}")
         kind = m.lastgroup
         tokens.append((kind, m.group(kind), m.start(kind) + 1))
         pos = m.end()
@@ -194,15 +226,38 @@ def _tokenize(text: str) -> list[tuple[str, str, int]]:
 
 
 class _Parser:
+    """Recursive descent, one level of Python recursion (a few frames) per level of nesting:
+    deeper nesting than :data:`MAX_DEPTH` is refused as it is met, before Python's limit."""
+
     def __init__(self, text: str, scope: Scope):
         self.text = text
         self.scope = scope
         self.tokens = _tokenize(text)
         self.i = 0
+        self.level = 0
 
     def error(self, msg: str, col: int | None = None):
         where = f" at column {col}" if col else ""
-        raise GrammarError(f"{msg}{where} in {self.text!r}")
+        raise GrammarError(f"{msg}{where} in {_quoted(self.text)}")
+
+    def nested(self, parse_inner):
+        """``parse_inner()`` one nesting level down (parentheses, a call's arguments, a unary sign)."""
+        if self.level >= MAX_DEPTH:
+            self.error(f"expression nested too deeply (more than {MAX_DEPTH} levels)", self.peek()[2])
+        self.level += 1
+        try:
+            return parse_inner()
+        finally:
+            self.level -= 1
+
+    def node(self, op: str, *args: Expr, name: str | None = None) -> Expr:
+        """A new node, refused if the tree would be over the bounds (chained ``+`` deepen the
+        tree without nesting the text; definitions add their whole size)."""
+        e = Expr(op, tuple(args), name=name)
+        problem = bounds_problem(e)
+        if problem:
+            self.error(problem)
+        return e
 
     def peek(self):
         return self.tokens[self.i] if self.i < len(self.tokens) else (None, None, len(self.text) + 1)
@@ -229,14 +284,14 @@ class _Parser:
         e = self.product()
         while self.peek()[1] in ("+", "-"):
             op = self.take()[1]
-            e = Expr.call(INFIX[op], e, self.product())
+            e = self.node(INFIX[op], e, self.product())
         return e
 
     def product(self) -> Expr:
         e = self.unary()
         while self.peek()[1] in ("*", "/"):
             op = self.take()[1]
-            e = Expr.call(INFIX[op], e, self.unary())
+            e = self.node(INFIX[op], e, self.unary())
         return e
 
     def unary(self) -> Expr:
@@ -252,10 +307,10 @@ class _Parser:
                 if value != 0:
                     return Expr.num(-value)
                 return Expr.call("neg", Expr.num(0.0))
-            return Expr.call("neg", self.unary())
+            return self.node("neg", self.nested(self.unary))
         if self.peek()[1] == "+":
             self.take()
-            return self.unary()
+            return self.nested(self.unary)
         return self.power()
 
     def power(self) -> Expr:
@@ -265,7 +320,7 @@ class _Parser:
             kind, val, c2 = self.take()
             if kind != "num" or float(val) != 2.0:
                 self.error("only squares (^2) are supported as powers; use exp/log for others", c2)
-            e = Expr.call("square", e)
+            e = self.node("square", e)
         return e
 
     def atom(self) -> Expr:
@@ -276,7 +331,7 @@ class _Parser:
                 self.error(f"number {val!r} is not finite", col)
             return Expr.num(v)
         if val == "(":
-            e = self.sum()
+            e = self.nested(self.sum)
             self.take(")")
             return e
         if kind != "name":
@@ -289,10 +344,10 @@ class _Parser:
         self.take("(")
         out = []
         if self.peek()[1] != ")":
-            out.append(self.sum())
+            out.append(self.nested(self.sum))
             while self.peek()[1] == ",":
                 self.take()
-                out.append(self.sum())
+                out.append(self.nested(self.sum))
         self.take(")")
         return out
 
@@ -306,7 +361,7 @@ class _Parser:
                 self.error(f"type mismatch: nonterminal {base} is a scalar and cannot be called", col)
             if len(args) != nparams:
                 self.error(f"type mismatch: {base} takes {nparams} argument(s), got {len(args)}", col)
-            return Expr("nt", tuple(args), name=name)
+            return self.node("nt", *args, name=name)
         if name in PRIMITIVES:
             if sc.primitives is not None and name not in sc.primitives:
                 self.error(f"primitive {name!r} is not enabled in this grammar (add it to 'primitives')", col)
@@ -314,7 +369,7 @@ class _Parser:
             args = self.args()
             if len(args) != p.arity:
                 self.error(f"{name} takes {p.arity} argument(s), got {len(args)}", col)
-            return Expr.call(name, *args)
+            return self.node(name, *args)
         if name in sc.terminals or name in sc.constants or name in sc.aliases or name in sc.params:
             self.error(f"type mismatch: {name!r} is a scalar, not a function", col)
         self.error(f"unknown function {name!r}", col)

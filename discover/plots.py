@@ -11,6 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from evaluators import atomic  # noqa: E402
 
 
+def _plain(text) -> str:
+    """``text`` drawn as written: matplotlib reads ``$...$`` as mathtext, and a run or loss
+    name holding ``$`` (from a run folder) would fail to draw or draw as formulas."""
+    return str(text).replace("$", r"\$")
+
+
 def _save(fig, path: str) -> str:
     try:
         return atomic.write_with(path, lambda f: fig.savefig(f, format="png", dpi=120, bbox_inches="tight"))
@@ -26,12 +32,12 @@ def bench_bars(names, means, stds, reference, title: str, path: str, label: str 
     errs = [stds[i] if stds[i] is not None else 0.0 for i in order]
     colors = ["tab:blue" if means[i] is not None else "tab:gray" for i in order]
     ax.bar(xs, vals, yerr=errs, color=colors, capsize=3)
-    ax.axhline(reference, color="tab:orange", ls="--", label=f"reference ({label}) {reference:.1f}")
+    ax.axhline(reference, color="tab:orange", ls="--", label=_plain(f"reference ({label}) {reference:.1f}"))
     ax.axhline(100, color="tab:green", ls=":", label="expert = 100")
     ax.set_xticks(list(xs))
-    ax.set_xticklabels([names[i] for i in order], rotation=45, ha="right")
+    ax.set_xticklabels([_plain(names[i]) for i in order], rotation=45, ha="right")
     ax.set_ylabel("normalised return (mean ± std over seeds)")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     ax.legend(loc="lower left", fontsize=8)
     return _save(fig, path)
 
@@ -42,7 +48,7 @@ def fitness_over_generations(gens, best, median, path: str, title: str) -> str:
     ax.plot(gens, median, marker=".", label="median")
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness (normalised return)")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     ax.legend()
     return _save(fig, path)
 
@@ -55,7 +61,7 @@ def pareto(complexities, fitnesses, front, path: str, title: str) -> str:
         ax.step(fx, fy, where="post", color="tab:red", marker="o", label="Pareto front")
     ax.set_xlabel("complexity (nodes of the closed form)")
     ax.set_ylabel("fitness (normalised return)")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     ax.legend()
     return _save(fig, path)
 
@@ -70,12 +76,12 @@ def training_curves(steps, curves: dict, reference: float, path: str, title: str
         xs = np.concatenate([[0], steps])
         mean = np.concatenate([[reference], np.nanmean(scores, axis=0)])
         std = np.concatenate([[0.0], np.nanstd(scores, axis=0)])
-        ax.plot(xs, mean, marker=".", label=name)
+        ax.plot(xs, mean, marker=".", label=_plain(name))
         ax.fill_between(xs, mean - std, mean + std, alpha=0.2)
-    ax.axhline(reference, color="tab:orange", ls="--", lw=1, label=f"reference ({label})")
+    ax.axhline(reference, color="tab:orange", ls="--", lw=1, label=_plain(f"reference ({label})"))
     ax.set_xlabel("training step")
     ax.set_ylabel("normalised return (mean ± std over seeds)")
-    ax.set_title(title)
+    ax.set_title(_plain(title))
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -95,7 +101,7 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
             for t, values in by_t.items():
                 style = {"0": ":", "0.5": "--", "1": "-"}.get(t, "-")
                 ys = [float("nan") if v is None else v for v in values[key]]
-                ax.plot(z, ys, ls=style, label=f"{name}" + (f" (t = {t})" if len(by_t) > 1 else ""))
+                ax.plot(z, ys, ls=style, label=_plain(f"{name}" + (f" (t = {t})" if len(by_t) > 1 else "")))
         ax.set_xlabel("z = r_w - r_l (nats)")
         ax.set_yscale("symlog", linthresh=1.0)  # quadratic and logistic losses on one axis
         ax.set_title(label)
@@ -104,12 +110,12 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
         ax = axes[4]
         x = curves["mirrors"]["x"]
         for name, values in mirrors.items():
-            ax.plot(x, [float("nan") if v is None else v for v in values], label=name)
+            ax.plot(x, [float("nan") if v is None else v for v in values], label=_plain(name))
         ax.plot(x, x, color="black", ls=":", lw=1, label="log map m(x) = x")
         ax.set_xlabel("x: mean log-likelihood per step (observed range)")
         ax.set_title("mirror map m(x)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(_plain(title))
     return _save(fig, path)

@@ -11,7 +11,9 @@ import dataclasses
 import math
 from typing import Iterable
 
+from discover.errors import RunError
 from grammar.derivation import Node
+from grammar.errors import GrammarError
 from grammar.expr import Expr, Scope, parse
 from grammar.losses import Loss
 from grammar.primitives import TERMINALS
@@ -69,8 +71,13 @@ def hall_of_fame(records: Iterable[dict], top: int = 20) -> dict:
 
 
 def expression_of(row: dict) -> Expr:
-    """The scored expression of a stored row (its text form uses terminals and constants only)."""
-    return parse(row["expression"], Scope(terminals=TERMINALS, constants=tuple(row["constants"])))
+    """The scored expression of a stored row (its text form uses terminals and constants only).
+    Raises :class:`RunError` naming the row where the text does not parse."""
+    try:
+        return parse(row["expression"], Scope(terminals=TERMINALS, constants=tuple(row["constants"])))
+    except GrammarError as e:
+        who = row.get("name") or row.get("key") or "a row"
+        raise RunError(f"the stored expression of {str(who)[:60]!r} does not parse: {e.message}") from None
 
 
 def loss_of(row: dict, name: str) -> Loss:

@@ -24,22 +24,60 @@ from typing import Any, Iterable
 
 from discover.errors import RunError
 from discover.rows import scored_row
+from discover.run_schema import CANDIDATE, CHECKPOINT, SHAPES, Check
 from evaluators import atomic
 
 
 atomic_write_text = atomic.write_text
 atomic_write_json = atomic.write_json
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_RUN_NAME = 100  # a folder name; file systems stop at 255 bytes
 
-def _read_json(path: str, what: str):
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run (it is a folder name, printed in tables, titles and
+    exported code), or None."""
+    if len(name) > MAX_RUN_NAME:
+        return f"is longer than {MAX_RUN_NAME} characters"
+    if not RUN_NAME.fullmatch(name):
+        return "has characters other than letters, digits, '.', '_' and '-' (or starts with one of '.', '_', '-')"
+    return None
+
+
+def _cut(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _read_json(path: str, what: str, shape: Check | None = None):
     try:
         with open(path) as f:
-            return json.load(f)
+            obj = json.load(f)
     except FileNotFoundError:
         raise RunError(f"{what} is missing: {path}") from None
+    except IsADirectoryError:
+        raise RunError(f"{what} is not a file: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{what} is corrupt: {path} ({e.__class__.__name__} at line {getattr(e, 'lineno', '?')})") \
             from None
+    except (ValueError, RecursionError) as e:  # a 5,000-digit number; arrays nested thousands deep
+        raise RunError(f"{what} is corrupt: {path} ({_cut(str(e) or e.__class__.__name__)})") from None
+    if shape is not None and (bad := shape(obj, "")):
+        raise RunError(f"{what} is corrupt: {path} ({bad})")
+    return obj
+
+
+def _expressions_parse(rows: list, where: str, path: str, what: str) -> None:
+    """Every row's expression parses (its text is read back when shown or exported)."""
+    from discover.records import expression_of
+    from grammar.errors import GrammarError
+
+    for i, row in enumerate(rows):
+        try:
+            expression_of(row)
+        except (GrammarError, RunError) as e:
+            message = e.message if isinstance(e, GrammarError) else str(e)
+            raise RunError(f"{what} is corrupt: {path} ({where}[{i}].expression: {message})") from None
 
 
 class RunStore:
@@ -50,8 +88,10 @@ class RunStore:
     # -- creation and lookup
     @staticmethod
     def create(results_dir: str, name: str, config: dict, grammar_path: str) -> "RunStore":
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-            raise RunError(f"bad run name {name!r}: use letters, digits, '.', '_' and '-'")
+        problem = run_name_problem(name)
+        if problem:
+            raise RunError(f"bad run name {_cut(name)!r}: it {problem}; use letters, digits, '.', '_' and '-', "
+                           f"at most {MAX_RUN_NAME} characters")
         path = os.path.join(results_dir, name)
         if os.path.exists(os.path.join(path, "config.json")):
             raise RunError(f"run {name!r} already exists in {results_dir}; resume it with "
@@ -68,20 +108,25 @@ class RunStore:
         candidates = [name_or_path, os.path.join(results_dir, name_or_path)]
         for c in candidates:
             if os.path.isfile(os.path.join(c, "config.json")):
+                name = os.path.basename(os.path.abspath(c))
+                problem = run_name_problem(name)
+                if problem:
+                    raise RunError(f"bad run folder {_cut(c)!r}: its name {problem}; rename it with letters, "
+                                   f"digits, '.', '_' and '-' (at most {MAX_RUN_NAME} characters)")
                 return RunStore(c)
         known = []
         if os.path.isdir(results_dir):
             known = sorted(d for d in os.listdir(results_dir)
                            if os.path.isfile(os.path.join(results_dir, d, "config.json")))
         hint = f" (runs: {', '.join(known)})" if known else f" (no runs under {results_dir}/)"
-        raise RunError(f"no run named {name_or_path!r}{hint}")
+        raise RunError(f"no run named {_cut(name_or_path)!r}{hint}")
 
     # -- files
     def file(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
 
     def config(self) -> dict:
-        return _read_json(self.file("config.json"), "run configuration")
+        return self.read("config.json", "run configuration")
 
     def append_candidates(self, records: Iterable[dict]) -> None:
         lines = "".join(json.dumps(r, default=float) + "\n" for r in records)
@@ -110,6 +155,10 @@ class RunStore:
                     if rest.strip():
                         raise RunError(f"candidate log is corrupt at line {i}: {path}") from None
                     break
+                except (ValueError, RecursionError):
+                    raise RunError(f"candidate log is corrupt at line {i}: {path}") from None
+                if bad := CANDIDATE(rec, ""):
+                    raise RunError(f"candidate log is corrupt at line {i}: {path} ({bad})")
                 if up_to_generation is None or rec["generation"] <= up_to_generation:
                     out.append(rec)
         if latest:
@@ -134,16 +183,25 @@ class RunStore:
         names = sorted(n for n in os.listdir(directory) if re.fullmatch(r"gen-\d{4}\.json", n))
         if not names:
             return None
-        state = _read_json(os.path.join(directory, names[-1]), "checkpoint")
-        if not isinstance(state, dict) or "generation" not in state:
-            raise RunError(f"checkpoint is corrupt: {os.path.join(directory, names[-1])} (no generation)")
-        return state
+        return _read_json(os.path.join(directory, names[-1]), "checkpoint", CHECKPOINT)
 
     def write(self, name: str, obj: Any) -> None:
         atomic_write_json(self.file(name), obj)
 
     def read(self, name: str, what: str | None = None):
-        return _read_json(self.file(name), what or name)
+        """A JSON file of the run; config.json, final.json and hall_of_fame.json checked for
+        the fields their readers use (a :class:`RunError` naming the file and the field)."""
+        path = self.file(name)
+        what = what or name
+        obj = _read_json(path, what, SHAPES.get(name))
+        if name == "final.json":
+            _expressions_parse([r for r in obj["rows"] if r["kind"] == "discovered"], "rows", path, what)
+        elif name == "hall_of_fame.json":
+            _expressions_parse(obj["ranked"], "ranked", path, what)
+        return obj
+
+    def hall_of_fame(self, what: str = "hall of fame") -> dict:
+        return self.read("hall_of_fame.json", what)
 
     def final(self, what: str = "final results") -> dict:
         """final.json with its rows in the scored-row schema that bench rows share

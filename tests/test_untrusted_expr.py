@@ -192,6 +192,7 @@ def test_committed_hashes_are_unchanged(run):
         assert symbolic.canonical_hash(expression_of(row)) == h, row["expression"]
 
 
+@pytest.mark.slow  # 2 s: the expansion itself
 def test_the_largest_committed_expansion_is_within_the_budget():
     # the committed loss of the largest expansion (about 117,000 nodes by the estimate)
     path = RESULTS / "v2-hopper-noisy04-p64" / "candidates.jsonl"

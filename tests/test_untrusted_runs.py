@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discover import plots
-from discover.errors import RunError, for_markup, printable
+from discover.errors import RunError, for_markup
 from discover.store import MAX_RUN_NAME, RunStore
 from test_cli import assert_user_error, in_process
 
@@ -208,11 +208,11 @@ def test_plot_titles_with_dollars_draw(tmp_path):
     plots.bench_bars(["a$b", "$x$"], [1.0, 2.0], [0.1, 0.2], 0.5, "$", str(tmp_path / "b.png"), label="$BC")
 
 
-def test_printable_escapes_control_characters():
-    assert printable("a\x1b[2Jb\u202e\r") == "a\\x1b[2Jb\\u202e\\r"
-    assert printable("a\nb\tc", lines=True) == "a\nb\tc"
-    assert printable("a\nb") == "a\\nb"
-    assert for_markup("[/] \x07") == "\\[/] \\x07"
+def test_for_markup_escapes_control_characters_and_markup():
+    assert for_markup("a\x1b]0;x\x07b\u202e\r") == "a\\x1b]0;x\\x07b\\u202e\\r"
+    assert for_markup("[/] [bold]x") == "\\[/] \\[bold]x"
+    assert for_markup("a\nb", lines=True) == "a\nb"
+    assert for_markup("a\nb") == "a\\nb"
 
 
 # --------------------------------------------------------------------------- fuzz of the readers
@@ -269,6 +269,6 @@ def test_readers_fuzz_answer_or_one_run_error(fuzz_run, data):
     try:
         read()
     except RunError as e:
-        assert "\n" not in printable(str(e)) and name in str(e)
+        assert "\n" not in str(e) and name in str(e)
     finally:
         (dest / name).write_text(json.dumps(docs[name]))

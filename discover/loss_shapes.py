@@ -3,7 +3,8 @@ them.
 
 For a typical pair of the run's data (the median reference log-likelihoods and lengths
 over 256 pairs), the policy is moved off the reference by z nats of margin, split between
-the responses: logp_w = ref_w + z/2, logp_l = ref_l - z/2. Each loss gives its value, its
+the responses: logp_w = ref_w + z/2, logp_l = ref_l - z/2, over the margins where both stay
+possible log-likelihoods (at most 0; within +-20 nats). Each loss gives its value, its
 derivative in z, and the weights on the two log-likelihood gradients, -dL/dlogp_w (how hard
 it pushes the chosen response up) and dL/dlogp_l (how hard it pushes the rejected one
 down); a loss that uses training progress t is drawn at t = 0, 0.5 and 1.
@@ -20,7 +21,16 @@ import numpy as np
 from grammar import lowering
 from grammar.losses import Loss
 
-Z = np.linspace(-20.0, 20.0, 161)
+Z_MAX = 20.0
+POINTS = 161
+
+
+def margins(pair: Mapping[str, float]) -> np.ndarray:
+    """The margins z drawn for ``pair``: within +-Z_MAX, and where logp_w = ref_w + z/2 <= 0
+    and logp_l = ref_l - z/2 <= 0 (a log-likelihood is never positive)."""
+    low = max(-Z_MAX, 2.0 * pair["ref_l"])
+    high = min(Z_MAX, -2.0 * pair["ref_w"])
+    return np.linspace(low, high, POINTS) if high > low else np.zeros(1)
 
 
 def typical_pair(inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -30,8 +40,9 @@ def typical_pair(inputs: Mapping[str, np.ndarray]) -> dict[str, float]:
 
 def curves(entries: Sequence[Loss], pair: Mapping[str, float]) -> dict:
     """{"z": [...], "pair": pair, "losses": {name: {t: {loss, dloss_dz, weight_w, weight_l}}}} (JSON)."""
-    z = jnp.asarray(Z, jnp.float32)
-    out = {"z": Z.tolist(), "pair": dict(pair), "losses": {}}
+    zs = margins(pair)
+    z = jnp.asarray(zs, jnp.float32)
+    out = {"z": zs.tolist(), "pair": dict(pair), "losses": {}}
     for entry in entries:
         name, expr, constants = entry.name, entry.expr, entry.constants
         f = lowering.lower(expr)

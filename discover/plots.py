@@ -42,14 +42,24 @@ def bench_bars(names, means, stds, reference, title: str, path: str, label: str 
     return _save(fig, path)
 
 
-def fitness_over_generations(gens, best, median, path: str, title: str) -> str:
+def fitness_over_generations(gens, best, median, path: str, title: str, held_out: dict | None = None,
+                             reference: tuple[float, str] | None = None) -> str:
+    """Search fitness per generation (best and median), with the held-out scores of a finished
+    run (``held_out``: label -> score, e.g. loss 1 and the best baseline) and the reference
+    policy's score (``reference``: (score, label)) as horizontal lines."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(gens, best, marker="o", label="best")
-    ax.plot(gens, median, marker=".", label="median")
+    ax.plot(gens, best, marker="o", label="best (search fitness)")
+    ax.plot(gens, median, marker=".", label="median (search fitness)")
+    for (label, score), color in zip((held_out or {}).items(), ("tab:green", "tab:purple", "tab:brown")):
+        ax.axhline(score, color=color, ls="-.", lw=1, label=_plain(f"{label}: held-out {score:.1f}"))
+    if reference is not None:
+        ax.axhline(reference[0], color="tab:orange", ls="--", lw=1,
+                   label=_plain(f"reference ({reference[1]}) {reference[0]:.1f}"))
     ax.set_xlabel("generation")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("fitness (normalised return)")
     ax.set_title(_plain(title))
-    ax.legend()
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -90,22 +100,29 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
     """The shape of each loss against the DPO margin z = r_w - r_l (see
     ``discover.loss_shapes``): its value, its derivative in z, and the weights it puts on the
     chosen and rejected log-likelihood gradients; losses that use training progress t are
-    drawn at t = 0, 0.5 and 1."""
+    drawn at t = 0, 0.5 and 1. Losses differ in scale by orders of magnitude (IPO's square
+    against a log-sigmoid), so each curve is divided by its largest |value| over the drawn
+    margins, and the legend gives that scale."""
+    import numpy as np
+
     mirrors = curves.get("mirrors", {}).get("maps")
-    fig, axes = plt.subplots(1, 5 if mirrors else 4, figsize=(22 if mirrors else 18, 4))
+    fig, axes = plt.subplots(1, 5 if mirrors else 4, figsize=(22 if mirrors else 18, 4.5))
     z = curves["z"]
     panels = (("loss", "loss"), ("dloss_dz", "d loss / d z"), ("weight_w", "weight on ∇ log π(y_w) (-dL/dlogp_w)"),
               ("weight_l", "weight on ∇ log π(y_l) (dL/dlogp_l)"))
     for ax, (key, label) in zip(axes[:4], panels):
-        for name, by_t in curves["losses"].items():
+        for (name, by_t), color in zip(curves["losses"].items(), plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4):
             for t, values in by_t.items():
+                ys = np.array([np.nan if v is None else v for v in values[key]], float)
+                scale = np.nanmax(np.abs(ys)) if np.isfinite(ys).any() else 0.0
                 style = {"0": ":", "0.5": "--", "1": "-"}.get(t, "-")
-                ys = [float("nan") if v is None else v for v in values[key]]
-                ax.plot(z, ys, ls=style, label=_plain(f"{name}" + (f" (t = {t})" if len(by_t) > 1 else "")))
+                shown = f"{name}" + (f" (t = {t})" if len(by_t) > 1 else "") + (f", / {scale:.3g}" if scale else "")
+                ax.plot(z, ys / scale if scale else ys, ls=style, color=color, label=_plain(shown))
         ax.set_xlabel("z = r_w - r_l (nats)")
-        ax.set_yscale("symlog", linthresh=1.0)  # quadratic and logistic losses on one axis
         ax.set_title(label)
+        ax.axhline(0.0, color="black", lw=0.5)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
     if mirrors:
         ax = axes[4]
         x = curves["mirrors"]["x"]
@@ -116,6 +133,7 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
         ax.set_title("mirror map m(x)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(_plain(title))
+    fig.suptitle(_plain(title) + "\n(each curve divided by its largest |value| over the margins drawn; the legend "
+                 "gives that scale)", fontsize=10)
+    fig.tight_layout()
     return _save(fig, path)

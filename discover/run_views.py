@@ -9,6 +9,7 @@ import os
 from discover import plots, records
 from discover.errors import RunError
 from discover.store import RunStore
+from evaluators import atomic
 from discover.records import expression_of, loss_of
 from grammar.losses import Loss
 
@@ -185,7 +186,7 @@ def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]
     return out
 
 
-def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) -> str:
+def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3, out_dir: str | None = None) -> str:
     """loss_shapes.png and .json of the run's best ``top`` losses (by held-out score when the
     run has finished), DPO, IPO and the best zoo baseline, at a typical pair of its data."""
     from discover import loss_shapes
@@ -206,10 +207,10 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3) ->
         derived = [(name, r["derivation"], r["constants"]) for name, r in best if r.get("derivation")]
         derived += [(n, g.seeds[n], zoo.ZOO[n].constants) for n in ("dpo",) if n in g.seeds]
         curves["mirrors"] = loss_shapes.mirror_curves(g, derived, inputs)
-    store.write("loss_shapes.json", curves)
+    atomic.write_json(_target(store, out_dir, "loss_shapes.json"), curves)
     pair = curves["pair"]
     return os.path.relpath(plots.loss_shapes(
-        curves, store.file("loss_shapes.png"),
+        curves, _target(store, out_dir, "loss_shapes.png"),
         f"run {store.name}: losses against the margin at a typical pair (ref_w {pair['ref_w']:.0f}, ref_l "
         f"{pair['ref_l']:.0f}, lengths {pair['len_w']:.0f} / {pair['len_l']:.0f})"))
 
@@ -306,22 +307,44 @@ def ranked_loss(store: RunStore, rank: int) -> tuple[Loss, str | None]:
             row.get("derivation"))
 
 
-def write_plots(store: RunStore, history: list[dict], hof: dict) -> list[str]:
+def _target(store: RunStore, out_dir: str | None, name: str) -> str:
+    """Where a plot goes: ``out_dir`` (created) if given, else the run folder."""
+    if out_dir is None:
+        return store.file(name)
+    os.makedirs(out_dir, exist_ok=True)
+    return os.path.join(out_dir, name)
+
+
+def write_plots(store: RunStore, history: list[dict], hof: dict, out_dir: str | None = None) -> list[str]:
+    """training_curves.png, fitness.png (with the held-out scores of loss 1 and the best
+    baseline, and the reference, once the run has finished) and pareto.png, into ``out_dir``
+    (default: the run folder)."""
     out = []
     final = store.final() if store.has("final.json") else {}
     curves = final.get("training_curves") or {}
+    label = reference_label(store)
     if curves:
         out.append(plots.training_curves(curves["steps"], curves["curves"], curves["reference"],
-                                         store.file("training_curves.png"),
-                                         f"run {store.name}: held-out training curves", reference_label(store)))
+                                         _target(store, out_dir, "training_curves.png"),
+                                         f"run {store.name}: held-out training curves", label))
     if history:
+        held, reference = {}, None
+        if final:
+            numbered = numbered_losses(store)
+            if numbered and numbered[0].row.get("fitness") is not None and numbered[0].basis == "held-out score":
+                held["loss 1"] = numbered[0].row["fitness"]
+            zoo_rows = [r for r in final["rows"] if r["kind"] == "zoo" and r["fitness"] is not None]
+            if zoo_rows:
+                best = max(zoo_rows, key=lambda r: r["fitness"])
+                held[f"best baseline ({best['name']})"] = best["fitness"]
+            reference = (final["reference"]["mean"], label)
         gens = [h["generation"] + 1 for h in history]
         out.append(plots.fitness_over_generations(
             gens, [h["best_fitness"] for h in history], [h["median"] for h in history],
-            store.file("fitness.png"), f"run {store.name}: fitness over generations"))
+            _target(store, out_dir, "fitness.png"), f"run {store.name}: fitness over generations", held, reference))
     scored = [r for r in store.candidates() if r.get("fitness") is not None]
     if scored:
         out.append(plots.pareto([r["complexity"] for r in scored], [r["fitness"] for r in scored],
                                 [(r["complexity"], r["fitness"]) for r in hof["pareto"]],
-                                store.file("pareto.png"), f"run {store.name}: Pareto front"))
+                                _target(store, out_dir, "pareto.png"), f"run {store.name}: Pareto front"))
     return [os.path.relpath(p) for p in out]

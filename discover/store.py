@@ -128,6 +128,19 @@ class RunStore:
     def config(self) -> dict:
         return self.read("config.json", "run configuration")
 
+    def evaluator_config(self):
+        """(evaluator name, its configuration) of the run, from config.json; a :class:`RunError`
+        naming the file where the stored configuration does not build."""
+        from evaluators import registry
+
+        cfg = self.config()
+        name = registry.of_store(cfg)
+        try:
+            return name, registry.config_from_dict(name, cfg["experiment"])
+        except (TypeError, KeyError, ValueError, AttributeError) as e:  # fields of another version or a hand edit
+            raise RunError(f"run configuration is corrupt: {self.file('config.json')} (experiment: "
+                           f"{_cut(str(e) or e.__class__.__name__, 120)})") from None
+
     def append_candidates(self, records: Iterable[dict]) -> None:
         lines = "".join(json.dumps(r, default=float) + "\n" for r in records)
         with open(self.file("candidates.jsonl"), "a") as f:

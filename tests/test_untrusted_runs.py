@@ -202,6 +202,26 @@ def test_the_committed_run_still_reads(run, cli):
     assert out.returncode == 0, out.stderr
 
 
+def test_every_finished_committed_run_reads():
+    for final in sorted(RUN.parent.glob("*/final.json")):
+        store = RunStore.open(str(final.parent))
+        store.config(), store.final(), store.hall_of_fame(), store.latest_checkpoint()
+        assert store.candidates()
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda c: put(c, "experiment", "dataset", "bogus", 1), "unexpected keyword argument 'bogus'"),
+    (lambda c: drop(c, "experiment", "train"), "experiment: 'train'"),
+])
+def test_an_evaluator_configuration_that_does_not_build_is_one_run_error(run, change, fragment):
+    store = RunStore.open(str(run))
+    assert store.evaluator_config()[0] == "mujoco"
+    edit(run / "config.json", change)
+    with pytest.raises(RunError, match="run configuration is corrupt") as err:
+        store.evaluator_config()
+    assert fragment in str(err.value)
+
+
 def test_plot_titles_with_dollars_draw(tmp_path):
     path = plots.fitness_over_generations([1, 2], [3.0, 4.0], [2.0, 3.0], str(tmp_path / "f.png"), "run $x$ $ \\frac")
     assert pathlib.Path(path).stat().st_size > 0

@@ -7,7 +7,7 @@ import dataclasses
 import os
 
 from discover import plots, records
-from discover.errors import RunError
+from discover.errors import RunError, for_markup
 from discover.store import RunStore
 from evaluators import atomic
 from discover.records import expression_of, loss_of
@@ -31,16 +31,6 @@ def generation_line(info: dict, total: int, eta_s: float | None) -> str:
             f"gen best {_fmt(info['generation_best'])}  median {_fmt(info['median'])}  "
             f"{rate * 60:.0f} cand/min{promoted}{again}  cache hits {info['cache_hits']}  rejected {info['rejected']}  "
             f"compilations {info['compilations']}  {info['elapsed_s'] / 60:.1f} min{eta}\n    {form}")
-
-
-def shown(text: str) -> str:
-    """Text from a run or grammar file made safe for a rich console: control characters
-    escaped and markup brackets inert."""
-    from rich.markup import escape
-
-    from grammar.export import printable
-
-    return escape(printable(text, one_line=True))
 
 
 def _form(row: dict, latex: bool) -> tuple[str, list[str]]:
@@ -81,7 +71,7 @@ def reference_label(store: RunStore) -> str:
 
 
 def _constants(row: dict) -> str:
-    consts = ", ".join(f"{shown(k)}={v:.3g}" for k, v in row["constants"].items())
+    consts = ", ".join(f"{for_markup(k)}={v:.3g}" for k, v in row["constants"].items())
     return f"  [dim]{consts}[/]" if consts else ""
 
 
@@ -95,17 +85,17 @@ def final_table(final: dict, numbers: dict[str, int] | None = None, latex: bool 
     rows = [(f"[dim]{'reference (' + label + ')':<24}{ref['mean']:.1f} ± {ref['std']:.1f}[/]", "", [])]
     for r in sorted(final["rows"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         if r["kind"] == "discovered":
-            same = f" (= {shown(r['zoo_form'])} form)" if r.get("zoo_form") else ""
+            same = f" (= {for_markup(r['zoo_form'])} form)" if r.get("zoo_form") else ""
             number = (numbers or {}).get(r.get("key"))
-            name = f"[bold green]loss {number if number is not None else shown(r['name'])}[/]{same}"
+            name = f"[bold green]loss {number if number is not None else for_markup(r['name'])}[/]{same}"
         else:
-            name = shown(r["name"])
+            name = for_markup(r["name"])
         held = (f"{r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None
-                else f"[red]{shown(str(r['reason']))}[/]")
+                else f"[red]{for_markup(str(r['reason']))}[/]")
         seeds = f" ({r['search_seeds']} seeds)" if r.get("search_seeds") else ""  # not recorded by the first runs
         search = (f"  search {_fmt(r['search_fitness'])}{seeds}"
                   if r.get("search_fitness") is not None else "")
-        extra = [shown(line) for line in (parts or {}).get(r.get("key"), [])] if r["kind"] == "discovered" else []
+        extra = [for_markup(line) for line in (parts or {}).get(r.get("key"), [])] if r["kind"] == "discovered" else []
         first, more = _form(r, latex)
         rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + _constants(r), first, more + extra))
     return entries_view(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
@@ -123,8 +113,8 @@ def numbered_table(losses: list[NumberedLoss], title: str, latex: bool = False,
         first, more = _form(r, latex)
         rows.append((f"[bold]loss {entry.number}[/]  search fitness {_fmt(r['fitness'])} ± {_fmt(r.get('spread'))} "
                      f"over {len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin "
-                     f"{shown(str(r.get('origin')))}" + _constants(r),
-                     first, more + [shown(line) for line in (parts or {}).get(r["key"], [])]))
+                     f"{for_markup(str(r.get('origin')))}" + _constants(r),
+                     first, more + [for_markup(line) for line in (parts or {}).get(r["key"], [])]))
     return entries_view(title, rows)
 
 
@@ -159,8 +149,7 @@ def show_views(store: RunStore, latex: bool = False, top: int = 10) -> list:
     rest = rest[:max(0, top - (len(losses) - len(rest)))] if store.has("final.json") else rest[:top]
     if rest:
         views.append(numbered_table(rest, title, latex, parts_of(store, [e.row for e in rest], "key")))
-    hof = store.read("hall_of_fame.json", "hall of fame") if store.has("hall_of_fame.json") else (
-        records.hall_of_fame(store.candidates()))
+    hof = store.hall_of_fame() if store.has("hall_of_fame.json") else records.hall_of_fame(store.candidates())
     views.append(pareto_table(hof, {k: n for k, n in numbers.items() if k in {e.row.get("key") for e in losses[:top]}}))
     return views
 
@@ -198,7 +187,8 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3, ou
         rows = [r for r in store.final()["rows"] if r["fitness"] is not None and r["kind"] == "zoo"]
         baseline = max(rows, key=lambda r: r["fitness"])["name"] if rows else None
     entries = [loss_of(r, name) for name, r in best]
-    entries += [zoo.ZOO[name].loss() for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else []))]
+    entries += [zoo.ZOO[name].loss() for name in dict.fromkeys(["dpo", "ipo"] + ([baseline] if baseline else []))
+                if name in zoo.ZOO]  # a run's baseline row may name a loss the zoo no longer has
     curves = loss_shapes.curves(entries, loss_shapes.typical_pair(inputs))
     if store.has("grammar.yaml"):
         from grammar import load as load_grammar
@@ -268,7 +258,7 @@ def numbered_losses(store: RunStore) -> list[NumberedLoss]:
     held-out seeds, best held-out score first (those that failed there after them), then the
     rest of the hall of fame (best per structure) by search fitness. Before: the hall of fame
     so far, by search fitness."""
-    hof = store.read("hall_of_fame.json", "hall of fame") if store.has("hall_of_fame.json") else None
+    hof = store.hall_of_fame() if store.has("hall_of_fame.json") else None
     if hof is None or not store.has("final.json"):
         ranked = (hof or records.hall_of_fame(store.candidates()))["ranked"]
         basis = "search fitness" if hof else "search fitness (run in progress)"

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from grammar.errors import GrammarError
-from grammar.expr import Expr
+from grammar.expr import Expr, bounds_problem
 from grammar.language import Grammar, Nonterminal, Production
 
 
@@ -186,6 +186,9 @@ def check(grammar: Grammar, node: Node, expr: Expr | None = None) -> str | None:
     size = len(expr.unique_nodes())
     if size > grammar.limits.max_size:
         return f"expression size {size} > max_size {grammar.limits.max_size}"
+    problem = bounds_problem(expr)  # before walking the tree, whose shared subtrees may repeat a lot
+    if problem:
+        return problem
     for outer, inner in grammar.forbid_nesting:
         for e in expr.walk():
             if e.op == outer and any(d.op == inner for a in e.args for d in a.walk()):

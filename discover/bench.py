@@ -162,10 +162,13 @@ def _parts(n: int, least: int = 8) -> list[tuple[int, int]]:
 
 
 def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], None] = print,
-             done: "Checkpoints | None" = None) -> tuple[dict[str, dict], float]:
+             done: "Checkpoints | None" = None,
+             progress: Callable[[int, int, int, int], None] | None = None) -> tuple[dict[str, dict], float]:
     """Best constants of each zoo loss on the tuning seeds (grid search) and the seconds it
     took. The grid is scored in equal parts (a run's score does not depend on the others it
-    is trained with), each part logged and, with ``done``, kept as a stage of the bench."""
+    is trained with), each part logged and, with ``done``, kept as a stage of the bench;
+    ``progress(parts done, parts, runs trained for this part, tuning runs left)`` after each
+    (no runs for a part read back from an interrupted run)."""
     jobs = []
     for n in names:
         z = zoo.get(n)
@@ -187,6 +190,9 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
         else:
             f, earlier = got[0]["fitness"], earlier + got[1]["seconds"]
         fitness += [None if np.isnan(v) else float(v) for v in f]
+        if progress is not None:
+            progress(k + 1, len(parts), (b - a) * len(TUNE_SEEDS) if got is None else 0,
+                     (len(jobs) - b) * len(TUNE_SEEDS))
         if len(parts) > 1:
             log(f"tuning: {b}/{len(jobs)} settings scored ({(time.perf_counter() - began) / 60:.1f} min"
                 + (", some from an interrupted run)" if earlier else ")"))
@@ -205,16 +211,17 @@ def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Eva
 
 
 def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
-                  wrap: Callable | None = None, done: "Checkpoints | None" = None) -> tuple[list[Loss], dict, float]:
+                  wrap: Callable | None = None, done: "Checkpoints | None" = None,
+                  progress: Callable[[int, int, int, int], None] | None = None) -> tuple[list[Loss], dict, float]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
     dataset (its own data seed, never a bench's) and tuning seeds; the tuned constants; the
-    tuning's seconds."""
+    tuning's seconds (``progress``: see :func:`tune_zoo`)."""
     names = [e.name for e in entries if e.kind == "zoo" and e.constants and e.name in zoo.ZOO]  # not NAME@...
     if not names:
         log("tuning: none of these losses has constants to tune")
         return list(entries), {}, 0.0
     tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap)
-    tuned, seconds = tune_zoo(tuner, names, log, done)
+    tuned, seconds = tune_zoo(tuner, names, log, done, progress)
     return with_tuned(entries, tuned), tuned, seconds
 
 
@@ -316,21 +323,34 @@ def _pool(values: list[np.ndarray]) -> np.ndarray:
 def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False,
               data_seeds: Sequence[int] | None = None, wrap: Callable | None = None,
-              effective_checked: Sequence[str] = ()) -> dict:
+              effective_checked: Sequence[str] = (), progress: Callable[..., None] | None = None) -> dict:
     """Trains every entry with every seed on each dataset (``data_seeds``; default the
     configuration's own), each dataset with its own reference; scores are pooled over
     (dataset, seed) units, and every loss is compared with the best baseline, paired by unit.
     ``wrap`` puts the training on Ray actors (see ``tuned_entries``); ``effective_checked``
     names the entries whose effective forms were measured (recorded in results.json).
-    Finished stages are kept in ``out_dir/partial/KEY/`` (see :class:`Checkpoints`) until
-    results.json is written, so the same call after an interruption resumes."""
+    ``progress(stage=, done=, total=, runs=, runs_left=, best=)`` is called after each part
+    of a stage ("tuning": parts of the grid; "datasets": one per dataset) with the training
+    runs it took (0 when read back), the bench's training runs left (an estimate during the
+    tuning, which adds tuned twins) and the best loss so far. Finished stages are kept in
+    ``out_dir/partial/KEY/`` (see :class:`Checkpoints`) until results.json is written, so
+    the same call after an interruption resumes."""
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
     done = Checkpoints(out_dir, Checkpoints.key_of(config, entries, seeds, data_seeds, tune), log)
     tuned: dict[str, dict] = {}
     tune_s = 0.0
+    report = progress or (lambda **_: None)
+
+    def data_runs(n_entries: int) -> int:
+        return n_entries * len(seeds) * len(data_seeds)
+
     if tune:
-        entries, tuned, tune_s = _tuning_stage(config, entries, done, log, wrap)
+        entries, tuned, tune_s = _tuning_stage(
+            config, entries, done, log, wrap,
+            lambda d, t, runs, left: report(stage="tuning", done=d, total=t, runs=runs,
+                                            runs_left=left + data_runs(len(entries)), best=None))
+    report(stage="datasets", done=0, total=len(data_seeds), runs=0, runs_left=data_runs(len(entries)), best=None)
     per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
     trained = Checkpoints.key_of(config, entries, seeds, data_seeds, tune)  # the losses after tuning
     for k, ds in enumerate(data_seeds):
@@ -345,6 +365,10 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         abouts.append(fields["about"])
         for phase, sec in fields["timing"].items():
             timing[phase] = timing.get(phase, 0.0) + sec
+        report(stage="datasets", done=k + 1, total=len(data_seeds),
+               runs=0 if f"dataset-{ds}" in done.loaded else len(entries) * len(seeds),
+               runs_left=(len(data_seeds) - k - 1) * len(entries) * len(seeds),
+               best=_best_so_far(entries, _pool(per_seed), reasons))
     carried = sum(done.loaded.values())  # seconds that an earlier, interrupted run spent on its finished stages
     pooled = _pool(per_seed)
     diag = {name: _pool(v) for name, v in diag.items() if len(v) == len(data_seeds)}
@@ -375,6 +399,17 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     return out
 
 
+def _best_so_far(entries: Sequence[Loss], units: np.ndarray, reasons: Sequence[str | None]) -> str | None:
+    """The loss with the best mean over the (dataset, seed) units scored so far, and that mean."""
+    finite = np.isfinite(units)
+    ok = finite.any(axis=1) & np.array([r is None for r in reasons])
+    if not ok.any():
+        return None
+    means = np.where(ok, np.where(finite, units, 0.0).sum(axis=1) / np.maximum(finite.sum(axis=1), 1), -np.inf)
+    i = int(np.argmax(means))
+    return f"{entries[i].name} {means[i]:.1f}"
+
+
 def _cpu_model() -> str:
     """The CPU's model name: CPU families differ in the last bit of floating-point kernels,
     which decides whether two benches' datasets (their digests) and rows can be merged."""
@@ -401,7 +436,8 @@ def _write(out: dict, config, out_dir: str) -> None:
 
 
 def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Callable[[str], None],
-                  wrap: Callable | None) -> tuple[list[Loss], dict, float]:
+                  wrap: Callable | None, progress: Callable[[int, int, int, int], None] | None = None
+                  ) -> tuple[list[Loss], dict, float]:
     """The entries with their tuned twins, the tuned constants and the tuning's seconds:
     from ``done`` when an interrupted run of this bench finished the tuning."""
     stage = done.load("tune", needs=("tuned",))
@@ -409,7 +445,7 @@ def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Calla
         tuned = stage[1]["tuned"]
         log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
         return with_tuned(entries, tuned), tuned, stage[1]["seconds"]
-    entries, tuned, seconds = tuned_entries(config, entries, log, wrap, done)
+    entries, tuned, seconds = tuned_entries(config, entries, log, wrap, done, progress)
     done.save("tune", {}, {"tuned": tuned, "seconds": seconds})
     return entries, tuned, seconds
 

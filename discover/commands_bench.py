@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Optional
 
 import typer
@@ -101,11 +102,49 @@ def bench_cmd(
     checked = [e.name for e in bench.effective_candidates(entries)] if effective else []
     if effective:
         entries += bench.effective_variants(entries, _search_data_inputs(cfg, bench.effective_candidates(entries)))
-    out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir,
-                          log=console.print, tune=tune, data_seeds=data_seeds, wrap=wrap, effective_checked=checked)
+    with BenchProgress() as progress:
+        out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir, log=progress.log, tune=tune,
+                              data_seeds=data_seeds, wrap=wrap, effective_checked=checked, progress=progress)
     title = (f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
              + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
     _print_bench(out, title, registry.reference_label_of_task(task), out_dir)
+
+
+class BenchProgress:
+    """What a bench reports as it goes (see ``bench.run_bench``'s ``progress``): on a
+    terminal, a bar of its stage (tuning parts, datasets) with the time left at the pace of
+    the training runs so far and the best loss so far, the latest log line beneath; else a
+    plain line after each part."""
+
+    def __init__(self):
+        from discover.progress import Bar
+
+        self.bar = Bar(console, "bench", None, count="preparing")
+        self.began, self.runs = time.time(), 0
+
+    def __enter__(self) -> "BenchProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def log(self, text: str) -> None:
+        console.print(text)
+        self.bar.update(phase=str(text).strip()[:60])
+
+    def __call__(self, stage: str, done: int, total: int, runs: int, runs_left: int, best: str | None) -> None:
+        from discover.progress import clock
+
+        self.runs += runs
+        left = (time.time() - self.began) / self.runs * runs_left if self.runs else None
+        count = f"{stage} {done}/{total}"
+        self.bar.update(done, total=total, count=count, best=None if best is None else f"best {best}", phase="",
+                        seconds_left=left)
+        if not self.bar.shown and (done or stage == "tuning"):
+            console.print(f"bench: {count}, {clock(time.time() - self.began)} elapsed"
+                          + (f", ETA {clock(left)}" if left is not None else "") + (f"; best {best}" if best else ""),
+                          highlight=False)
 
 
 # beside a loss's score where the task reports them: (results.json field, label, format)

@@ -63,14 +63,18 @@ def data_build(
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
+    from discover.progress import Bar
     from evaluators import datasets, reference
 
     refuse_ignored_options(ctx, setting)
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
                                  label_horizon=label_horizon, labels=labels).validate()
     ref_cfg = ReferenceConfig(steps=reference_steps).validate()
-    ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
-    _, ref_path = reference.load_or_fit(ds, path, ref_cfg, rebuild=rebuild)
+    with Bar(console, f"{task} {setting} dataset", 2, count="1/2") as bar:
+        bar.update(phase=f"{pairs} pairs x {segment} steps (built on a cache miss)")
+        ds, path, built = datasets.load_or_build(cfg, rebuild=rebuild, log=console.print)
+        bar.update(1, count="2/2", phase=f"its reference ({reference_steps} behaviour-cloning steps on a miss)")
+        _, ref_path = reference.load_or_fit(ds, path, ref_cfg, rebuild=rebuild)
     s = ds.summary()
     console.print(f"{'built' if built else 'cached'}: {path}")
     console.print(f"reference (behaviour cloning): {ref_path}")

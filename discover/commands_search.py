@@ -187,63 +187,99 @@ def _new_store(g, search_cfg, evaluator_name: str, exp_cfg, name: Optional[str],
 def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, wrap=None):
     """The search over the evaluator (data and reference built or loaded; its training on
     Ray actors with ``wrap``), restored from the store's last checkpoint if it has one, and
-    the console status line it reports to."""
+    the progress bar it reports to (one plain line per generation, bar or not)."""
     from discover import run_views
+    from discover.progress import Bar
     from discover.search import Search
     from evaluators import registry
 
-    with console.status("preparing the dataset and the reference policy ..."):
-        evaluator = registry.get(evaluator_name)(exp_cfg, log=console.print)
+    n_data = len(exp_cfg.seeds_of_data)
+    with Bar(console, f"preparing {n_data} dataset{'s' if n_data > 1 else ''} and their references", None) as bar:
+        def log(text):
+            console.print(text)
+            bar.update(phase=text.strip()[:60])
+
+        evaluator = registry.get(evaluator_name)(exp_cfg, log=log)
         if wrap is not None:
             evaluator = wrap(evaluator, evaluator_name, exp_cfg)
     ref_mean, ref_std = evaluator.baseline()
     d = exp_cfg.dataset
-    n_data = len(exp_cfg.seeds_of_data)
     console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
                   + f", {n_data} dataset{'s' if n_data > 1 else ''} of {d.pairs} pairs"
                   + (f" x {d.segment} steps" if hasattr(d, "segment") else " (token sequences)")
                   + f"; reference scores {ref_mean:.1f} ± {ref_std:.1f}; "
                   f"{search_cfg.population} candidates x {len(search_cfg.inner_seeds)} seeds per generation, "
                   f"{exp_cfg.train.steps} training steps each")
-    status = console.status("starting ...")
+    G = search_cfg.generations
+    bar = Bar(console, "search", G, count=f"gen 0/{G}")
 
     def on_generation(info):
-        remaining = search_cfg.generations - (info["generation"] + 1)
-        avg = sum(h["seconds"] for h in search.history[-3:]) / max(len(search.history[-3:]), 1)
-        console.print(run_views.generation_line(info, search_cfg.generations, remaining * avg if remaining else 0.0),
-                      highlight=False)
+        done = info["generation"] + 1
+        left = seconds_left(search, done)
+        console.print(run_views.generation_line(info, G, left), highlight=False)
+        bar.update(done, count=f"gen {done}/{G}", best=f"best {info['best_fitness']:.1f}"
+                   if info.get("best_fitness") is not None else None, phase="", seconds_left=left)
 
     def on_phase(text):
-        status.update(f"{text}  [dim]({(time.time() - started) / 60:.1f} min)[/]")
+        bar.update(phase=text.split(": ", 1)[-1])
 
     search = Search(g, evaluator, search_cfg, store, report=on_generation, phase=on_phase)
     state = store.latest_checkpoint()
     if state is not None:
         search.restore(state)
-        console.print(f"restored generation {search.generation + 1} of {search_cfg.generations} "
+        console.print(f"restored generation {search.generation + 1} of {G} "
                       f"({len(search.cache)} candidates known)")
-    return search, status
+        bar.update(search.generation + 1, count=f"gen {search.generation + 1}/{G}")
+    return search, bar
 
 
-def _run_generations(search, status, store, started: float) -> None:
-    """Runs the remaining generations; stops early for the time limit; Ctrl-C keeps what is saved."""
+def generation_seconds(search) -> float | None:
+    """The mean time of the search's last three generations (None before the first)."""
+    recent = search.history[-3:]
+    return sum(h["seconds"] for h in recent) / len(recent) if recent else None
+
+
+def final_seconds(search) -> float | None:
+    """An estimate of the end of a run: the held-out re-scoring (the best losses and the zoo
+    on the held-out seeds) at the pace of the last generations' training runs (their
+    training and scoring, not their proposing), plus the training curves and plots; None
+    before the first generation has been timed."""
     from grammar import zoo
 
+    cfg, recent = search.config, search.history[-3:]
+    if not recent:
+        return None
+    if all("runs" in h and "train_s" in h for h in recent):
+        per_run = sum(h["train_s"] + h.get("score_s", 0.0) for h in recent) / max(sum(h["runs"] for h in recent), 1)
+    else:  # generations recorded before their runs were
+        per_run = generation_seconds(search) / cfg.runs_per_generation()
+    return per_run * (cfg.final_top + len(zoo.ZOO)) * len(cfg.holdout_seeds) + 30
+
+
+def seconds_left(search, generations_done: int) -> float | None:
+    """The time left in a run after ``generations_done`` generations, its final re-scoring
+    included (None before the first generation has been timed)."""
+    per_generation = generation_seconds(search)
+    if per_generation is None:
+        return None
+    return (search.config.generations - generations_done) * per_generation + final_seconds(search)
+
+
+def _run_generations(search, bar, store, started: float) -> None:
+    """Runs the remaining generations; stops early for the time limit; Ctrl-C keeps what is saved."""
     cfg = search.config
 
     def should_stop(gen, elapsed):
         if cfg.time_limit_min is None or not search.history:
             return False
         last = search.history[-1]["seconds"]
-        final = last * (cfg.final_top + len(zoo.ZOO)) * len(cfg.holdout_seeds) / (
-            cfg.population * len(cfg.inner_seeds)) + 20
-        if (time.time() - started) + last + final > cfg.time_limit_min * 60:
+        if (time.time() - started) + last + final_seconds(search) > cfg.time_limit_min * 60:
             console.print(f"[yellow]time limit: stopping after generation {gen}[/]")
             return True
         return False
 
     try:
-        with status:
+        with bar:
             search.run(should_stop)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]; generations up to {search.generation + 1} are saved. "
@@ -254,14 +290,20 @@ def _run_generations(search, status, store, started: float) -> None:
 def _finish(search, store, started: float) -> None:
     """Hall of fame, held-out re-scoring, training curves, plots, and what to do next."""
     from discover import run_views
+    from discover.progress import Bar, clock
     from evaluators import atomic
 
     hof = search.hall_of_fame()
     store.write("hall_of_fame.json", hof)
     atomic.write_text(store.file("hall_of_fame.csv"), hall_of_fame_csv(hof))
-    with console.status("re-scoring the best losses and the zoo on held-out seeds ..."):
+    left = final_seconds(search)
+    cfg = search.config
+    console.print(f"re-scoring the best {cfg.final_top} losses and the zoo on {len(cfg.holdout_seeds)} held-out "
+                  "seeds" + (f" (about {clock(left)})" if left is not None else "") + " ...")
+    with Bar(console, "held-out re-scoring", 2, count="1/2") as bar:
+        bar.update(phase="the best losses and the zoo on held-out seeds", seconds_left=left)
         final = search.final_evaluation(log=lambda m: None)
-    with console.status("training curves of the best loss and DPO ..."):
+        bar.update(1, count="2/2", phase="training curves of the best loss and DPO", seconds_left=30)
         final["training_curves"] = search.training_curves(final)
     final["wall_s"] = search.elapsed_before + (time.time() - started)
     final["generations_run"] = search.generation + 1
@@ -327,12 +369,13 @@ def show_cmd(
 ):
     """Show a run: held-out table, hall of fame with closed forms, parts and constants, Pareto front."""
     from discover import run_views
+    from discover.errors import for_markup
     from discover.store import RunStore
 
     store = RunStore.open(run, results_dir)
     cfg = store.config()
-    console.print(f"run [bold]{run_views.shown(store.name)}[/]: grammar {run_views.shown(cfg['grammar_name'])}, "
-                  f"{run_views.shown(run_views.data_of(cfg))}, population {cfg['search']['population']}, "
+    console.print(f"run [bold]{for_markup(store.name)}[/]: grammar {for_markup(cfg['grammar_name'])}, "
+                  f"{for_markup(run_views.data_of(cfg))}, population {cfg['search']['population']}, "
                   f"generations {cfg['search']['generations']}")
     if not store.has("hall_of_fame.json"):
         console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")

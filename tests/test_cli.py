@@ -352,3 +352,45 @@ def test_zoo_wraps_formulas_at_80_columns_and_never_cuts_them(cli, monkeypatch):
     flat = "".join(out.stdout.split())
     for name, z in zoo.ZOO.items():
         assert "".join(symbolic.text(z.expr).split()) in flat, name
+
+
+def test_the_time_left_in_a_run_includes_its_final_re_scoring():
+    import types
+
+    from discover.commands_search import final_seconds, seconds_left
+    from discover.search import SearchConfig
+    from grammar import zoo
+
+    cfg = SearchConfig(generations=4, final_top=5)
+    timed = [{"seconds": 60.0, "runs": 64, "train_s": 30.0, "score_s": 2.0},
+             {"seconds": 120.0, "runs": 64, "train_s": 30.0, "score_s": 2.0}]
+    search = types.SimpleNamespace(config=cfg, history=timed)
+    final = final_seconds(search)  # the held-out runs at the pace of the generations' runs, and the curves
+    assert final == pytest.approx(0.5 * (5 + len(zoo.ZOO)) * len(cfg.holdout_seeds) + 30)
+    assert seconds_left(search, 2) == pytest.approx(2 * 90.0 + final)
+    assert seconds_left(search, 4) == pytest.approx(final)  # after the last generation: the re-scoring is left
+    assert seconds_left(types.SimpleNamespace(config=cfg, history=[]), 0) is None
+    untimed = types.SimpleNamespace(config=cfg, history=[{"seconds": 64.0}])  # a run from before runs were kept
+    assert final_seconds(untimed) == pytest.approx(64.0 / cfg.runs_per_generation() * (5 + len(zoo.ZOO))
+                                                   * len(cfg.holdout_seeds) + 30)
+
+
+def test_bench_progress_is_plain_lines_off_a_terminal(capsys):
+    import numpy as np
+
+    from discover.bench import _best_so_far
+    from discover.commands_bench import BenchProgress
+    from grammar import zoo
+
+    entries = [zoo.ZOO["dpo"].loss(), zoo.ZOO["ipo"].loss()]
+    assert _best_so_far(entries, np.array([[50.0, np.nan], [60.0, 70.0]]), [None, None]) == "ipo 65.0"
+    assert _best_so_far(entries, np.array([[50.0, 52.0], [60.0, 70.0]]), [None, "non-finite loss"]) == "dpo 51.0"
+    assert _best_so_far(entries, np.full((2, 2), np.nan), [None, None]) is None
+    with BenchProgress() as progress:
+        progress.log("dataset 1/2 (data seed 100): training ...")
+        progress(stage="datasets", done=0, total=2, runs=0, runs_left=40, best=None)
+        progress(stage="datasets", done=1, total=2, runs=40, runs_left=40, best="dpo 51.0")
+    out = capsys.readouterr().out
+    assert "dataset 1/2 (data seed 100): training ..." in out
+    lines = [line for line in out.splitlines() if line.startswith("bench:")]
+    assert len(lines) == 1 and "datasets 1/2" in lines[0] and "ETA 0:00:0" in lines[0] and "best dpo 51.0" in lines[0]

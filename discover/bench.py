@@ -167,8 +167,8 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
     """Best constants of each zoo loss on the tuning seeds (grid search) and the seconds it
     took. The grid is scored in equal parts (a run's score does not depend on the others it
     is trained with), each part logged and, with ``done``, kept as a stage of the bench;
-    ``progress(parts done, parts, runs trained for this part, tuning runs left)`` after each
-    (no runs for a part read back from an interrupted run)."""
+    ``progress(parts done, parts, runs trained for this part, tuning runs left)`` before the
+    first part and after each (no runs for a part read back from an interrupted run)."""
     jobs = []
     for n in names:
         z = zoo.get(n)
@@ -176,6 +176,8 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
             jobs.append((n, z.expr, consts))
     log(f"tuning the constants of {len(names)} baselines: {len(jobs)} settings x {len(TUNE_SEEDS)} seeds ...")
     began, fitness, parts = time.perf_counter(), [], _parts(len(jobs))
+    if progress is not None:
+        progress(0, len(parts), 0, len(jobs) * len(TUNE_SEEDS))
     earlier = 0.0  # seconds of parts that an interrupted run finished
     for k, (a, b) in enumerate(parts):
         stage = f"tune-part-{k + 1}-of-{len(parts)}"

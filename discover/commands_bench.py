@@ -141,7 +141,7 @@ class BenchProgress:
         count = f"{stage} {done}/{total}"
         self.bar.update(done, total=total, count=count, best=None if best is None else f"best {best}", phase="",
                         seconds_left=left)
-        if not self.bar.shown and (done or stage == "tuning"):
+        if not self.bar.shown and done:
             console.print(f"bench: {count}, {clock(time.time() - self.began)} elapsed"
                           + (f", ETA {clock(left)}" if left is not None else "") + (f"; best {best}" if best else ""),
                           highlight=False)

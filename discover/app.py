@@ -69,6 +69,8 @@ Setting, parse_setting = Literal[SETTINGS], one_of("--setting", "setting", SETTI
 Labels, parse_labels = Literal[LABELS], one_of("--labels", "labels", LABELS)
 Backend, parse_backend = Literal[BACKENDS], one_of("--backend", "backend", BACKENDS)
 Es, parse_es = Literal[ES_ALGORITHMS], one_of("--es", "constant search", ES_ALGORITHMS)
+EXPORT_FORMATS = ("jax", "torch", "trl")
+ExportFormat, parse_export_format = Literal[EXPORT_FORMATS], one_of("--format", "format", EXPORT_FORMATS)
 
 REFERENCE_STEPS_HELP = ("Training steps of each dataset's reference policy (default, per evaluator: " + ", ".join(
     f"{registry.option_default(name, 'reference_steps')} for {name} ({registry.reference_label(name)})"

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from discover.app import UsageProblem, app, check_output, console, grammar_app, write_output
+from discover.app import (ExportFormat, UsageProblem, app, check_output, console, grammar_app, parse_export_format,
+                          write_output)
 
 
 @app.command("zoo")
@@ -147,15 +148,14 @@ def export_cmd(
     zoo_name: Optional[str] = typer.Option(None, "--zoo", help="Export a zoo loss instead of a run's."),
     rank: int = typer.Option(1, "--rank", help="Which of the run's losses: the number discover show gives it "
                                                "(1 = best held-out score of a finished run)."),
-    fmt: str = typer.Option("jax", "--format", "-f", help="jax, torch or trl."),
+    fmt: ExportFormat = typer.Option("jax", "--format", "-f", parser=parse_export_format,
+                                     help="A JAX or PyTorch module, or a TRL trainer."),
     output: str = typer.Option(..., "--output", "-o", help="The .py file to write (- for standard output)."),
     results_dir: str = typer.Option("results", help="Where runs are."),
 ):
     """Write a loss as a standalone Python module (JAX or PyTorch) or a TRL trainer."""
     from grammar import export, zoo
 
-    if fmt not in ("jax", "torch", "trl"):
-        raise UsageProblem(f"--format must be jax, torch or trl, not {fmt!r}")
     if (run is None) == (zoo_name is None):
         raise UsageProblem("give either a RUN or --zoo NAME")
     if output != "-":

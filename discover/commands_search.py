@@ -13,6 +13,7 @@ from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, OU
                           Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
                           parse_es, parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
                           refuse_ignored_options)
+from discover.errors import for_markup
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
@@ -128,15 +129,13 @@ def _resumed(resume: str, results_dir: str):
     """(store, grammar, search config, evaluator name, evaluator config) of a run to resume."""
     from discover.search import SearchConfig
     from discover.store import RunStore
-    from evaluators import registry
     from grammar import load as load_grammar
 
     store = RunStore.open(resume, results_dir)
     cfg = store.config()
     g = load_grammar(store.file("grammar.yaml"))
-    evaluator_name = registry.of_store(cfg)
-    exp_cfg = registry.config_from_dict(evaluator_name, cfg["experiment"])
-    console.print(f"resuming run [bold]{store.name}[/] ({store.path})")
+    evaluator_name, exp_cfg = store.evaluator_config()
+    console.print(f"resuming run [bold]{for_markup(store.name)}[/] ({for_markup(store.path)})")
     return store, g, SearchConfig.from_dict(cfg["search"]), evaluator_name, exp_cfg
 
 
@@ -369,7 +368,6 @@ def show_cmd(
 ):
     """Show a run: held-out table, hall of fame with closed forms, parts and constants, Pareto front."""
     from discover import run_views
-    from discover.errors import for_markup
     from discover.store import RunStore
 
     store = RunStore.open(run, results_dir)
@@ -388,25 +386,25 @@ def show_cmd(
         shown_losses = run_views.numbered_losses(store)[:top]
         rows = [e.row for e in shown_losses]
         with console.status("loading the run's data and training each loss once (seed 0) ..."):
-            inputs = effective_inputs(_run_evaluator(cfg), [expression_of(r) for r in rows],
+            inputs = effective_inputs(_run_evaluator(store), [expression_of(r) for r in rows],
                                       [r["constants"] for r in rows])
         for line in run_views.effective_lines(rows, inputs, [f"loss {e.number}" for e in shown_losses]):
             console.print(line, highlight=False, soft_wrap=True)
 
 
-def _run_evaluator(cfg: dict):
+def _run_evaluator(store):
     """The evaluator of a stored run (its datasets loaded, built if needed)."""
     from evaluators import registry
 
-    name = registry.of_store(cfg)
-    return registry.get(name)(registry.config_from_dict(name, cfg["experiment"]), log=console.print)
+    name, config = store.evaluator_config()
+    return registry.get(name)(config, log=console.print)
 
 
-def _run_inputs(cfg: dict) -> dict:
+def _run_inputs(store) -> dict:
     """Terminals of 256 pairs of a run's data at the reference, t across [0, 1]."""
     from evaluators.interface import probe_inputs
 
-    return probe_inputs(_run_evaluator(cfg))
+    return probe_inputs(_run_evaluator(store))
 
 
 # short_help: the command list keeps a docstring's line breaks; one line reads at any width
@@ -416,6 +414,9 @@ def plot_cmd(
     shapes: bool = typer.Option(True, "--shapes/--no-shapes", help="Also the loss shapes of the best losses next "
                                                                  "to DPO, IPO and the best baseline (loads the "
                                                                  "run's data)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Where the PNGs go (default: a plots/ "
+                                                                         "folder in the run, so the plots the run "
+                                                                         "wrote itself are never overwritten)."),
     results_dir: str = typer.Option("results"),
 ):
     """Write PNG plots of a run: fitness over generations, the Pareto front, training
@@ -424,12 +425,15 @@ def plot_cmd(
     from discover.store import RunStore
 
     store = RunStore.open(run, results_dir)
+    out_dir = output_dir or store.file("plots")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise UsageProblem(f"--output-dir is a file: {out_dir}")
     state = store.latest_checkpoint()
     history = state.get("history", []) if state else []
     hof = records.hall_of_fame(store.candidates())
-    for path in run_views.write_plots(store, history, hof):
-        console.print(f"wrote {path}")
+    for path in run_views.write_plots(store, history, hof, out_dir):
+        console.print(f"wrote {for_markup(path)}")
     if shapes:
         with console.status("loading the run's data ..."):
-            inputs = _run_inputs(store.config())
-        console.print(f"wrote {run_views.write_loss_shapes(store, hof, inputs)}")
+            inputs = _run_inputs(store)
+        console.print(f"wrote {for_markup(run_views.write_loss_shapes(store, hof, inputs, out_dir=out_dir))}")

@@ -92,9 +92,14 @@ def test_rank_out_of_range(finished_run):
 
 def test_plot_and_resume_of_a_finished_run(finished_run):
     cwd, _ = finished_run
+    written_by_the_run = {p.name: p.stat().st_mtime_ns for p in (cwd / "results" / "tiny").glob("*.png")}
     assert discover("plot", "tiny", cwd=cwd).returncode == 0
     for name in ("fitness.png", "pareto.png", "loss_shapes.png", "loss_shapes.json"):
-        assert (cwd / "results" / "tiny" / name).stat().st_size > 1000, name
+        assert (cwd / "results" / "tiny" / "plots" / name).stat().st_size > 1000, name
+    # the run's own plots stay as the run wrote them; --output-dir puts them anywhere
+    assert {p.name: p.stat().st_mtime_ns for p in (cwd / "results" / "tiny").glob("*.png")} == written_by_the_run
+    assert discover("plot", "tiny", "--no-shapes", "--output-dir", str(cwd / "elsewhere"), cwd=cwd).returncode == 0
+    assert (cwd / "elsewhere" / "fitness.png").exists()
     again = discover("run", "--resume", "tiny", "--steps", "7", cwd=cwd)  # finished: nothing is trained again
     assert again.returncode == 0, again.stderr[-2000:]
     said = " ".join(again.stdout.split())  # as printed, wrapped at the console's width

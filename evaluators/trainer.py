@@ -9,8 +9,11 @@ and the pairs as :class:`PairData`; the interpreter as the loss, the non-finite 
 the optimiser and the device layout are the same for every evaluator.
 
 All runs of a population are one jitted function of array inputs: changing the losses
-does not recompile. Runs go one after another on a CPU (``lax.map``; vmap buys no speed
-there) and side by side on an accelerator (``vmap``); with several local devices the run
+does not recompile. On a CPU the runs go in chunks of a fixed size, each chunk side by
+side through the policy (one batched matrix product per layer) and one run after another
+through the loss (the interpreter's ``switch`` mode, which must not be vmapped): the
+"batched" mode; "map" trains the runs wholly one after another, as before. On an
+accelerator every run goes side by side (``vmap``). With several local devices the run
 axis is split across them with ``shard_map`` (a no-op with one device).
 
 Every candidate sees the same batches for the same inner seed (common random numbers),
@@ -34,6 +37,10 @@ from grammar import interpreter
 
 STATUS = {0: "ok", 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite parameters"}
 SCHEDULES = ("warmup_linear", "constant")
+# "map": a CPU trains the runs one after another; "batched": a CPU trains a chunk of runs
+# side by side through the policy and one after another through the loss; "vmap": an
+# accelerator trains every run side by side (the loss in the interpreter's select mode).
+MODES = ("map", "batched", "vmap")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +69,9 @@ class TrainConfig:
     bins: int = 41
     program_length: int = 96
     n_constants: int = 8
-    mode: str = "auto"  # "map" (CPU), "vmap" (accelerator) or "auto"
+    # How the runs of a population share the machine (MODES); "auto": "map" on a CPU,
+    # "vmap" on an accelerator.
+    mode: str = "auto"
     snapshots: int = 0  # > 0: also return the parameters after every steps/snapshots steps
     # The recipe every loss gets: linear warmup over the first ``warmup`` of the steps,
     # then linear decay to 0 (the usual DPO/SFT recipe); "constant" keeps the rate fixed.
@@ -89,8 +98,8 @@ class TrainConfig:
             raise InputError(f"--batch must be at least 1 pair, got {self.batch_pairs}")
         if not self.learning_rate > 0:
             raise InputError(f"--lr must be positive, got {self.learning_rate}")
-        if self.mode not in ("auto", "map", "vmap"):
-            raise InputError(f"mode must be auto, map or vmap, not {self.mode!r}")
+        if self.mode not in ("auto",) + MODES:
+            raise InputError(f"mode must be auto, {', '.join(MODES)}, not {self.mode!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"unknown schedule {self.schedule!r}; schedules: {', '.join(SCHEDULES)}")
         if not 0.0 <= self.warmup < 1.0:
@@ -146,51 +155,57 @@ def optimizer(learning_rate, grad_clip: float, params,
          "frozen": optax.set_to_zero()}, labels)
 
 
-def _train_one(program, consts, seed, init_params, data: PairData, model: LikelihoodModel, config: TrainConfig,
-               imode: str):
-    """One run: returns (scored params, status code, step of failure, last loss, training
-    statistics [accuracy, mean r_w, mean r_l] over the last tenth of the steps)."""
-    opt = optimizer(config.learning_rate_at(), config.grad_clip, init_params, model.frozen)
-    key = jax.random.PRNGKey(seed)
-    n, steps = data.size, config.steps
-    averaged = config.ema > 0
+def _pair_loss(logp, ref, lengths, program, consts, progress, imode: str):
+    """The mean over a batch of the encoded loss of (B, 2) log-likelihoods ``logp``, and the
+    batch's statistics [accuracy, mean r_w, mean r_l] (r = logp - ref)."""
+    terms = interpreter.terminal_matrix({
+        "logp_w": logp[:, 0], "logp_l": logp[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
+        "len_w": lengths[:, 0], "len_l": lengths[:, 1], "t": progress})
+    losses = interpreter.evaluate(program, terms, consts, imode)
+    r_w, r_l = logp[:, 0] - ref[:, 0], logp[:, 1] - ref[:, 1]
+    return losses.mean(), jnp.stack([(r_w - r_l > 0).mean(), r_w.mean(), r_l.mean()])
 
-    def loss_fn(params, idx, progress):
-        logp = model.log_likelihood(params, jax.tree.map(lambda a: a[idx], data.inputs))
-        lengths = data.lengths[idx]
-        ref = data.ref_logp[idx]
-        terms = interpreter.terminal_matrix({
-            "logp_w": logp[:, 0], "logp_l": logp[:, 1], "ref_w": ref[:, 0], "ref_l": ref[:, 1],
-            "len_w": lengths[:, 0], "len_l": lengths[:, 1], "t": progress})
-        losses = interpreter.evaluate(program, terms, consts, imode)
-        r_w, r_l = logp[:, 0] - ref[:, 0], logp[:, 1] - ref[:, 1]
-        return losses.mean(), jnp.stack([(r_w - r_l > 0).mean(), r_w.mean(), r_l.mean()])
 
-    def step(carry, i):
-        params, opt_state, status, failed_at, last_loss, avg = carry
-        idx = jax.random.randint(jax.random.fold_in(key, i), (config.batch_pairs,), 0, n)
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, idx, i / steps)
-        updates, new_opt = opt.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        finite_loss = jnp.isfinite(loss)
-        finite_grad = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        finite_params = jnp.all(jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
-        code = jnp.where(~finite_loss, 1, jnp.where(~finite_grad, 2, jnp.where(~finite_params, 3, 0)))
-        ok = (status == 0) & (code == 0)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-        params = keep(new_params, params)
-        opt_state = keep(new_opt, opt_state)
-        if averaged:
-            avg = keep(jax.tree.map(lambda a, p: config.ema * a + (1.0 - config.ema) * p, avg, params), avg)
-        failed_at = jnp.where((status == 0) & (code != 0), i, failed_at)
-        status = jnp.where(status == 0, code, status)
-        last_loss = jnp.where(ok, loss, last_loss)
-        return (params, opt_state, status, failed_at, last_loss, avg), stats
+def _batch_index(key, i, config: TrainConfig, n: int):
+    """The pairs of step ``i``: drawn from the run's seed alone (common random numbers)."""
+    return jax.random.randint(jax.random.fold_in(key, i), (config.batch_pairs,), 0, n)
 
+
+def _initial_carry(opt, init_params, config: TrainConfig):
+    """(params, optimiser state, status, step of failure, last loss, averaged params)."""
+    return (init_params, opt.init(init_params), jnp.int32(0), jnp.int32(-1), jnp.float32(jnp.nan),
+            init_params if config.ema > 0 else ())
+
+
+def _update(opt, config: TrainConfig, carry, i, loss, grads):
+    """One optimiser step of one run, unless its loss, gradient or new parameters are
+    non-finite: then the run keeps its parameters from here on and records why and when."""
+    params, opt_state, status, failed_at, last_loss, avg = carry
+    updates, new_opt = opt.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    finite_loss = jnp.isfinite(loss)
+    finite_grad = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    finite_params = jnp.all(jnp.array([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
+    code = jnp.where(~finite_loss, 1, jnp.where(~finite_grad, 2, jnp.where(~finite_params, 3, 0)))
+    ok = (status == 0) & (code == 0)
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+    params = keep(new_params, params)
+    opt_state = keep(new_opt, opt_state)
+    if config.ema > 0:
+        avg = keep(jax.tree.map(lambda a, p: config.ema * a + (1.0 - config.ema) * p, avg, params), avg)
+    failed_at = jnp.where((status == 0) & (code != 0), i, failed_at)
+    status = jnp.where(status == 0, code, status)
+    last_loss = jnp.where(ok, loss, last_loss)
+    return params, opt_state, status, failed_at, last_loss, avg
+
+
+def _scan_steps(step, carry, config: TrainConfig, runs_axis: bool = False):
+    """Runs ``step`` over the training steps: returns (scored params, status, step of failure,
+    last loss, training statistics over the last tenth of the steps). With ``runs_axis``
+    every carry leaf and statistic has a leading run axis, and so do the outputs."""
     # The scored parameters: the running average, or (ema = 0) the last iterate itself.
-    scored = (lambda c: c[5]) if averaged else (lambda c: c[0])  # noqa: E731
-    carry = (init_params, opt.init(init_params), jnp.int32(0), jnp.int32(-1), jnp.float32(jnp.nan),
-             init_params if averaged else ())
+    scored = (lambda c: c[5]) if config.ema > 0 else (lambda c: c[0])  # noqa: E731
+    steps = config.steps
     tail = max(1, steps // 10)  # training statistics: mean over the last tenth of the steps
     if not config.snapshots:
         carry, stats = jax.lax.scan(step, carry, jnp.arange(steps))
@@ -203,7 +218,72 @@ def _train_one(program, consts, seed, init_params, data: PairData, model: Likeli
         return carry, (scored(carry), stats)
 
     carry, (snaps, stats) = jax.lax.scan(block, carry, jnp.arange(config.snapshots))
-    return snaps, carry[2], carry[3], carry[4], stats.reshape(-1, stats.shape[-1])[-tail:].mean(axis=0)
+    stats = stats.reshape((-1,) + stats.shape[2:])[-tail:].mean(axis=0)
+    if runs_axis:  # (snapshots, runs, ...) -> (runs, snapshots, ...)
+        snaps = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), snaps)
+    return snaps, carry[2], carry[3], carry[4], stats
+
+
+def _train_one(program, consts, seed, init_params, data: PairData, model: LikelihoodModel, config: TrainConfig,
+               imode: str):
+    """One run: returns (scored params, status code, step of failure, last loss, training
+    statistics [accuracy, mean r_w, mean r_l] over the last tenth of the steps)."""
+    opt = optimizer(config.learning_rate_at(), config.grad_clip, init_params, model.frozen)
+    key = jax.random.PRNGKey(seed)
+
+    def loss_fn(params, idx, progress):
+        logp = model.log_likelihood(params, jax.tree.map(lambda a: a[idx], data.inputs))
+        return _pair_loss(logp, data.ref_logp[idx], data.lengths[idx], program, consts, progress, imode)
+
+    def step(carry, i):
+        idx = _batch_index(key, i, config, data.size)
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(carry[0], idx, i / config.steps)
+        return _update(opt, config, carry, i, loss, grads), stats
+
+    return _scan_steps(step, _initial_carry(opt, init_params, config), config)
+
+
+def _train_batched(programs, consts, seeds, which, init_params, data: PairData, model: LikelihoodModel,
+                   config: TrainConfig, stacked: bool):
+    """The runs of a chunk trained side by side, each exactly as :func:`_train_one` trains it.
+
+    Per step, the policy's forward and backward pass (nearly all the work) is vmapped over
+    the runs: each layer is one batched matrix product over every run's rows. Only the loss
+    goes run by run (``lax.map``), so that the interpreter keeps its ``switch`` mode (a
+    vmapped switch would compute every primitive); it maps the runs' (B, 2) log-likelihoods
+    to the cotangents that the VJP of the batched forward pass turns into parameter
+    gradients. Nothing mixes runs: a run's result does not depend on its neighbours.
+    """
+    opt = optimizer(config.learning_rate_at(), config.grad_clip, init_params, model.frozen)
+    if stacked:  # leaves (D, ...): run r starts from its dataset's reference
+        init = jax.tree.map(lambda a: a[which], init_params)
+        pick = lambda a, d, idx: a[d, idx]  # noqa: E731
+    else:
+        init = jax.tree.map(lambda a: jnp.broadcast_to(a, seeds.shape + a.shape), init_params)
+        pick = lambda a, d, idx: a[idx]  # noqa: E731
+    n = data.ref_logp.shape[-2]
+    keys = jax.vmap(jax.random.PRNGKey)(seeds)
+    log_likelihood = jax.vmap(model.log_likelihood)
+
+    def batch(key, d, i):
+        idx = _batch_index(key, i, config, n)
+        return jax.tree.map(lambda a: pick(a, d, idx), (data.inputs, data.ref_logp, data.lengths))
+
+    def loss_and_cotangent(args):
+        logp, ref, lengths, program, c, progress = args
+        return jax.value_and_grad(_pair_loss, has_aux=True)(logp, ref, lengths, program, c, progress, "switch")
+
+    def step(carry, i):
+        inputs, ref, lengths = jax.vmap(batch, in_axes=(0, 0, None))(keys, which, i)
+        logp, pullback = jax.vjp(lambda p: log_likelihood(p, inputs), carry[0])
+        progress = jnp.broadcast_to(i / config.steps, seeds.shape)
+        (loss, stats), d_logp = jax.lax.map(loss_and_cotangent, (logp, ref, lengths, programs, consts, progress))
+        (grads,) = pullback(d_logp)
+        carry = jax.vmap(functools.partial(_update, opt, config), in_axes=(0, None, 0, 0))(carry, i, loss, grads)
+        return carry, stats
+
+    carry = jax.vmap(lambda p: _initial_carry(opt, p, config))(init)
+    return _scan_steps(step, carry, config, runs_axis=True)
 
 
 _TRACES = [0]
@@ -215,6 +295,8 @@ def _run_axis(programs, consts, seeds, which, init_params, data: PairData, model
     ``stacked``, ``init_params`` and ``data`` hold several datasets on a leading axis and
     run i trains on dataset ``which[i]`` from that dataset's reference."""
     mode = config.resolved_mode()
+    if mode == "batched":
+        return _train_batched(programs, consts, seeds, which, init_params, data, model, config, stacked)
     imode = "switch" if mode == "map" else "select"
 
     def one(args):
@@ -282,7 +364,7 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
     With ``datasets`` (same shapes as ``seeds``: an index per run), ``reference`` and
     ``data`` hold D datasets stacked on a leading axis (:func:`stack_datasets`) and each run
     trains on its own dataset, from that dataset's reference. ``progress(runs_done, runs)``
-    is called as runs finish where they train in chunks (the CPU's "map" mode, see
+    is called as runs finish where they train in chunks (the CPU's modes, see
     :class:`Progress`); a single program (vmap, shard_map) reports nothing."""
     seed_arr = np.asarray(seeds, np.int32)
     P = len(programs)
@@ -304,8 +386,9 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
     train = functools.partial(_train_population, init_params=init, data=data, model=model, config=config,
                               stacked=datasets is not None)
     n_dev = len(jax.local_devices())
-    if config.resolved_mode() == "map":
-        outputs = in_chunks(functools.partial(train, n_devices=n_dev), runs, P * S, MAP_CHUNK * n_dev, progress)
+    if config.resolved_mode() in CHUNK:
+        outputs = in_chunks(functools.partial(train, n_devices=n_dev), runs, P * S,
+                            CHUNK[config.resolved_mode()] * n_dev, progress)
     else:
         # Shard the runs over the local devices when they divide evenly (one device: no-op).
         outputs = train(*runs, n_devices=n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1)
@@ -316,9 +399,10 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
                             shape(loss), shape(stats[:, 0]), shape(stats[:, 1]), shape(stats[:, 2]))
 
 
-# Runs trained one after another ("map") go through one compiled program of this many runs
-# (per device), called once per chunk: every population size then shares one compilation.
+# On a CPU the runs go through one compiled program of this many runs (per device), called
+# once per chunk: every population size then shares one compilation.
 MAP_CHUNK = 4
+CHUNK = {"map": MAP_CHUNK, "batched": MAP_CHUNK}
 
 
 def in_chunks(fn, args, total: int, chunk: int, progress: Callable[[int, int], None] | None = None):

@@ -205,3 +205,42 @@ def test_several_datasets_in_one_program(pendulum_evaluator):
     assert np.isfinite(mean) and spread >= 0
     with pytest.raises(ValueError, match="one reference per dataset"):
         trainer.TrainingData([both.reference], both.training.data)
+
+
+def test_batched_mode_trains_what_map_mode_trains(pendulum_evaluator):
+    """The CPU's two layouts (runs one after another; runs side by side through the policy)
+    train the same policies up to float32 rounding, scores included; a non-finite run stops
+    alone in both, at the same step."""
+    exp = pendulum_evaluator
+    names = ["dpo", "ipo", "orpo", "simpo"]
+    exprs = [zoo.ZOO[n].expr for n in names] + [Expr.call("log", Expr.var("logp_w"))]
+    programs, consts = encode(exprs, [zoo.ZOO[n].constants for n in names] + [{}], exp.program_shape)
+    results = {mode: trainer.train_population(programs, consts, [0, 1], exp.reference, exp.data, mujoco.LIKELIHOOD,
+                                              dataclasses.replace(exp.config.train, mode=mode))
+               for mode in ("map", "batched")}
+    old, new = results["map"], results["batched"]
+    np.testing.assert_array_equal(old.status, new.status)
+    np.testing.assert_array_equal(old.failed_at, new.failed_at)
+    assert (new.status[:4] == 0).all() and (new.status[4] == 1).all()
+    for k in old.params:
+        np.testing.assert_allclose(new.params[k], old.params[k], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(new.final_loss[:4], old.final_loss[:4], rtol=1e-4, atol=1e-5)
+    scores = [fitness.score_population(exp.task, exp.behaviour, r, exp.config.eval)[0][:4] for r in (old, new)]
+    np.testing.assert_allclose(scores[1], scores[0], atol=0.5)  # normalised return, points of 100
+
+
+def test_batched_run_does_not_depend_on_its_chunk(pendulum_evaluator):
+    """A run trained side by side with others gets the same parameters whichever runs share
+    (or pad) its chunk."""
+    exp = pendulum_evaluator
+    cfg = dataclasses.replace(exp.config.train, mode="batched")
+
+    def dpo_run(names):
+        programs, consts = encode([zoo.ZOO[n].expr for n in names], [zoo.ZOO[n].constants for n in names],
+                                  exp.program_shape)
+        r = trainer.train_population(programs, consts, [3], exp.reference, exp.data, mujoco.LIKELIHOOD, cfg)
+        return {k: v[names.index("dpo"), 0] for k, v in r.params.items()}
+
+    alone, shared = dpo_run(["dpo"]), dpo_run(["hinge", "orpo", "dpo", "ipo"])
+    for k in alone:
+        np.testing.assert_allclose(shared[k], alone[k], rtol=1e-6, atol=1e-7)

@@ -157,7 +157,7 @@ def run(grammar: str = "mirror.yaml", task: str = "hopper", name: str | None = N
     returns it (named like the command: ``discover.search`` is the search module). ``options`` are ``discover run``'s options with underscores (setting, eps,
     population, generations, seed, steps, batch, lr, ...); defaults as there."""
     from discover import commands_search
-    from discover.app import DATA, EVAL, SEARCH, TRAIN
+    from discover.app import DATA, EVAL, SEARCH, TRAIN, refuse_foreign_options, refuse_ignored_options
     from evaluators.seeds import SEARCH_DATA
 
     evaluator_options = dict(task=task, setting=DATA.setting, eps=DATA.eps, pairs=DATA.pairs,
@@ -171,6 +171,8 @@ def run(grammar: str = "mirror.yaml", task: str = "hopper", name: str | None = N
     if unknown:
         raise RunError(f"unknown option(s) {', '.join(sorted(unknown))} (options: "
                        f"{', '.join(sorted((set(evaluator_options) | set(search_options)) - {'task'}))})")
+    refuse_foreign_options(options, task)
+    refuse_ignored_options(options, options.get("setting", evaluator_options["setting"]))
     for key, value in options.items():
         (evaluator_options if key in evaluator_options else search_options)[key] = value
     g, search_cfg, evaluator_name, exp_cfg = commands_search._validated(

@@ -5,7 +5,7 @@ The commands live in ``discover/commands_*.py``, one module per group."""
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Iterable, Literal
 
 import typer
 from rich.console import Console
@@ -104,17 +104,22 @@ class UsageProblem(Exception):
     """A bad combination of options (a user error)."""
 
 
-def refuse_foreign_options(ctx: typer.Context, task: str) -> None:
-    """A user error when an option given on the command line means nothing to the evaluator
-    of ``task`` (its configuration's ``FOREIGN`` options: --segment with --task lm, ...)."""
+def given_on_command_line(ctx: typer.Context) -> set[str]:
+    """The options (parameter names) the user typed, as opposed to their defaults."""
+    return {name for name in ctx.params
+            if (src := ctx.get_parameter_source(name)) is not None and src.name == "COMMANDLINE"}
+
+
+def refuse_foreign_options(given: Iterable[str], task: str) -> None:
+    """A user error when a ``given`` option (parameter name) means nothing to the evaluator of
+    ``task`` (its configuration's ``FOREIGN`` options: --segment with --task lm, ...)."""
     from evaluators import registry
 
     config = registry.get(registry.for_task(task)).Config
-    given = [name for name in getattr(config, "FOREIGN", ()) if (src := ctx.get_parameter_source(name)) is not None
-             and src.name == "COMMANDLINE"]
-    if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise UsageProblem(f"{flags} {'does' if len(given) == 1 else 'do'} not apply to --task {task} "
+    foreign = [name for name in getattr(config, "FOREIGN", ()) if name in set(given)]
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise UsageProblem(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to --task {task} "
                            f"({getattr(config, 'FOREIGN_OWNER', 'options of other evaluators')})")
 
 
@@ -124,11 +129,10 @@ def check_task(task: str) -> None:
         raise UsageProblem(f"unknown task {task!r}; --task takes {', '.join(TASKS)}")
 
 
-def refuse_ignored_options(ctx: typer.Context, setting: str) -> None:
-    """A user error when an option given on the command line means nothing with the
-    others: --eps (the label-flip probability) with any setting but noisy."""
-    src = ctx.get_parameter_source("eps")
-    if setting != "noisy" and src is not None and src.name == "COMMANDLINE":
+def refuse_ignored_options(given: Iterable[str], setting: str) -> None:
+    """A user error when a ``given`` option means nothing with the others: --eps (the
+    label-flip probability) with any setting but noisy."""
+    if setting != "noisy" and "eps" in set(given):
         raise UsageProblem(f"--eps applies to --setting noisy only, not {setting} (drop --eps, or use "
                            "--setting noisy)")
 

@@ -81,7 +81,10 @@ def run_entries(specs: Sequence[str], results_dir: str) -> list[Loss]:
         try:
             r = int(rank) if rank else 1
         except ValueError:
-            raise RunError(f"bad --include {spec!r}: use RUN or RUN:RANK") from None
+            r = 0
+        if r < 1:
+            raise RunError(f"bad --include {spec!r}: use RUN or RUN:N, N the number discover show gives the loss "
+                           "(from 1)")
         store = RunStore.open(run, results_dir)
         out.append(ranked_loss(store, r)[0])
     return out

@@ -12,7 +12,8 @@ from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, LO
                           RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, SETTING_HELP, TASK_HELP, TRAIN, TRAINING_PANEL, Backend,
                           Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
                           parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
-                          refuse_ignored_options, write_output)
+                          refuse_ignored_options, write_output, given_on_command_line)
+from discover.store import run_name_problem
 from evaluators.seeds import BENCH_DATA_BASE
 
 
@@ -80,8 +81,8 @@ def bench_cmd(
     from evaluators import registry
 
     check_task(task)
-    refuse_foreign_options(ctx, task)
-    refuse_ignored_options(ctx, setting)
+    refuse_foreign_options(given_on_command_line(ctx), task)
+    refuse_ignored_options(given_on_command_line(ctx), setting)
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
     if ablate_t:
@@ -97,6 +98,8 @@ def bench_cmd(
         label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
         reference_steps=reference_steps, eval_seed=bench.BENCH_EVAL_SEED).validate()
     check_batch(cfg)
+    if name is not None and (problem := run_name_problem(name)):
+        raise UsageProblem(f"bad --name {name[:40]!r}: it {problem}")
     out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
     wrap = ray_wrapper(ray, ray_actors)
     checked = [e.name for e in bench.effective_candidates(entries)] if effective else []

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from discover.app import (DATA, LABELS_HELP, MUJOCO_TASK_HELP, SETTING_HELP, Labels, MujocoTask, Setting, UsageProblem,
-                          console, data_app, parse_labels, parse_mujoco_task, parse_setting, refuse_ignored_options)
+                          console, data_app, parse_labels, parse_mujoco_task, parse_setting, refuse_ignored_options, given_on_command_line)
 from evaluators.reference import ReferenceConfig
 
 
@@ -66,7 +66,7 @@ def data_build(
     from discover.progress import Bar
     from evaluators import datasets, reference
 
-    refuse_ignored_options(ctx, setting)
+    refuse_ignored_options(given_on_command_line(ctx), setting)
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,
                                  label_horizon=label_horizon, labels=labels).validate()
     ref_cfg = ReferenceConfig(steps=reference_steps).validate()

@@ -12,7 +12,7 @@ from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, OU
                           REFERENCE_STEPS_HELP, SEARCH, SEARCH_PANEL, SETTING_HELP, TASK_HELP, TRAIN, TRAINING_PANEL, Backend, Es,
                           Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
                           parse_es, parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
-                          refuse_ignored_options)
+                          refuse_ignored_options, given_on_command_line)
 from discover.errors import for_markup
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
@@ -78,8 +78,8 @@ def run_cmd(
 ):
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
     if not resume:
-        refuse_foreign_options(ctx, task)
-        refuse_ignored_options(ctx, setting)
+        refuse_foreign_options(given_on_command_line(ctx), task)
+        refuse_ignored_options(given_on_command_line(ctx), setting)
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
         _warn_ignored_on_resume(ctx)
@@ -375,8 +375,8 @@ def show_cmd(
     console.print(f"run [bold]{for_markup(store.name)}[/]: grammar {for_markup(cfg['grammar_name'])}, "
                   f"{for_markup(run_views.data_of(cfg))}, population {cfg['search']['population']}, "
                   f"generations {cfg['search']['generations']}")
-    if not store.has("hall_of_fame.json"):
-        console.print("[yellow]run not finished: hall of fame from the candidates so far[/]")
+    if not run_views.finished(store):
+        console.print("[yellow]run not finished: losses numbered by search fitness so far[/]")
     for view in run_views.show_views(store, latex=latex, top=top):
         console.print(view)
     if effective:
@@ -426,8 +426,12 @@ def plot_cmd(
 
     store = RunStore.open(run, results_dir)
     out_dir = output_dir or store.file("plots")
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise UsageProblem(f"--output-dir is a file: {out_dir}")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageProblem(f"cannot write plots into {out_dir}: {e.strerror}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise UsageProblem(f"cannot write plots into {out_dir}: permission denied")
     state = store.latest_checkpoint()
     history = state.get("history", []) if state else []
     hof = records.hall_of_fame(store.candidates())

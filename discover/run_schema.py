@@ -10,6 +10,7 @@ identifiers (they are printed in markup and exported as names).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable
 
@@ -29,6 +30,10 @@ def _kind(v) -> str:
         return "null"
     if isinstance(v, bool):
         return "true/false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)  # nan, inf
+    if isinstance(v, int) and abs(v) > 10 ** 300:
+        return f"an integer of {len(str(abs(v)))} digits"
     return {str: "text", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(v), "?")
 
 
@@ -43,7 +48,20 @@ def _text(v, at: str) -> str | None:
     return f"{at} holds the control character {bad.group()!r}" if bad else None
 
 
-NUMBER = _is("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+def _float_sized(v) -> bool:
+    """A JSON number that fits a float (NaN and infinities included: failed scores are NaN);
+    an integer of 400 digits does not, and breaks every formatting of it."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
+NUMBER = _is("a number within float range", _float_sized)
+FINITE = _is("a finite number", lambda v: _float_sized(v) and math.isfinite(float(v)))
 INTEGER = _is("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool))
 
 
@@ -88,7 +106,7 @@ def _constants(v, at: str) -> str | None:
     for k, x in v.items():
         if not _IDENTIFIER.fullmatch(k):
             return f"{at} has the name {_cut(k, 30)!r}, which is not an identifier"
-        if bad := NUMBER(x, f"{at}.{k}"):
+        if bad := FINITE(x, f"{at}.{k}"):  # a constant is exported and printed: never NaN or infinite
             return bad
     return None
 
@@ -112,7 +130,8 @@ SCORED_RECORD = {  # a candidate as the search logs it, scored or not
 SCORED_OPTIONAL = {"per_seed": SCORES, "derivation": _or_none(_text), "hash": _text}
 HALL_OF_FAME = _record({
     "ranked": _list_of(_record({**SCORED_RECORD, "fitness": NUMBER}, SCORED_OPTIONAL)),
-    "pareto": _list_of(_record({"complexity": NUMBER, "fitness": NUMBER, "closed_form": _text})),
+    "pareto": _list_of(_record({"complexity": NUMBER, "fitness": NUMBER, "closed_form": _text,
+                                "expression": _text, "constants": _constants})),
 }, {"structures": INTEGER})
 CANDIDATE = _record({**SCORED_RECORD, "generation": INTEGER, "hash": _text}, SCORED_OPTIONAL)
 CHECKPOINT = _record({"generation": INTEGER}, {"history": _list_of(_record(

@@ -8,6 +8,7 @@ import os
 
 from discover import plots, records
 from discover.errors import RunError, for_markup
+from grammar.errors import GrammarError
 from discover.store import RunStore
 from evaluators import atomic
 from discover.records import expression_of, loss_of
@@ -86,7 +87,7 @@ def final_table(final: dict, numbers: dict[str, int] | None = None, latex: bool 
     for r in sorted(final["rows"], key=lambda r: -(r["fitness"] if r["fitness"] is not None else -1e9)):
         if r["kind"] == "discovered":
             same = f" (= {for_markup(r['zoo_form'])} form)" if r.get("zoo_form") else ""
-            number = (numbers or {}).get(r.get("key"))
+            number = (numbers or {}).get(row_key(r))
             name = f"[bold green]loss {number if number is not None else for_markup(r['name'])}[/]{same}"
         else:
             name = for_markup(r["name"])
@@ -95,7 +96,7 @@ def final_table(final: dict, numbers: dict[str, int] | None = None, latex: bool 
         seeds = f" ({r['search_seeds']} seeds)" if r.get("search_seeds") else ""  # not recorded by the first runs
         search = (f"  search {_fmt(r['search_fitness'])}{seeds}"
                   if r.get("search_fitness") is not None else "")
-        extra = [for_markup(line) for line in (parts or {}).get(r.get("key"), [])] if r["kind"] == "discovered" else []
+        extra = [for_markup(line) for line in (parts or {}).get(row_key(r), [])] if r["kind"] == "discovered" else []
         first, more = _form(r, latex)
         rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + _constants(r), first, more + extra))
     return entries_view(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
@@ -114,7 +115,7 @@ def numbered_table(losses: list[NumberedLoss], title: str, latex: bool = False,
         rows.append((f"[bold]loss {entry.number}[/]  search fitness {_fmt(r['fitness'])} ± {_fmt(r.get('spread'))} "
                      f"over {len(r.get('per_seed') or [])} seeds  complexity {r['complexity']}  origin "
                      f"{for_markup(str(r.get('origin')))}" + _constants(r),
-                     first, more + [for_markup(line) for line in (parts or {}).get(r["key"], [])]))
+                     first, more + [for_markup(line) for line in (parts or {}).get(row_key(r), [])]))
     return entries_view(title, rows)
 
 
@@ -123,7 +124,7 @@ def pareto_table(hof: dict, numbers: dict[str, int] | None = None):
     (its formula is printed above), others by their closed form."""
     rows = []
     for r in hof["pareto"]:
-        number = (numbers or {}).get(r.get("key"))
+        number = (numbers or {}).get(row_key(r))
         if number is not None:
             rows.append((f"complexity {r['complexity']}  fitness {_fmt(r['fitness'])}  = loss {number}", "", []))
         else:
@@ -136,27 +137,27 @@ def show_views(store: RunStore, latex: bool = False, top: int = 10) -> list:
     has finished), then the numbered losses not in it (up to ``top`` in all), then the Pareto
     front. Every loss appears once, under the number that ``export --rank`` takes."""
     losses = numbered_losses(store)
-    numbers = {entry.row.get("key"): entry.number for entry in losses}
+    numbers = {row_key(entry.row): entry.number for entry in losses}
     views = []
-    if store.has("final.json"):
+    if finished(store):
         final = store.final()
-        views.append(final_table(final, numbers, latex, parts_of(store, final["rows"], "key"),
-                                 reference_label(store)))
+        held = [r for r in final["rows"] if r["kind"] == "discovered"]
+        views.append(final_table(final, numbers, latex, parts_of(store, held), reference_label(store)))
         rest = [e for e in losses if not e.basis.startswith("held-out")]
+        rest = rest[:max(0, top - (len(losses) - len(rest)))]
         title = "more of the hall of fame (best per structure; search fitness, not re-scored on held-out seeds)"
     else:
-        rest, title = losses, "hall of fame (best per structure, search fitness on the search's inner seeds)"
-    rest = rest[:max(0, top - (len(losses) - len(rest)))] if store.has("final.json") else rest[:top]
+        rest, title = losses[:top], "hall of fame (best per structure, search fitness on the search's inner seeds)"
     if rest:
-        views.append(numbered_table(rest, title, latex, parts_of(store, [e.row for e in rest], "key")))
-    hof = store.hall_of_fame() if store.has("hall_of_fame.json") else records.hall_of_fame(store.candidates())
-    views.append(pareto_table(hof, {k: n for k, n in numbers.items() if k in {e.row.get("key") for e in losses[:top]}}))
+        views.append(numbered_table(rest, title, latex, parts_of(store, [e.row for e in rest])))
+    printed = {row_key(e.row) for e in losses[:top]} | {row_key(e.row) for e in losses if e.basis.startswith("held")}
+    views.append(pareto_table(_hall_of_fame(store), {k: n for k, n in numbers.items() if k in printed}))
     return views
 
 
-def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]]:
-    """Each row's parts in its grammar's terms (``key``: the row field to index them by),
-    for rows that carry a derivation; the run's own copy of its grammar reads them."""
+def parts_of(store: RunStore, rows: list[dict]) -> dict[str, list[str]]:
+    """Each row's parts in its grammar's terms, by :func:`row_key`, for rows that carry a
+    derivation; the run's own copy of its grammar reads them."""
     from grammar import derivation
     from grammar import load as load_grammar
     from grammar import parts
@@ -166,12 +167,12 @@ def parts_of(store: RunStore, rows: list[dict], key: str) -> dict[str, list[str]
     g = load_grammar(store.file("grammar.yaml"))
     out = {}
     for r in rows:
-        if r.get("derivation") and r.get(key) is not None:
+        if r.get("derivation"):
             try:
                 node = derivation.parse_derivation(g, r["derivation"])
-            except Exception:  # noqa: BLE001 - a row from another grammar version: no parts
+            except GrammarError:  # a row from another version of the grammar: no parts
                 continue
-            out[r[key]] = parts.lines(g, node)
+            out[row_key(r)] = parts.lines(g, node)
     return out
 
 
@@ -253,25 +254,45 @@ class NumberedLoss:
     score: str
 
 
+def finished(store: RunStore) -> bool:
+    """Whether the run re-scored its best losses on held-out seeds (it has final.json)."""
+    return store.has("final.json")
+
+
+def _hall_of_fame(store: RunStore) -> dict:
+    """The stored hall of fame, or (a run still going, or one that lost the file) the one its
+    candidates give."""
+    return store.hall_of_fame() if store.has("hall_of_fame.json") else records.hall_of_fame(store.candidates())
+
+
+def row_key(row: dict) -> str:
+    """A stored row's candidate key; rows of the first runs, written without one, get it from
+    their expression and constants (as the search computed it)."""
+    if row.get("key"):
+        return row["key"]
+    from grammar import symbolic
+
+    return records.candidate_key(symbolic.canonical_hash(expression_of(row)), row["constants"])
+
+
 def numbered_losses(store: RunStore) -> list[NumberedLoss]:
     """The run's losses, numbered from 1. After a finished run: the losses re-scored on
     held-out seeds, best held-out score first (those that failed there after them), then the
     rest of the hall of fame (best per structure) by search fitness. Before: the hall of fame
     so far, by search fitness."""
-    hof = store.hall_of_fame() if store.has("hall_of_fame.json") else None
-    if hof is None or not store.has("final.json"):
-        ranked = (hof or records.hall_of_fame(store.candidates()))["ranked"]
-        basis = "search fitness" if hof else "search fitness (run in progress)"
-        return [NumberedLoss(i, r, basis, f"search fitness {_fmt(r['fitness'])}") for i, r in enumerate(ranked, 1)]
-    final = store.final()
-    held = [r for r in final["rows"] if r["kind"] == "discovered"]
+    hof = _hall_of_fame(store)
+    if not finished(store):
+        basis = "search fitness" if store.has("hall_of_fame.json") else "search fitness (run in progress)"
+        return [NumberedLoss(i, r, basis, f"search fitness {_fmt(r['fitness'])}")
+                for i, r in enumerate(hof["ranked"], 1)]
+    held = [r for r in store.final()["rows"] if r["kind"] == "discovered"]
     held.sort(key=lambda r: (r["fitness"] is None, -(r["fitness"] or 0.0)))
     out = [NumberedLoss(i, r, "held-out score",
                         f"held-out {r['fitness']:.1f} ± {r['spread']:.1f}" if r["fitness"] is not None
                         else f"held-out: failed ({r.get('reason')})")
            for i, r in enumerate(held, 1)]
-    seen = {r.get("key") for r in held}
-    rest = [r for r in hof["ranked"] if r["key"] not in seen]
+    seen = {row_key(r) for r in held}
+    rest = [r for r in hof["ranked"] if row_key(r) not in seen]
     out += [NumberedLoss(len(out) + i, r, "search fitness (not re-scored on held-out seeds)",
                          f"search fitness {_fmt(r['fitness'])}") for i, r in enumerate(rest, 1)]
     return out

@@ -86,6 +86,7 @@ def parse_derivation(grammar: Grammar, text: str, nonterminal: str | None = None
     if not isinstance(text, str):
         raise GrammarError(f"a derivation must be text, not {type(text).__name__}")
     tokens, pos, text = [], 0, text.strip()
+    max_depth = min(MAX_DERIVATION_DEPTH, grammar.limits.max_depth)
     if not text:
         raise GrammarError("empty derivation")
     if len(text) > MAX_DERIVATION_CHARS:
@@ -109,8 +110,8 @@ def parse_derivation(grammar: Grammar, text: str, nonterminal: str | None = None
         return tok
 
     def node(nt_name: str, depth: int = 1) -> Node:
-        if depth > MAX_DERIVATION_DEPTH:
-            raise GrammarError(f"derivation nested deeper than {MAX_DERIVATION_DEPTH} levels")
+        if depth > max_depth:
+            raise GrammarError(f"derivation nested deeper than {max_depth} levels")
         nt = grammar.nonterminals[nt_name]
         label = take()
         _, prod = nt.production(label)
@@ -183,12 +184,12 @@ def check(grammar: Grammar, node: Node, expr: Expr | None = None) -> str | None:
     if node.depth > grammar.limits.max_depth:
         return f"derivation depth {node.depth} > max_depth {grammar.limits.max_depth}"
     expr = expr if expr is not None else expand(grammar, node)
+    problem = bounds_problem(expr)  # first: shared subtrees may repeat a lot in the tree
+    if problem:
+        return problem
     size = len(expr.unique_nodes())
     if size > grammar.limits.max_size:
         return f"expression size {size} > max_size {grammar.limits.max_size}"
-    problem = bounds_problem(expr)  # before walking the tree, whose shared subtrees may repeat a lot
-    if problem:
-        return problem
     for outer, inner in grammar.forbid_nesting:
         for e in expr.walk():
             if e.op == outer and any(d.op == inner for a in e.args for d in a.walk()):

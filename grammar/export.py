@@ -12,7 +12,8 @@ worse), after removing what cannot change its value: terms multiplied by zero, a
 zero, products by one and arithmetic on literals (so a constant that only scaled a dead term
 leaves the signature). Subexpressions used more than once become locals ``_s0, _s1, ...``,
 which no constant can shadow. The short closed form, the derivation and the provenance are
-in the docstring; ``LATEX`` and ``EXPRESSION`` hold the LaTeX form and the tree as scored.
+in the docstring; ``LATEX`` and ``EXPRESSION`` hold the LaTeX form and the tree exported (the
+scored tree without the terms removed above).
 
 Everything that reaches the source from a run or a grammar file (names, provenance, parts)
 is data: it is escaped into string literals, and the finished source is parsed back and
@@ -26,6 +27,8 @@ import datetime
 import math
 import textwrap
 from typing import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from grammar import symbolic
 from grammar.errors import GrammarError
@@ -70,11 +73,9 @@ def prune(expr: Expr) -> Expr:
 
 def _simplify(op: str, args: tuple[Expr, ...]) -> Expr | None:
     if all(_is_num(a) for a in args):
-        with_values = PRIMITIVES[op].jax_fn(*[float(a.value) for a in args])
-        value = float(with_values)
-        if math.isfinite(value):
-            return Expr.num(value)
-        return None
+        # in float32, as the engine computes literals, so the folded value is the scored one
+        value = float(PRIMITIVES[op].jax(*[np.float32(a.value) for a in args]))
+        return Expr.num(value) if math.isfinite(value) else None
     if op == "mul" and (_is_num(args[0], 0.0) or _is_num(args[1], 0.0)):
         return Expr.num(0.0)
     if op == "mul" and _is_num(args[0], 1.0):
@@ -157,6 +158,14 @@ def check_source(source: str, doc: str, imports: Iterable[str], names: Iterable[
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             if node.name not in names:
                 raise bad(f"definition of {node.name}")
+            if node.decorator_list:
+                raise bad(f"a decorator of {node.name}")
+            if isinstance(node, ast.FunctionDef):
+                for default in node.args.defaults + [d for d in node.args.kw_defaults if d is not None]:
+                    try:
+                        ast.literal_eval(default)
+                    except ValueError:
+                        raise bad(f"a computed default of {node.name}") from None
         elif isinstance(node, ast.Assign):
             targets = [t.id if isinstance(t, ast.Name) else None for t in node.targets]
             if any(t not in names for t in targets):
@@ -242,6 +251,8 @@ def definitions(expr: Expr, constants: Mapping[str, float], fmt: str) -> tuple[s
         if term in used:
             prep.append(f"{term} = {conv.format(src=ARGUMENTS[term])}")
     const_prep = [f"{k} = {conv.format(src=k)}" for k in constants]
+    if fmt == "torch" and expr.op == "num":  # torch.broadcast_to takes tensors only
+        result = f"_scalar({result}, logp_w)"
     body = prep + const_prep + lines + [finish.format(r=result)]
     helper_src = []
     for h in sorted(helpers):
@@ -287,7 +298,8 @@ def docstring(expr: Expr, constants: Mapping[str, float], title: str, provenance
                     + (", ".join(inputs) + " (required: the loss uses them)" if inputs else "none"))
     sections.append(f"Constants (keyword arguments, defaults as discovered):\n{const_lines}")
     sections.append(f"Provenance: {printable(provenance or 'exported by mpo-discover', one_line=True)}")
-    sections.append("LATEX holds the closed form in LaTeX; EXPRESSION the tree as scored.")
+    sections.append("LATEX holds the closed form in LaTeX; EXPRESSION the tree computed here (the scored "
+                    "tree without terms that cannot change its value).")
     return "\n\n".join(sections) + "\n"
 
 

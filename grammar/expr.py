@@ -121,6 +121,22 @@ class Expr:
 
         return sub(self)
 
+    # Hashed once per node: the dataclass's own hash would rehash every shared subtree at each
+    # use, which for a parameter used twice and nested 40 deep is 2^40 calls.
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = self.__dict__["_hash"] = hash((self.op, self.args, self.name, self.value))
+        return cached
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Expr):
+            return NotImplemented
+        return (hash(self) == hash(other) and self.op == other.op and self.name == other.name
+                and self.value == other.value and self.args == other.args)
+
     def __str__(self) -> str:
         return to_text(self)
 
@@ -171,11 +187,10 @@ def to_text(e: Expr) -> str:
         if p.infix:
             a, b = x.args
             mine = _PREC[x.op]
-            # left-associative: the right operand needs strictly higher precedence for - and /
-            right_need = mine + 1 if x.op in ("sub", "div") else mine
-            if x.op == "mul" and b.op == "div":
-                right_need = mine + 1
-            return f"{wrap(a, mine)} {p.infix} {wrap(b, right_need)}"
+            # Left-associative, and a right operand of equal precedence keeps its parentheses
+            # for + and * too: a + (b + c) reads back as the same tree, so a stored expression
+            # computes in float32 exactly what was scored (not (a + b) + c).
+            return f"{wrap(a, mine)} {p.infix} {wrap(b, mine + 1)}"
         return f"{x.op}({', '.join(go(a) for a in x.args)})"
 
     return go(e)

@@ -25,6 +25,11 @@ EXPORT_NAMES = frozenset({
 })
 
 
+# Closed forms are written in these (r_y = logp_y - ref_y, m_y = logp_y / len_y): a constant of
+# that name would print as the alias.
+CLOSED_FORM_ALIASES = frozenset({"r_w", "r_l", "m_w", "m_l"})
+
+
 def identifier_problem(name: object) -> str | None:
     """Why ``name`` is not a plain identifier (letters, digits, underscores, not starting with a
     digit, at most MAX_NAME characters, ASCII), or None when it is one."""
@@ -51,6 +56,8 @@ def constant_name_problem(name: object) -> str | None:
         return "starts with an underscore (reserved for the exported code's own names)"
     if name in TERMINALS or name in PRIMITIVES:
         return "clashes with a terminal or primitive"
+    if name in CLOSED_FORM_ALIASES:
+        return "is how closed forms write a log-ratio or a mean log-likelihood"
     if name in EXPORT_NAMES or hasattr(builtins, name):
         return "would shadow a name that exported losses use"
     return None

@@ -50,6 +50,10 @@ class Constant:
     doc: str = ""
 
     def clip(self, value: float) -> float:
+        """``value`` within the bounds; NaN (an evolution whose state went non-finite) becomes
+        the default, so no search ever trains, stores or exports a non-finite constant."""
+        if math.isnan(value):
+            return self.default
         return float(min(max(value, self.low), self.high))
 
     def to_unit(self, value: float) -> float:
@@ -59,6 +63,9 @@ class Constant:
         return (value - self.low) / (self.high - self.low)
 
     def from_unit(self, u: float) -> float:
+        """The value at ``u`` in [0, 1] on the constant's scale (clipped; NaN: the default)."""
+        if math.isnan(float(u)):
+            return self.default
         u = min(max(float(u), 0.0), 1.0)
         if self.scale == "log":
             return math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))

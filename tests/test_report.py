@@ -45,14 +45,21 @@ def test_verdicts(low, high, word):
     assert markdown_report.verdict(b["losses"][0], b).startswith(word)
 
 
+# The fields every held-out row of a run's final.json has (the run reader checks them).
+ROW = {"constants": {}, "closed_form": "softplus(-r_w + r_l)", "latex": r"\operatorname{softplus}",
+       "expression": "softplus(logp_l - ref_l - (logp_w - ref_w))", "complexity": 8}
+
+
 def test_report_from_results(tmp_path):
     results = tmp_path / "results"
     store = RunStore(str(results / "run"))
     (results / "run" / "checkpoints").mkdir(parents=True)
     store.write("config.json", {"grammar_name": "mirror", "search": {"population": 32, "generations": 10,
-                                                                      "inner_seeds": [0, 1]}})
-    store.write("final.json", {"holdout_seeds": [100, 101], "wall_s": 480, "generations_run": 10, "rows": [
-        {"kind": "discovered", "name": "#1", "heldout_mean": 60.0, "latex": r"\operatorname{softplus}", "complexity": 8}]})
+                                                                      "inner_seeds": [0, 1]}, "experiment": {}})
+    store.write("final.json", {"holdout_seeds": [100, 101], "wall_s": 480, "generations_run": 10,
+                               "reference": {"mean": 50.0, "std": 5.0}, "rows": [
+        {**ROW, "kind": "discovered", "name": "#1", "heldout_mean": 60.0, "heldout_std": 2.0,
+         "latex": r"\operatorname{softplus}", "complexity": 8}]})
     (results / "cmp").mkdir()
     (results / "cmp" / "results.json").write_text(json.dumps(bench_json(1.0, 5.0, same="dpo")))
     spec = tmp_path / "report.yaml"
@@ -66,11 +73,12 @@ def test_report_from_results(tmp_path):
 def test_final_json_of_older_runs_reads_in_the_shared_schema(tmp_path):
     store = RunStore(str(tmp_path / "run"))
     (tmp_path / "run").mkdir()
-    old = {"kind": "discovered", "name": "#1", "heldout_mean": 60.0, "heldout_std": 2.0,
+    old = {**ROW, "kind": "discovered", "name": "#1", "heldout_mean": 60.0, "heldout_std": 2.0,
            "heldout_per_seed": [58.0, 62.0], "reason": None, "search_fitness": 55.0}
-    store.write("final.json", {"rows": [old, scored_row(old)]})
+    store.write("final.json", {"rows": [old, scored_row(old)], "reference": {"mean": 50.0, "std": 5.0},
+                               "holdout_seeds": [100, 101]})
     rows = store.final()["rows"]
-    assert rows[0] == rows[1] == {"kind": "discovered", "name": "#1", "fitness": 60.0, "spread": 2.0,
+    assert rows[0] == rows[1] == {**ROW, "kind": "discovered", "name": "#1", "fitness": 60.0, "spread": 2.0,
                                   "per_seed": [58.0, 62.0], "reason": None, "search_fitness": 55.0}
 
 
@@ -180,7 +188,9 @@ def test_headline_report_pairs_winners_variants_and_transfer_in_one_family(tmp_p
     for run in ("run-mixed", "run-noisy", "run-wide"):
         store = RunStore(str(tmp_path / run))
         (tmp_path / run / "checkpoints").mkdir(parents=True)
-        store.write("config.json", {"search": {"inner_seeds": [0, 1, 2]}, "experiment": {"data_seeds": [0, 1, 2]}})
+        store.write("config.json", {"grammar_name": "mirror", "search": {"population": 100, "generations": 1,
+                                                                          "inner_seeds": [0, 1, 2]},
+                                    "experiment": {"data_seeds": [0, 1, 2]}})
         store.write_checkpoint(0, {"generation": 0, "stats": {"trained": 100, "reevaluated": 10}, "history": []})
     spec = tmp_path / "headline.yaml"
     spec.write_text("title: H\nsettings:\n  - {label: mixed, run: run-mixed, bench: mixed}\n"

@@ -132,7 +132,7 @@ def test_a_non_finite_constant_in_a_run_is_one_line(run_copy):
             row["constants"] = {k: float("nan") for k in row["constants"]}
     path.write_text(json.dumps(final))
     result = in_process("export", "run", "-o", "out.py", "--results-dir", ".", cwd=run_copy)
-    assert_user_error(result, "not finite")
+    assert_user_error(result, "should be a finite number, not nan")  # the run reader refuses it first
     assert not (run_copy / "out.py").exists()
 
 
@@ -170,3 +170,88 @@ def test_written_files_follow_the_umask(tmp_path):
         assert stat.S_IMODE(os.stat(tmp_path / "b.txt").st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("fmt", ["jax", "torch"])
+def test_literal_arithmetic_folds_to_the_scored_value(tmp_path, fmt):
+    """Literals are folded in float32, as the engine computes them; a loss that folds to a
+    literal still returns one value per pair."""
+    scope = Scope(TERMINALS, ("beta",))
+    for text in ("beta * (logp_w - logp_l) * (0 + 1) + exp(0.1) / 3", "(logp_w - logp_l) * 0 + log(3) * 2"):
+        expr = parse(text, scope)
+        src = export.export_module(expr, {"beta": 0.3}, fmt, "t", "t")
+        path = tmp_path / f"m_{fmt}_{abs(hash(text))}.py"
+        path.write_text(src)
+        module = load(path)
+        x = pair_inputs(np.random.default_rng(2), 4)
+        engine = np.asarray(lowering.lower(expr)({k: jnp.asarray(v, jnp.float32) for k, v in x.items()},
+                                                 {"beta": jnp.float32(0.3)})) * np.ones(4)
+        args = [x[k].astype(np.float32) for k in ("logp_w", "logp_l", "ref_w", "ref_l")]
+        if fmt == "torch":
+            import torch
+
+            out = module.loss(*[torch.tensor(a) for a in args]).numpy()
+        else:
+            out = np.asarray(module.loss(*args))
+        assert out.shape == (4,)
+        np.testing.assert_allclose(out, engine, rtol=1e-6)
+
+
+def broken_copy(run_copy, edit):
+    """The run folder with ``edit(final, hall_of_fame)`` applied to its JSON files."""
+    final_path, hof_path = run_copy / "run" / "final.json", run_copy / "run" / "hall_of_fame.json"
+    final, hof = json.loads(final_path.read_text()), json.loads(hof_path.read_text())
+    edit(final, hof)
+    final_path.write_text(json.dumps(final))
+    hof_path.write_text(json.dumps(hof))
+
+
+@pytest.mark.parametrize("case", ["huge int constant", "pareto without expression", "huge int score"])
+def test_numbers_and_rows_that_would_crash_show_are_one_line(run_copy, case):
+    def edit(final, hof):
+        if case == "huge int constant":
+            final["rows"][0]["constants"] = {"beta": 10 ** 400}
+        elif case == "pareto without expression":
+            del hof["pareto"][0]["expression"]
+        else:
+            final["rows"][0]["complexity"] = 10 ** 400
+
+    broken_copy(run_copy, edit)
+    for command in (("show", "run", "--top", "2"), ("export", "run", "-o", "-")):
+        assert_user_error(in_process(*command, "--results-dir", ".", cwd=run_copy), "run/")
+
+
+def numbers_shown(run_copy, *extra):
+    result = in_process("show", "run", "--results-dir", ".", "--top", "20", *extra, cwd=run_copy)
+    assert result.returncode == 0, result.stderr
+    return [int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("loss ")]
+
+
+def test_runs_without_keys_or_hall_of_fame_are_numbered_once(run_copy):
+    from discover import run_views
+    from discover.store import RunStore
+
+    store = RunStore(str(run_copy / "run"))
+    before = [e.row["expression"] for e in run_views.numbered_losses(store)]
+    # the first runs wrote final rows without a key
+    broken_copy(run_copy, lambda final, hof: [row.pop("key", None) for row in final["rows"]])
+    assert [e.row["expression"] for e in run_views.numbered_losses(store)] == before
+    assert numbers_shown(run_copy) == list(range(1, 21))
+    # a finished run that lost its hall of fame: the same numbers, from the candidates
+    (run_copy / "run" / "hall_of_fame.json").unlink()
+    assert [e.row["expression"] for e in run_views.numbered_losses(store)][:5] == before[:5]
+    assert numbers_shown(run_copy)[:5] == [1, 2, 3, 4, 5]
+    # a run in progress (no final.json): numbered by search fitness, as export takes them
+    (run_copy / "run" / "final.json").unlink()
+    losses = run_views.numbered_losses(store)
+    assert [e.basis for e in losses][:1] == ["search fitness (run in progress)"]
+    fitness = [e.row["fitness"] for e in losses]
+    assert fitness == sorted(fitness, reverse=True)
+    exported = in_process("export", "run", "--rank", "2", "-o", "-", "--results-dir", ".", cwd=run_copy)
+    assert exported.returncode == 0 and "loss 2 by search fitness (run in progress)" in exported.stdout
+
+
+def test_plot_into_an_unwritable_place_is_one_line(run_copy):
+    (run_copy / "afile").write_text("x")
+    assert_user_error(in_process("plot", "run", "--no-shapes", "--output-dir", "afile/plots", "--results-dir", ".",
+                                 cwd=run_copy), "cannot write plots")

@@ -122,7 +122,7 @@ def loss_shapes(curves: dict, path: str, title: str) -> str:
         ax.set_title(label)
         ax.axhline(0.0, color="black", lw=0.5)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper right")
     if mirrors:
         ax = axes[4]
         x = curves["mirrors"]["x"]

@@ -149,7 +149,7 @@ def test_without_halving_every_candidate_gets_every_seed(tmp_path, pendulum_eval
     first = [r for r in store.candidates(latest=False) if r["trained"] and not r.get("reevaluations")]
     assert all(len(r["seeds"]) == len(cfg.inner_seeds) and not r.get("halted") for r in first)
     assert SearchConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "halving"}).halving is False
-    with pytest.raises(RunError, match="rung 1 promotes"):
+    with pytest.raises(RunError, match="so that new candidates are promoted"):
         dataclasses.replace(CONFIG, population=8, reevaluate=6, es_trees=0, es_popsize=0).validate()
 
 

@@ -97,6 +97,31 @@ def difference_table(task: str, pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def recipe_effect(task: str) -> str:
+    """Each loss's change from one recipe to the next of the same steps (the same datasets
+    and seeds), dataset-level."""
+    bs = benches(task)
+    steps_pairs = [(a, b) for a, b in zip(bs, bs[1:]) if a[0] == b[0]]
+    if not steps_pairs:
+        return ""
+    names = list(dict.fromkeys(label(r) for _, _, d in bs for r in d["losses"]))
+    lines = ["| loss | " + " | ".join(f"lr {a[1]:g} -> {b[1]:g} ({a[0]} steps)" for a, b in steps_pairs) + " |",
+             "|---" * (len(steps_pairs) + 1) + "|"]
+    for n in names:
+        cells = []
+        for (_, _, da), (_, _, db) in steps_pairs:
+            ra = next((r for r in da["losses"] if label(r) == n), None)
+            rb = next((r for r in db["losses"] if label(r) == n), None)
+            if ra is None or rb is None or ra["fitness"] is None or rb["fitness"] is None:
+                cells.append("-")
+                continue
+            k = len(da["data_seeds"])
+            m, lo, hi, p = interval(per_dataset(rb, k) - per_dataset(ra, k))
+            cells.append(f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def peaks(task: str) -> str:
     """Each loss's best recipe (by mean score) among those run, and its tuned constants."""
     bs = benches(task)
@@ -126,7 +151,8 @@ if __name__ == "__main__":
     for task, pairs in (("lm", [("v2-lm-mixed#1", "discopop (tuned)"), ("v2-lm-mixed#1 @ t=1", "discopop (tuned)"),
                                 ("dpo (tuned)", "discopop (tuned)"), ("v2-lm-mixed#1", "v2-lm-mixed#1 @ t=1")]),
                         ("walker2d", [("v2-walker2d-mixed#1", "sft_to_dpo"), ("v2-walker2d-mixed#1", "apo_zero"),
-                                      ("dpo_tsallis", "dpo"), ("apo_zero", "sft_to_dpo")])):
+                                      ("dpo_tsallis", "dpo"), ("dpo_tsallis (alpha=2)", "dpo"),
+                                      ("apo_zero", "sft_to_dpo")])):
         if not benches(task):
             continue
         print(f"## {task}\n\nScore, mean [95% t interval over datasets]:\n\n{score_table(task)}\n")
@@ -134,6 +160,7 @@ if __name__ == "__main__":
         if diag:
             print(f"KL(policy || reference) / greedy-decoding score:\n\n{diag}\n")
         print(f"Paired differences, dataset-level:\n\n{difference_table(task, pairs)}\n")
+        print(f"Change with the learning rate, dataset-level:\n\n{recipe_effect(task)}\n")
         print(f"Best recipe of each loss:\n\n{peaks(task)}\n")
         if tuned(task):
             print(f"Tuned constants:\n\n{tuned(task)}\n")

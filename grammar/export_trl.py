@@ -22,7 +22,7 @@ Usage (trl >= {lo}, < {hi}; the model, tokenizer and data are yours)::
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig
-    from my_loss import DiscoveredLossDPOTrainer   # this file, saved as my_loss.py
+    from my_trainer import DiscoveredLossDPOTrainer   # this file, saved as my_trainer.py
 
     model = AutoModelForCausalLM.from_pretrained("your/model")
     tokenizer = AutoTokenizer.from_pretrained("your/model")

@@ -151,6 +151,7 @@ if __name__ == "__main__":
     for task, pairs in (("lm", [("v2-lm-mixed#1", "discopop (tuned)"), ("v2-lm-mixed#1 @ t=1", "discopop (tuned)"),
                                 ("dpo (tuned)", "discopop (tuned)"), ("v2-lm-mixed#1", "v2-lm-mixed#1 @ t=1")]),
                         ("walker2d", [("v2-walker2d-mixed#1", "sft_to_dpo"), ("v2-walker2d-mixed#1", "apo_zero"),
+                                      ("v2-walker2d-mixed#1", "dpo_tsallis"),
                                       ("dpo_tsallis", "dpo"), ("dpo_tsallis (alpha=2)", "dpo"),
                                       ("apo_zero", "sft_to_dpo")])):
         if not benches(task):
@@ -160,7 +161,8 @@ if __name__ == "__main__":
         if diag:
             print(f"KL(policy || reference) / greedy-decoding score:\n\n{diag}\n")
         print(f"Paired differences, dataset-level:\n\n{difference_table(task, pairs)}\n")
-        print(f"Change with the learning rate, dataset-level:\n\n{recipe_effect(task)}\n")
+        if recipe_effect(task):
+            print(f"Change with the learning rate, dataset-level:\n\n{recipe_effect(task)}\n")
         print(f"Best recipe of each loss:\n\n{peaks(task)}\n")
         if tuned(task):
             print(f"Tuned constants:\n\n{tuned(task)}\n")

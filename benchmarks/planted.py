@@ -409,6 +409,9 @@ def main():
         results = []
         for i, t in enumerate(targets):
             r = run_search(g, t, cfg, pc)
+            # Each search compiles its own gates and strategies; without this a long run's compiled
+            # code accumulates until LLVM cannot allocate memory (seen after about 40 searches).
+            jax.clear_caches()
             results.append(r)
             every.append({"arm": arm, "noise": noise, "generations": gens, "target": i, **r})
         s = summary(results)

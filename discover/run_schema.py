@@ -134,6 +134,7 @@ HALL_OF_FAME = _record({
                                 "expression": _text, "constants": _constants})),
 }, {"structures": INTEGER})
 CANDIDATE = _record({**SCORED_RECORD, "generation": INTEGER, "hash": _text}, SCORED_OPTIONAL)
+CANDIDATE_GENERATION = _record({"generation": INTEGER})
 CHECKPOINT = _record({"generation": INTEGER}, {"history": _list_of(_record(
     {"generation": INTEGER, "best_fitness": _or_none(NUMBER), "median": _or_none(NUMBER)}))})
 

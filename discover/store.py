@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from discover.errors import RunError
 from discover.rows import scored_row
-from discover.run_schema import CANDIDATE, CHECKPOINT, SHAPES, Check
+from discover.run_schema import CANDIDATE, CANDIDATE_GENERATION, CHECKPOINT, SHAPES, Check
 from evaluators import atomic
 
 
@@ -170,10 +170,15 @@ class RunStore:
                     break
                 except (ValueError, RecursionError):
                     raise RunError(f"candidate log is corrupt at line {i}: {path}") from None
+                # records past the generation asked for (a generation killed half-logged, which
+                # a resume truncates) are not read, and so not checked beyond their generation
+                if bad := CANDIDATE_GENERATION(rec, ""):
+                    raise RunError(f"candidate log is corrupt at line {i}: {path} ({bad})")
+                if up_to_generation is not None and rec["generation"] > up_to_generation:
+                    continue
                 if bad := CANDIDATE(rec, ""):
                     raise RunError(f"candidate log is corrupt at line {i}: {path} ({bad})")
-                if up_to_generation is None or rec["generation"] <= up_to_generation:
-                    out.append(rec)
+                out.append(rec)
         if latest:
             by_key: dict[str, dict] = {}
             for rec in out:

@@ -154,7 +154,8 @@ def test_show_and_export_share_one_numbering(run_copy):
         exported = in_process("export", "run", "--rank", str(n), "-o", "-", "--results-dir", ".", cwd=run_copy)
         assert exported.returncode == 0 and f"Discovered loss {n} of run run" in exported.stdout
         line = next(i for i, text in enumerate(lines) if text.startswith(f"loss {n} "))
-        closed = lines[line + 1].strip()
+        # the formula is the first indented line under the header (which may wrap)
+        closed = next(text for text in lines[line + 1:] if text.startswith("      ")).strip()
         assert closed.split(" = ", 1)[-1][:40] in exported.stdout
     assert_user_error(in_process("export", "run", "--rank", "21", "-o", "-", "--results-dir", ".", cwd=run_copy),
                       "20 numbered losses")

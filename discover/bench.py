@@ -19,7 +19,7 @@ from discover import plots
 from evaluators import atomic, registry
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
-from evaluators.interface import Evaluator
+from evaluators.interface import DataProgress, Evaluator
 from grammar import symbolic, zoo
 from grammar.losses import Loss
 
@@ -208,16 +208,19 @@ def tune_zoo(evaluator: Evaluator, names: Sequence[str], log: Callable[[str], No
     return {n: c for n, (_, c) in best.items()}, time.perf_counter() - began + earlier
 
 
-def _evaluator(config, log: Callable[[str], None], wrap: Callable | None) -> Evaluator:
-    """The evaluator of ``config`` (by its task); with ``wrap`` (``discover.app.ray_wrapper``),
-    its training runs on Ray actors."""
-    local = registry.get(registry.for_task(config.dataset.task))(config, log=log)
+def _evaluator(config, log: Callable[[str], None], wrap: Callable | None,
+               data_progress: DataProgress | None = None) -> Evaluator:
+    """The evaluator of ``config`` (by its task), its datasets' preparation told to
+    ``data_progress``; with ``wrap`` (``discover.app.ray_wrapper``), its training runs on
+    Ray actors."""
+    local = registry.get(registry.for_task(config.dataset.task))(config, log=log, progress=data_progress)
     return local if wrap is None else wrap(local, local.name, config)
 
 
 def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
                   wrap: Callable | None = None, done: "Checkpoints | None" = None,
-                  progress: Callable[[int, int, int, int], None] | None = None) -> tuple[list[Loss], dict, float]:
+                  progress: Callable[[int, int, int, int], None] | None = None,
+                  data_progress: DataProgress | None = None) -> tuple[list[Loss], dict, float]:
     """Each zoo loss with constants, also at the constants that score best on the tuning
     dataset (its own data seed, never a bench's) and tuning seeds; the tuned constants; the
     tuning's seconds (``progress``: see :func:`tune_zoo`)."""
@@ -225,7 +228,7 @@ def tuned_entries(config, entries: Sequence[Loss], log: Callable[[str], None],
     if not names:
         log("tuning: none of these losses has constants to tune")
         return list(entries), {}, 0.0
-    tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap)
+    tuner = _evaluator(config.with_options(data_seed=seed_spaces.TUNE_DATA), log, wrap, data_progress)
     tuned, seconds = tune_zoo(tuner, names, log, done, progress)
     return with_tuned(entries, tuned), tuned, seconds
 
@@ -328,7 +331,8 @@ def _pool(values: list[np.ndarray]) -> np.ndarray:
 def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: str,
               log: Callable[[str], None] = print, tune: bool = False,
               data_seeds: Sequence[int] | None = None, wrap: Callable | None = None,
-              effective_checked: Sequence[str] = (), progress: Callable[..., None] | None = None) -> dict:
+              effective_checked: Sequence[str] = (), progress: Callable[..., None] | None = None,
+              data_progress: DataProgress | None = None) -> dict:
     """Trains every entry with every seed on each dataset (``data_seeds``; default the
     configuration's own), each dataset with its own reference; scores are pooled over
     (dataset, seed) units, and every loss is compared with the best baseline, paired by unit.
@@ -339,7 +343,8 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     runs it took (0 when read back), the bench's training runs left (an estimate during the
     tuning, which adds tuned twins) and the best loss so far. Finished stages are kept in
     ``out_dir/partial/KEY/`` (see :class:`Checkpoints`) until results.json is written, so
-    the same call after an interruption resumes."""
+    the same call after an interruption resumes. ``data_progress`` hears how the preparation
+    of each stage's dataset goes."""
     started = time.perf_counter()
     data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
     done = Checkpoints(out_dir, Checkpoints.key_of(config, entries, seeds, data_seeds, tune), log)
@@ -354,13 +359,14 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         entries, tuned, tune_s = _tuning_stage(
             config, entries, done, log, wrap,
             lambda d, t, runs, left: report(stage="tuning", done=d, total=t, runs=runs,
-                                            runs_left=left + data_runs(len(entries)), best=None))
+                                            runs_left=left + data_runs(len(entries)), best=None),
+            data_progress)
     report(stage="datasets", done=0, total=len(data_seeds), runs=0, runs_left=data_runs(len(entries)), best=None)
     per_seed, reasons, diag, refs, abouts, timing = [], [None] * len(entries), {}, [], [], {}
     trained = Checkpoints.key_of(config, entries, seeds, data_seeds, tune)  # the losses after tuning
     for k, ds in enumerate(data_seeds):
         arrays, fields = _dataset_stage(config, entries, seeds, ds, f"dataset {k + 1}/{len(data_seeds)}", trained,
-                                        done, log, wrap)
+                                        done, log, wrap, data_progress)
         per_seed.append(arrays["per_seed"])
         reasons = [r or (f"dataset {ds}: {fields['reasons'][i]}" if fields["reasons"][i] else None)
                    for i, r in enumerate(reasons)]
@@ -441,8 +447,8 @@ def _write(out: dict, config, out_dir: str) -> None:
 
 
 def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Callable[[str], None],
-                  wrap: Callable | None, progress: Callable[[int, int, int, int], None] | None = None
-                  ) -> tuple[list[Loss], dict, float]:
+                  wrap: Callable | None, progress: Callable[[int, int, int, int], None] | None = None,
+                  data_progress: DataProgress | None = None) -> tuple[list[Loss], dict, float]:
     """The entries with their tuned twins, the tuned constants and the tuning's seconds:
     from ``done`` when an interrupted run of this bench finished the tuning."""
     stage = done.load("tune", needs=("tuned",))
@@ -450,13 +456,14 @@ def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Calla
         tuned = stage[1]["tuned"]
         log(f"tuned constants of {len(tuned)} baselines: from {done.dir} (an interrupted run of this bench)")
         return with_tuned(entries, tuned), tuned, stage[1]["seconds"]
-    entries, tuned, seconds = tuned_entries(config, entries, log, wrap, done, progress)
+    entries, tuned, seconds = tuned_entries(config, entries, log, wrap, done, progress, data_progress)
     done.save("tune", {}, {"tuned": tuned, "seconds": seconds})
     return entries, tuned, seconds
 
 
 def _dataset_stage(config, entries: Sequence[Loss], seeds: Sequence[int], ds: int, label: str, trained: str,
-                   done: Checkpoints, log: Callable[[str], None], wrap: Callable | None) -> tuple[dict, dict]:
+                   done: Checkpoints, log: Callable[[str], None], wrap: Callable | None,
+                   data_progress: DataProgress | None = None) -> tuple[dict, dict]:
     """Every entry trained with every seed on dataset ``ds`` and scored: (arrays, fields), as
     :class:`Checkpoints` stores them; from ``done`` when an interrupted run finished it."""
     stage = done.load(f"dataset-{ds}", needs=("reasons", "reference", "about", "timing"),
@@ -466,7 +473,7 @@ def _dataset_stage(config, entries: Sequence[Loss], seeds: Sequence[int], ds: in
         log(f"{label} (data seed {ds}): from {done.dir} (an interrupted run of this bench)")
         return stage
     began = time.perf_counter()
-    evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap)
+    evaluator = _evaluator(config.with_options(data_seed=ds), log, wrap, data_progress)
     log(f"{label} (data seed {ds}): training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} "
         f"steps, {config.train.batch_pairs} pairs per batch) ...")
     scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)

@@ -107,7 +107,8 @@ def bench_cmd(
         entries += bench.effective_variants(entries, _search_data_inputs(cfg, bench.effective_candidates(entries)))
     with BenchProgress() as progress:
         out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir, log=progress.log, tune=tune,
-                              data_seeds=data_seeds, wrap=wrap, effective_checked=checked, progress=progress)
+                              data_seeds=data_seeds, wrap=wrap, effective_checked=checked, progress=progress,
+                              data_progress=progress.data)
     title = (f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
              + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
     _print_bench(out, title, registry.reference_label_of_task(task), out_dir)
@@ -135,6 +136,10 @@ class BenchProgress:
     def log(self, text: str) -> None:
         console.print(text)
         self.bar.update(phase=str(text).strip()[:60])
+
+    def data(self, ready: float, total: int, what: str) -> None:
+        """How the preparation of a stage's dataset goes (its stage, as the phase)."""
+        self.bar.update(phase=f"preparing {what.split(': ', 1)[-1]}" if ready < total else "")
 
     def __call__(self, stage: str, done: int, total: int, runs: int, runs_left: int, best: str | None) -> None:
         from discover.progress import clock

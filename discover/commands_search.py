@@ -188,17 +188,14 @@ def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, 
     Ray actors with ``wrap``), restored from the store's last checkpoint if it has one, and
     the progress bar it reports to (one plain line per generation, bar or not)."""
     from discover import run_views
-    from discover.progress import Bar
+    from discover.progress import Bar, DataBar
     from discover.search import Search
     from evaluators import registry
 
     n_data = len(exp_cfg.seeds_of_data)
-    with Bar(console, f"preparing {n_data} dataset{'s' if n_data > 1 else ''} and their references", None) as bar:
-        def log(text):
-            console.print(text)
-            bar.update(phase=text.strip()[:60])
-
-        evaluator = registry.get(evaluator_name)(exp_cfg, log=log)
+    with DataBar(console, f"preparing dataset{'s' if n_data > 1 else ''} and reference{'s' if n_data > 1 else ''}",
+                 n_data) as bar:
+        evaluator = registry.get(evaluator_name)(exp_cfg, log=console.print, progress=bar)
         if wrap is not None:
             evaluator = wrap(evaluator, evaluator_name, exp_cfg)
     ref_mean, ref_std = evaluator.baseline()
@@ -396,8 +393,11 @@ def _run_evaluator(store):
     """The evaluator of a stored run (its datasets loaded, built if needed)."""
     from evaluators import registry
 
+    from discover.progress import DataBar
+
     name, config = store.evaluator_config()
-    return registry.get(name)(config, log=console.print)
+    with DataBar(console, "preparing the run's datasets", len(config.seeds_of_data)) as bar:
+        return registry.get(name)(config, log=console.print, progress=bar)
 
 
 def _run_inputs(store) -> dict:

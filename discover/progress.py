@@ -69,3 +69,28 @@ class Bar:
         if seconds_left is not None:
             fields["ends"] = time.time() + seconds_left
         self._progress.update(self._task, completed=completed, total=total, **fields)
+
+
+class DataBar(Bar):
+    """A bar over an evaluator's preparation of its datasets (an
+    :data:`evaluators.interface.DataProgress`): datasets ready of all, the time left at the
+    pace of the datasets built so far (cached ones, ready within a second, do not count), and
+    the stage of the one being prepared."""
+
+    def __init__(self, console: Console, what: str, total: int):
+        super().__init__(console, what, total, count=f"0/{total}")
+        self._began = self._started = time.time()
+        self._current, self._cached, self._cached_seconds = 0, 0, 0.0
+
+    def __call__(self, ready: float, total: int, what: str) -> None:
+        now = time.time()
+        if int(ready) > self._current:  # a dataset (or several) finished
+            if now - self._started < 1.0:
+                self._cached += int(ready) - self._current
+                self._cached_seconds += now - self._started
+            self._current, self._started = int(ready), now
+        built = ready - self._cached
+        left = None
+        if built > 0.02 and ready < total:
+            left = (now - self._began - self._cached_seconds) / built * (total - ready)
+        self.update(ready, total=total, count=f"{int(ready)}/{total}", phase=what, seconds_left=left)

@@ -57,6 +57,7 @@ from evaluators import atomic
 from evaluators.behaviour import BehaviourSet, load_behaviour
 from evaluators.cache import cache_dir
 from evaluators.errors import InputError
+from evaluators.interface import Stage
 from evaluators.tasks import get_task
 
 SETTINGS = ("clean", "noisy", "mixed", "shuffled")
@@ -221,10 +222,11 @@ class _AssignedActor:
 
 
 def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread: int | None = None,
-          ) -> PreferenceDataset:
+          stage: Stage | None = None) -> PreferenceDataset:
     """Generates a dataset (no caching; see :func:`load_or_build`). One function on
     purpose: it makes the random draws in one visible order, which the committed dataset
-    digests depend on."""
+    digests depend on. ``stage`` hears what it is doing (the continuations take about 95%
+    of the time)."""
     from evaluators.backends.native import NativeSimulator, Trajectories
 
     config.validate()
@@ -235,6 +237,8 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
     sim = NativeSimulator(task, nthread)
     try:
         # 1. Prompt states: states visited by each behaviour policy, acting stochastically.
+        if stage:
+            stage("prompt states", 0.0)
         act_dim = sim.model.nu
         episodes = np.repeat(np.arange(K), config.prompt_episodes)
         states, alive = _run_recording_states(sim, _AssignedActor(behaviour, episodes, act_dim, rng),
@@ -264,8 +268,12 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
         assign = np.concatenate([pol_a, pol_b])
         H, L = config.segment, max(config.segment, min(config.label_horizon, task.episode_length))
         switch = dict(switch_at=H, then=K - 1) if config.labels == "expert" else {}
+        def on_step(t: int, horizon: int) -> None:
+            if stage and t % 10 == 0:
+                stage(f"continuations {100 * t // horizon}%", 0.05 + 0.95 * t / horizon)
+
         run = sim.run(_AssignedActor(behaviour, assign, act_dim, rng, **switch), 2 * N, rng, horizon=L,
-                      initial=np.concatenate([prompt_states, prompt_states]), record=True)
+                      initial=np.concatenate([prompt_states, prompt_states]), record=True, on_step=on_step)
         seg = Trajectories(run.obs[:, :H], run.actions[:, :H], run.rewards[:, :H], run.alive[:, :H])
         ret = run.returns
         ret_a, ret_b = ret[:N], ret[N:]
@@ -357,8 +365,10 @@ def load(path: str) -> PreferenceDataset:
 
 
 def load_or_build(config: DatasetConfig, rebuild: bool = False, behaviour: BehaviourSet | None = None,
-                  directory: str | None = None, log=None) -> tuple[PreferenceDataset, str, bool]:
-    """The cached dataset for ``config`` (built on a miss). Returns (dataset, path, built)."""
+                  directory: str | None = None, log=None, stage: Stage | None = None,
+                  ) -> tuple[PreferenceDataset, str, bool]:
+    """The cached dataset for ``config`` (built on a miss, its stages told to ``stage``).
+    Returns (dataset, path, built)."""
     config.validate()
     behaviour = behaviour or load_behaviour(config.task)
     path = path_for(config, behaviour.digest, directory)
@@ -370,6 +380,6 @@ def load_or_build(config: DatasetConfig, rebuild: bool = False, behaviour: Behav
         return ds, path, False
     if log:
         log(f"building {config.setting} {config.task} dataset: {config.pairs} pairs x {config.segment} steps")
-    ds = build(config, behaviour)
+    ds = build(config, behaviour, stage=stage)
     save(ds, path)
     return ds, path, True

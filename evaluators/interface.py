@@ -16,7 +16,7 @@ non-finite loss, gradient or parameter during training) has no fitness and a rea
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -66,9 +66,44 @@ class Evaluation:
         return float(np.mean(self.diagnostics[name][p]))
 
 
+DataProgress = Callable[[float, int, str], None]
+"""``progress(ready, total, what)`` while an evaluator prepares its datasets: ``ready`` of
+``total`` datasets are ready (fractional while one is being prepared) and ``what`` says
+what is being done now ("dataset 2/3: continuations 40%")."""
+
+Stage = Callable[[str, float], None]
+"""``stage(what, fraction)``: what the preparation of one dataset is doing now and the
+fraction of that dataset's preparation done before it (0 to 1)."""
+
+
+def prepare_datasets(seeds: Sequence[int], prepare: Callable[[int, Stage], Any],
+                     progress: DataProgress | None = None) -> list:
+    """``prepare(seed, stage)`` for each data seed in turn, its stages reported to
+    ``progress`` as datasets ready of all (an evaluator's constructor; cached datasets pass
+    through their stages at once)."""
+    n, out = len(seeds), []
+    for i, seed in enumerate(seeds):
+        def stage(what: str, fraction: float, i: int = i) -> None:
+            if progress is not None:
+                progress(i + min(max(fraction, 0.0), 1.0), n, f"dataset {i + 1}/{n}: {what}")
+        out.append(prepare(seed, stage))
+    if progress is not None:
+        progress(float(n), n, "ready")
+    return out
+
+
+def scaled(stage: Stage | None, start: float, end: float) -> Stage | None:
+    """``stage`` for one part of a dataset's preparation that spans ``start``..``end`` of it."""
+    if stage is None:
+        return None
+    return lambda what, fraction: stage(what, start + (end - start) * fraction)
+
+
 @runtime_checkable
 class Evaluator(Protocol):
-    """What the search needs of an evaluator."""
+    """What the search needs of an evaluator. It is built as ``Evaluator(config, log=None,
+    progress=None)``: ``log(text)`` takes lines worth printing, ``progress`` a
+    :data:`DataProgress` of the datasets it prepares (:func:`prepare_datasets`)."""
 
     name: str                                  # its name in the registry
     reference_label: str                       # how tables name its reference policy ("BC", "SFT")

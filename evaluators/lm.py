@@ -55,8 +55,8 @@ import optax
 
 from evaluators import trainer
 from evaluators.errors import InputError
-from evaluators.interface import (Evaluation, OptionsMixin, encode, reference_terminals,
-                                  trained_policy_terminals)
+from evaluators.interface import (DataProgress, Evaluation, OptionsMixin, Stage, encode, prepare_datasets,
+                                  reference_terminals, trained_policy_terminals)
 from evaluators.seeds import SEARCH_EVAL
 
 EOS, SEP = 0, 1
@@ -450,8 +450,9 @@ def _sft(params, tokens, mask, keys, cfg: LmModelConfig):
 
 
 def load_or_build(config: LmConfig, log: Callable[[str], None] | None = None,
-                  rebuild: bool = False) -> tuple[LmDataset, dict]:
-    """The dataset of ``config.dataset`` and its SFT reference, cached by configuration."""
+                  rebuild: bool = False, stage: Stage | None = None) -> tuple[LmDataset, dict]:
+    """The dataset of ``config.dataset`` and its SFT reference, cached by configuration
+    (the data take milliseconds, the reference fit the rest)."""
     path = _cache_path(config)
     if os.path.exists(path) and not rebuild:
         z = np.load(path)
@@ -459,6 +460,8 @@ def load_or_build(config: LmConfig, log: Callable[[str], None] | None = None,
         return ds, {k.removeprefix("ref_"): z[k] for k in z.files if k.startswith("ref_")}
     t0 = time.perf_counter()
     ds = build(config.dataset)
+    if stage:
+        stage("reference (SFT)", 0.0)
     ref = fit_reference(ds, config.model, config.dataset.seed)
     from evaluators import atomic
 
@@ -486,14 +489,15 @@ class LmEvaluator:
     reference_label = "SFT"  # the reference is supervised fine-tuning on both responses
 
     def __init__(self, config: LmConfig = LmConfig(), log: Callable[[str], None] | None = None,
-                 rebuild: bool = False):
+                 rebuild: bool = False, progress: DataProgress | None = None):
         self.config = config.validate()
         self.log = log
-        self.loaded = []
-        for seed in config.seeds_of_data:
-            c = config.with_options(data_seed=seed)
-            ds, ref = load_or_build(c, log, rebuild)
-            self.loaded.append((ds, ref, prepare(ds, ref)))
+
+        def load(seed: int, stage: Stage) -> tuple:
+            ds, ref = load_or_build(config.with_options(data_seed=seed), log, rebuild, stage)
+            return ds, ref, prepare(ds, ref)
+
+        self.loaded = prepare_datasets(config.seeds_of_data, load, progress)
         self.dataset, self.reference, self.data = self.loaded[0]
         self.training = trainer.TrainingData([r for _, r, _ in self.loaded], [d for _, _, d in self.loaded])
         self.eval_prompts = sample_prompts(config.eval.prompts, np.random.default_rng(config.eval.seed), True)

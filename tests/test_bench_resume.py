@@ -41,8 +41,8 @@ class Counting:
         # the tuning grid of dpo (6 settings) in 6 parts, to interrupt the tuning between two
         monkeypatch.setattr(bench, "_parts", lambda n: REAL_PARTS(n, least=1))
 
-    def build(self, config, log, wrap):
-        inner, outer = REAL_EVALUATOR(config, log, wrap), self
+    def build(self, config, log, wrap, data_progress=None):
+        inner, outer = REAL_EVALUATOR(config, log, wrap, data_progress), self
 
         class Wrapped:
             def __getattr__(self, name):

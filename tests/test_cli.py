@@ -394,3 +394,31 @@ def test_bench_progress_is_plain_lines_off_a_terminal(capsys):
     assert "dataset 1/2 (data seed 100): training ..." in out
     lines = [line for line in out.splitlines() if line.startswith("bench:")]
     assert len(lines) == 1 and "datasets 1/2" in lines[0] and "ETA 0:00:0" in lines[0] and "best dpo 51.0" in lines[0]
+
+
+def test_dataset_bar_counts_datasets_and_leaves_cached_ones_out_of_its_pace(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from discover import progress as progress_mod
+
+    now = [1000.0]
+    monkeypatch.setattr(progress_mod.time, "time", lambda: now[0])
+    updates = []
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with progress_mod.DataBar(console, "preparing datasets", 3) as bar:
+        monkeypatch.setattr(bar, "update", lambda *a, **k: updates.append((a, k)))
+        bar(0.0, 3, "dataset 1/3: prompt states")
+        now[0] += 0.2
+        bar(1.0, 3, "dataset 2/3: prompt states")  # the first was cached: 0.2 s
+        now[0] += 30.0
+        bar(1.5, 3, "dataset 2/3: continuations 60%")  # 30 s for half a built dataset
+        now[0] += 30.0
+        bar(2.0, 3, "dataset 3/3: prompt states")
+        bar(3.0, 3, "ready")
+    assert updates[0][0] == (0.0,) and updates[0][1]["count"] == "0/3" and updates[0][1]["seconds_left"] is None
+    assert updates[2][1]["phase"] == "dataset 2/3: continuations 60%" and updates[2][1]["count"] == "1/3"
+    assert updates[2][1]["seconds_left"] == pytest.approx(90.0)  # 1.5 datasets left at 60 s each
+    assert updates[3][1]["seconds_left"] == pytest.approx(60.0)
+    assert updates[-1][1]["seconds_left"] is None and updates[-1][1]["count"] == "3/3"

@@ -183,3 +183,25 @@ def test_datasets_are_bit_reproducible(task, segment, digests):
     assert datasets.build(cfg).digest in digests
     few = dataclasses.replace(cfg, pairs=40)  # thread count does not matter (checked on fewer pairs)
     assert datasets.build(few, nthread=1).digest == datasets.build(few).digest
+
+
+def test_an_evaluator_reports_how_its_datasets_are_prepared():
+    """Building and fitting: datasets ready of all, rising, with the stage of the one under
+    way (the continuations as a percentage); a cached dataset passes through at once."""
+    from evaluators import fitness, reference, trainer
+    from evaluators.mujoco import MujocoConfig, MujocoEvaluator
+
+    config = MujocoConfig(
+        dataset=datasets.DatasetConfig(task="pendulum", setting="clean", pairs=40, segment=10, seed=11,
+                                       label_horizon=40),
+        train=trainer.TrainConfig(steps=10, batch_pairs=16), eval=fitness.EvalConfig(episodes=2),
+        reference=reference.ReferenceConfig(steps=20)).with_data_seeds([11, 12])
+    heard = []
+    MujocoEvaluator(config, rebuild=True, progress=lambda ready, total, what: heard.append((ready, total, what)))
+    readies = [r for r, _, _ in heard]
+    assert readies == sorted(readies) and readies[0] == 0.0 and heard[-1] == (2.0, 2, "ready")
+    assert {t for _, t, _ in heard} == {2}
+    whats = [w for _, _, w in heard]
+    assert "dataset 1/2: prompt states" in whats and "dataset 2/2: reference (behaviour cloning)" in whats
+    assert any(w.startswith("dataset 2/2: continuations ") and w.endswith("%") for w in whats)
+    assert all(0.0 < r < 0.8 for r, _, w in heard if w.startswith("dataset 1/2: continuations ") and r)

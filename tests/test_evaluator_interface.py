@@ -113,3 +113,23 @@ def test_option_defaults_come_from_each_evaluators_configuration():
     assert registry.option_default("mujoco", "reference_steps") == ReferenceConfig().steps
     assert registry.option_default("lm", "reference_steps") == LmModelConfig().sft_steps
     assert registry.option_default("lm", "segment") is None  # a MuJoCo-only option
+
+
+def test_prepare_datasets_reports_each_dataset_and_its_stages():
+    from evaluators.interface import prepare_datasets, scaled
+
+    heard = []
+
+    def prepare(seed, stage):
+        inner = scaled(stage, 0.0, 0.8)
+        inner("building", 0.0)
+        inner("building", 0.5)
+        stage("reference", 0.8)
+        return seed * 10
+
+    out = prepare_datasets([3, 4], prepare, lambda ready, total, what: heard.append((ready, total, what)))
+    assert out == [30, 40]
+    assert heard == [(0.0, 2, "dataset 1/2: building"), (0.4, 2, "dataset 1/2: building"),
+                     (0.8, 2, "dataset 1/2: reference"), (1.0, 2, "dataset 2/2: building"),
+                     (1.4, 2, "dataset 2/2: building"), (1.8, 2, "dataset 2/2: reference"), (2.0, 2, "ready")]
+    assert prepare_datasets([5], lambda seed, stage: stage("x", 0.5) or seed) == [5]  # progress is optional

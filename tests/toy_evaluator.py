@@ -48,7 +48,7 @@ class ToyEvaluator:
     reference_label = "uniform"
     Config = ToyConfig
 
-    def __init__(self, config: ToyConfig = ToyConfig(), log=None):
+    def __init__(self, config: ToyConfig = ToyConfig(), log=None, progress=None):
         self.config = config
         rng = np.random.default_rng(0)
         tokens = rng.integers(0, K, size=(config.pairs, 2))

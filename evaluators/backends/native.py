@@ -115,8 +115,10 @@ class NativeSimulator:
         horizon: int | None = None,
         initial: np.ndarray | None = None,
         record: bool = False,
+        on_step: Callable[[int, int], None] | None = None,
     ) -> Trajectories:
-        """Rolls out ``n`` episodes with ``act(obs[batch, obs_dim]) -> actions``.
+        """Rolls out ``n`` episodes with ``act(obs[batch, obs_dim]) -> actions``;
+        ``on_step(t, horizon)``, if given, hears of each control step before it is taken.
 
         ``act`` receives only the live episodes' observations, with their indices
         available as ``act.live`` when it has that attribute (set here before each call).
@@ -132,6 +134,8 @@ class NativeSimulator:
         for t in range(horizon):
             if live.size == 0:
                 break
+            if on_step is not None:
+                on_step(t, horizon)
             s = states[live]
             qpos, qvel = s[:, self.qpos_slice], s[:, self.qvel_slice]
             obs = task.observation(qpos, qvel, np)

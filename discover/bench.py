@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from discover import plots
+from discover.rows import SPREAD_DDOF, loss_row
 from evaluators import atomic, registry
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
@@ -396,6 +397,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         "reference": {"mean": float(np.mean(refs)), "std": ref_sd, "per_dataset": refs},
         "behaviour": abouts[0].get("behaviour"),
         "losses": rows,
+        "spread_ddof": SPREAD_DDOF,
         "tuned": tuned,
         "timing": {"tune_s": tune_s, **timing, "total_s": time.perf_counter() - started + carried},
         "compilations": trainer.compilations(),
@@ -493,23 +495,17 @@ def _row(entry: Loss, i: int, pooled: np.ndarray, reason: str | None, diag: dict
     by_data = units.reshape(n_data, -1)
     beta = entry.constants.get("beta")
     margin = float(np.mean(diag["reward_w"][i] - diag["reward_l"][i]))
-    return {
-        "name": entry.name, "kind": entry.kind, "source": entry.source,
-        "base": entry.base or entry.name, "variant": entry.variant,
-        "same_form_as": zoo_forms.get(symbolic.canonical_hash(entry.expr)) if entry.kind == "discovered" else None,
-        "closed_form": symbolic.text(entry.expr), "expression": str(entry.expr), "constants": entry.constants,
-        "fitness": None if failed else float(units.mean()),
-        "spread": None if failed else (float(units.std(ddof=1)) if len(units) > 1 else 0.0),
-        "per_seed": [None if failed or np.isnan(v) else float(v) for v in units],
-        "per_dataset": [None if failed else float(v) for v in by_data.mean(axis=1)],
-        "reason": reason,
-        "train_accuracy": float(np.mean(diag["train_accuracy"][i])),
+    return loss_row(
+        entry, units, reason, source=entry.source, base=entry.base or entry.name, variant=entry.variant,
+        same_form_as=zoo_forms.get(symbolic.canonical_hash(entry.expr)) if entry.kind == "discovered" else None,
+        per_dataset=[None if failed else float(v) for v in by_data.mean(axis=1)],
+        train_accuracy=float(np.mean(diag["train_accuracy"][i])),
         # calibration at the end of training: mean log-ratios and the implicit reward margin
-        "reward_w": float(np.mean(diag["reward_w"][i])), "reward_l": float(np.mean(diag["reward_l"][i])),
-        "margin": margin, "beta_margin": None if beta is None else float(beta) * margin,
-        "final_loss": [float(v) for v in diag["final_loss"][i]],
+        reward_w=float(np.mean(diag["reward_w"][i])), reward_l=float(np.mean(diag["reward_l"][i])),
+        margin=margin, beta_margin=None if beta is None else float(beta) * margin,
+        final_loss=[float(v) for v in diag["final_loss"][i]],
         **{f: _task_diagnostic(diag[f][i], failed, n_data) for f in Checkpoints.TASK_DIAGNOSTICS if f in diag},
-    }
+    )
 
 
 def _task_diagnostic(units: np.ndarray, failed: bool, n_data: int) -> dict:

@@ -12,6 +12,7 @@ from grammar.errors import GrammarError
 from discover.store import RunStore
 from evaluators import atomic
 from discover.records import expression_of, loss_of
+from discover.rows import spread_ddof, spread_label
 from grammar.losses import Loss
 
 
@@ -100,7 +101,8 @@ def final_table(final: dict, numbers: dict[str, int] | None = None, latex: bool 
         first, more = _form(r, latex)
         rows.append((f"{name}  {held}{search}  complexity {r['complexity']}" + _constants(r), first, more + extra))
     return entries_view(f"held-out scores ({len(final['holdout_seeds'])} unseen inner seeds, unseen evaluation "
-                        f"episodes): normalised return, mean ± std over seeds; export a loss with "
+                        f"episodes): normalised return, mean ± std over seeds "
+                        f"({spread_label(spread_ddof(final, 'final.json'))}); export a loss with "
                         f"discover export RUN --rank N", rows)
 
 

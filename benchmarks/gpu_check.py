@@ -13,10 +13,13 @@ so one run of a few minutes on a borrowed machine says as much as it can.
 
 1. parity: MJX against native MuJoCo, same policies and start states (Hopper, relative
    difference of returns over a short horizon; on a GPU MJX computes in float32);
-2. MJX rollouts with the policy in the loop: physics steps per second;
+2. MJX rollouts with the policy in the loop: physics steps per second at several batch
+   sizes;
 3. the population trainer (vmap on accelerators): candidate trainings per hour at the
    default budget;
-4. one generation of the default search (Hopper, mirror.yaml) scored on ``--backend mjx``.
+4. generations of the default search (Hopper, mirror.yaml, successive halving) scored on
+   ``--backend mjx``: seconds per generation once compiled (the steady state) and candidate
+   trainings per hour including scoring.
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ SIZES = {
     # task, envs for throughput, control steps, population, training steps, pairs, segment, episodes,
     # reference steps (None: the default); small runs every step on the cheapest task (pendulum), so
     # that a CPU test of it stays short (its dataset and reference are those of tests/test_cli_run.py)
-    "full": dict(task="hopper", envs=2048, steps=1000, population=32, train_steps=200, pairs=2000, segment=25,
-                 episodes=16, parity_envs=8, reference_steps=None),
-    "small": dict(task="pendulum", envs=8, steps=50, population=4, train_steps=20, pairs=200, segment=20,
-                  episodes=2, parity_envs=2, reference_steps=800),
+    "full": dict(task="hopper", envs=(512, 2048, 8192), steps=1000, population=32, train_steps=200, pairs=2000,
+                 segment=25, episodes=16, parity_envs=8, reference_steps=None, generations=3),
+    "small": dict(task="pendulum", envs=(8,), steps=50, population=4, train_steps=20, pairs=200, segment=20,
+                  episodes=2, parity_envs=2, reference_steps=800, generations=2),
 }
 
 
@@ -63,7 +66,12 @@ def parity(size: dict) -> str:
     return f"parity ({size['task']}, 40 control steps, {a.size} episodes): max relative difference {rel:.2e}"
 
 
-def rollouts(size: dict) -> str:
+def rollouts(size: dict) -> list[str]:
+    """MJX physics steps per second at each batch size of ``size["envs"]`` (no episode ends)."""
+    return [_rollouts(size, n) for n in size["envs"]]
+
+
+def _rollouts(size: dict, n: int) -> str:
     from evaluators import policies as policy_io
     from evaluators.backends import mjx, native
     from evaluators.tasks import get_task
@@ -72,14 +80,14 @@ def rollouts(size: dict) -> str:
     sim = native.NativeSimulator(task)
     model = sim.model
     rng = np.random.default_rng(0)
-    n, steps = size["envs"], size["steps"]
+    steps = size["steps"]
     obs_dim = len(task.observation(model.qpos0, np.zeros(model.nv), np))
     pols = [jax.tree.map(np.asarray, policy_io.init_params(jax.random.PRNGKey(i), obs_dim, model.nu))
             for i in range(max(n // 8, 1))]
     stacked = {k: np.repeat(v, n // len(pols), axis=0) for k, v in policy_io.stack(pols).items()}
     qpos, qvel = native.initial_qpos_qvel(task, model, n, rng)
     sim.close()
-    msim = mjx.MjxSimulator(task)
+    msim = mjx.MjxSimulator(task, chunk=steps)
     t0 = time.perf_counter()
     msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps)
     first = time.perf_counter() - t0
@@ -113,19 +121,38 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
              f"{3600 * runs / ev.timing['train_s']:,.0f} training runs (loss x seed) per hour; scoring on MJX "
              f"{ev.timing['score_s']:.1f} s"]
     g = load_grammar("mirror.yaml")
-    # Two seeds, as the trainer check above, in one call (no successive halving): the same
-    # shapes, so nothing compiles again.
-    search_cfg = SearchConfig(population=size["population"], generations=1, reevaluate=0,
-                              es_trees=1, es_popsize=2, inner_seeds=(0, 1), halving=False)
+    # The default search's shape (successive halving, re-evaluation of elites) at this
+    # population: its rungs change the batch from call to call, which the padded sizes of
+    # the trainer and the MJX scoring absorb after the first generation.
+    # (The small mode trains all seeds at once, as the trainer check above: on a CPU each
+    # new batch size would cost MJX a compilation of half a minute.)
+    small = dict(es_trees=1, es_popsize=2, reevaluate=0, inner_seeds=(0, 1), halving=False)
+    search_cfg = SearchConfig(population=size["population"], generations=size["generations"],
+                              **(small if size["population"] < 16 else {}))
     store = RunStore.create(tmp, "gpu-check", {"search": search_cfg.to_dict(), "experiment": cfg.to_dict(),
                                                "grammar_name": g.name}, g.path)
-    search = Search(g, exp, search_cfg, store)
-    t0 = time.perf_counter()
+    trained, runs_by_generation = [0], []
+    evaluate = exp.evaluate
+
+    def counting(exprs, constants, seeds, **kw):  # training runs: losses x seeds of every call
+        trained[0] += len(exprs) * np.asarray(seeds).shape[-1]
+        return evaluate(exprs, constants, seeds, **kw)
+
+    exp.evaluate = counting
+    search = Search(g, exp, search_cfg, store, report=lambda info: runs_by_generation.append(trained[0]))
     search.run()
-    h = search.history[-1]
-    lines.append(f"one generation of {size['population']} candidates x {len(search_cfg.inner_seeds)} seeds on "
-                 f"--backend mjx: {time.perf_counter() - t0:.1f} s (train {h['train_s']:.1f}, score "
-                 f"{h['score_s']:.1f}); best fitness {h['best_fitness']:.1f}")
+    runs = np.diff([0] + runs_by_generation)
+    for h, n in zip(search.history, runs):
+        lines.append(f"generation {h['generation']} of {size['population']} candidates"
+                     f"{' (successive halving)' if search_cfg.halving else ''} on "
+                     f"--backend mjx: {h['seconds']:.1f} s (train {h['train_s']:.1f}, score {h['score_s']:.1f}), "
+                     f"{n} training runs; best fitness {h['best_fitness']:.1f}")
+    steady = search.history[1:]
+    seconds = sum(h["seconds"] for h in steady)
+    runs = int(runs[1:].sum())
+    lines.append(f"steady state (generations 1-{len(search.history) - 1}): {seconds / len(steady):.1f} s per "
+                 f"generation, {3600 * runs / seconds:,.0f} candidate trainings (loss x seed) per hour including "
+                 f"scoring")
     return lines
 
 

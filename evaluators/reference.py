@@ -23,6 +23,7 @@ import numpy as np
 
 from evaluators import policies as policy_io
 from evaluators.datasets import PreferenceDataset
+from evaluators.device import bucket
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,16 +90,9 @@ def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = Refe
     n = len(obs)
     if n == 0:
         raise ValueError("the dataset has no live steps to clone")
-    pad = lambda a: jnp.asarray(np.concatenate([a, np.zeros((_bucket(n) - n,) + a.shape[1:], a.dtype)]))  # noqa: E731
+    pad = lambda a: jnp.asarray(np.concatenate([a, np.zeros((bucket(n) - n,) + a.shape[1:], a.dtype)]))  # noqa: E731
     fitted = _fit(params, pad(obs), pad(lo), pad(hi), jnp.int32(n), config)
     return {k: np.asarray(v) for k, v in fitted.items()}
-
-
-def _bucket(n: int) -> int:
-    """The padded length of ``n`` rows: the next of 2^k x (1, 1.25, 1.5, 1.75), so datasets
-    whose live-step counts differ a little share one compilation of :func:`_fit`."""
-    top = 1 << max(n - 1, 1).bit_length()
-    return min(s for s in (top // 2, top * 5 // 8, top * 3 // 4, top * 7 // 8, top) if s >= n)
 
 
 @functools.partial(jax.jit, static_argnames="config")

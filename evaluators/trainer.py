@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from evaluators.device import bucket
 from grammar import interpreter
 
 STATUS = {0: "ok", 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite parameters"}
@@ -357,7 +358,8 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
                      model: LikelihoodModel, config: TrainConfig,
                      datasets: Sequence[int] | np.ndarray | None = None,
                      progress: Callable[[int, int], None] | None = None) -> PopulationResult:
-    """Trains every candidate with every seed; one compilation per (P x S, shapes).
+    """Trains every candidate with every seed; one compilation per shape of the data and,
+    on an accelerator, per padded size of P x S (:func:`evaluators.device.bucket`).
 
     ``seeds`` is either S seeds shared by every candidate or a (P, S) matrix giving each
     candidate its own (the search re-trains elites on fresh seeds in the same program).
@@ -390,8 +392,9 @@ def train_population(programs: Sequence[interpreter.Program], constants: np.ndar
         outputs = in_chunks(functools.partial(train, n_devices=n_dev), runs, P * S,
                             CHUNK[config.resolved_mode()] * n_dev, progress)
     else:
-        # Shard the runs over the local devices when they divide evenly (one device: no-op).
-        outputs = train(*runs, n_devices=n_dev if n_dev > 1 and (P * S) % n_dev == 0 else 1)
+        # One program for every run, padded to a few sizes (a compilation serves a search's
+        # varying populations) that the local devices divide (one device: no sharding).
+        outputs = in_chunks(functools.partial(train, n_devices=n_dev), runs, P * S, bucket(P * S, n_dev, least=8))
     params, status, failed_at, loss, stats = outputs
     shape = lambda a: np.asarray(a).reshape((P, S) + np.asarray(a).shape[1:])  # noqa: E731
     stats = np.asarray(stats)

@@ -90,3 +90,35 @@ def test_every_task_steps(name):
     assert np.all(np.isfinite(traj.obs)) and np.all(np.isfinite(traj.rewards))
     expected = {"hopper": 11, "walker2d": 17, "half_cheetah": 17, "pendulum": 4}[name]
     assert traj.obs.shape[-1] == expected
+
+
+@pytest.mark.slow
+def test_mjx_stops_when_every_episode_has_ended_and_pads_its_batch(monkeypatch):
+    """Chunks of control steps stop once every episode of the batch ended, with the rewards
+    and alive masks of the whole rollout (and its positions while an episode lasts);
+    scoring pads 9 environments to 64 and drops the padding. One batch shape throughout:
+    one compilation."""
+    task = get_task("pendulum")
+    sim = mjx.simulator(task)
+    monkeypatch.setattr(sim, "chunk", 25)
+    pols = random_policies(task, 3, scale=100.0)  # strong random pushes: the pole falls early
+    stacked = policy_io.stack(pols)
+    spec = policy_io.PolicySpec()
+    returns = mjx.evaluate_returns(task, stacked, spec, episodes=3, seed=3, horizon=100)
+    qpos, qvel = native.initial_qpos_qvel(task, task.mj_model(), 3, np.random.default_rng(3))
+    qpos, qvel = np.tile(qpos, (3, 1)), np.tile(qvel, (3, 1))
+    per_env = {k: np.repeat(v, 3, axis=0) for k, v in stacked.items()}
+    pad = mjx.MIN_ENVS - 9  # the padding: copies of the first environment
+    qpos, qvel = (np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) for x in (qpos, qvel))
+    per_env = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in per_env.items()}
+    whole = sim.run(per_env, spec, qpos, qvel, 100, stop_early=False)
+    calls = []
+    steps = sim._steps
+    monkeypatch.setattr(sim, "_steps", lambda *a: calls.append(1) or steps(*a))
+    parts = sim.run(per_env, spec, qpos, qvel, 100)
+    assert whole[1][:, -1].max() == 0.0 and len(calls) < 100 // 25  # all fell, so it stopped early
+    for a, b in zip(whole[:2], parts[:2]):  # rewards and alive masks
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+    live = whole[1].astype(bool)  # positions agree while an episode lasts
+    np.testing.assert_allclose(parts[2][live], whole[2][live], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(returns, whole[0][:9].sum(axis=1).reshape(3, 3), rtol=1e-6, atol=1e-6)

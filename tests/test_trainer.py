@@ -9,6 +9,7 @@ import pytest
 
 from evaluators import fitness, mujoco, trainer
 from evaluators.interface import encode
+from evaluators.device import bucket
 from grammar import zoo
 from grammar.expr import Expr
 
@@ -38,8 +39,10 @@ def test_reference_fit_never_draws_its_padding(pendulum_evaluator):
     fits = [reference._fit(params, junk(obs, k), junk(lo, k), junk(hi, k), jnp.int32(n), cfg) for k in (0, 37)]
     for name in params:
         np.testing.assert_array_equal(np.asarray(fits[0][name]), np.asarray(fits[1][name]))
-    assert all(n <= reference._bucket(n) <= 1.25 * n for n in range(1, 20000))
-    assert len({reference._bucket(n) for n in range(6200, 7000)}) == 1
+    assert all(n <= bucket(n) <= 1.25 * n for n in range(1, 20000))
+    assert len({bucket(n) for n in range(6200, 7000)}) == 1
+    assert all(bucket(n, 8) % 8 == 0 and bucket(n, 8) >= bucket(n) for n in range(1, 2000))
+    assert {bucket(n, least=64) for n in range(1, 65)} == {64} and bucket(65, least=64) == 80
 
 
 def test_population_trains_scores_and_compiles_once(pendulum_evaluator):
@@ -207,26 +210,29 @@ def test_several_datasets_in_one_program(pendulum_evaluator):
         trainer.TrainingData([both.reference], both.training.data)
 
 
-def test_batched_mode_trains_what_map_mode_trains(pendulum_evaluator):
+def test_batched_and_vmap_modes_train_what_map_mode_trains(pendulum_evaluator):
     """The CPU's two layouts (runs one after another; runs side by side through the policy)
-    train the same policies up to float32 rounding, scores included; a non-finite run stops
-    alone in both, at the same step."""
+    and the accelerator's (every run side by side, 15 runs padded to 16) train the same
+    policies up to float32 rounding, scores included; a non-finite run stops alone in each,
+    at the same step."""
     exp = pendulum_evaluator
     names = ["dpo", "ipo", "orpo", "simpo"]
     exprs = [zoo.ZOO[n].expr for n in names] + [Expr.call("log", Expr.var("logp_w"))]
     programs, consts = encode(exprs, [zoo.ZOO[n].constants for n in names] + [{}], exp.program_shape)
-    results = {mode: trainer.train_population(programs, consts, [0, 1], exp.reference, exp.data, mujoco.LIKELIHOOD,
-                                              dataclasses.replace(exp.config.train, mode=mode))
-               for mode in ("map", "batched")}
-    old, new = results["map"], results["batched"]
-    np.testing.assert_array_equal(old.status, new.status)
-    np.testing.assert_array_equal(old.failed_at, new.failed_at)
-    assert (new.status[:4] == 0).all() and (new.status[4] == 1).all()
-    for k in old.params:
-        np.testing.assert_allclose(new.params[k], old.params[k], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(new.final_loss[:4], old.final_loss[:4], rtol=1e-4, atol=1e-5)
-    scores = [fitness.score_population(exp.task, exp.behaviour, r, exp.config.eval)[0][:4] for r in (old, new)]
-    np.testing.assert_allclose(scores[1], scores[0], atol=0.5)  # normalised return, points of 100
+    results = {mode: trainer.train_population(programs, consts, [0, 1, 2], exp.reference, exp.data,
+                                              mujoco.LIKELIHOOD, dataclasses.replace(exp.config.train, mode=mode))
+               for mode in ("map", "batched", "vmap")}
+    old = results["map"]
+    assert (old.status[:4] == 0).all() and (old.status[4] == 1).all()
+    old_scores = fitness.score_population(exp.task, exp.behaviour, old, exp.config.eval)[0][:4]
+    for new in (results["batched"], results["vmap"]):
+        np.testing.assert_array_equal(old.status, new.status)
+        np.testing.assert_array_equal(old.failed_at, new.failed_at)
+        for k in old.params:
+            np.testing.assert_allclose(new.params[k], old.params[k], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(new.final_loss[:4], old.final_loss[:4], rtol=1e-4, atol=1e-5)
+        scores = fitness.score_population(exp.task, exp.behaviour, new, exp.config.eval)[0][:4]
+        np.testing.assert_allclose(scores, old_scores, atol=0.5)  # normalised return, points of 100
 
 
 def test_batched_run_does_not_depend_on_its_chunk(pendulum_evaluator):

@@ -1,8 +1,10 @@
-"""MJX backend: batched closed-loop rollouts as one jitted program (for accelerators).
+"""MJX backend: batched closed-loop rollouts as jitted programs (for accelerators).
 
 The same task functions as the native backend (``xp=jax.numpy``); every environment runs
-``horizon`` control steps inside ``lax.scan`` (``frame_skip`` physics steps each), with
-episodes that end frozen out of the return by an ``alive`` mask. On a CPU this is several
+its control steps inside ``lax.scan`` (``frame_skip`` physics steps each), in chunks of
+control steps until the horizon or until every episode of the batch has ended, with
+episodes that end frozen out of the return by an ``alive`` mask. Scoring pads its batch
+to a few sizes (:func:`bucket`), so a search compiles a rollout once per size. On a CPU this is several
 times slower than native MuJoCo (benchmarks/rollouts.py measures both) and large batches can stall MJX's batched
 solver on the 2-thread pool, so the CPU tests use small batches and short horizons.
 """
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evaluators import policies as policy_io
+from evaluators.device import bucket
 from evaluators.tasks import Task
 
 
@@ -29,24 +32,34 @@ def import_mjx():
 
 
 class MjxSimulator:
-    """Batched simulation of one task on MJX."""
+    """Batched simulation of one task on MJX. An episode runs in chunks of ``chunk`` control
+    steps, each one jitted call on the whole batch; once every episode of the batch has
+    ended, the rest is not simulated (its rewards are 0 and its alive mask 0, as a full
+    rollout would give them)."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, chunk: int = 100):
         mjx = import_mjx()
         self.task = task
         self.model = task.mj_model()
         self.mx = mjx.put_model(self.model)
         self.dt = float(self.model.opt.timestep * task.frame_skip)
+        self.chunk = chunk
         self._mjx = mjx
 
-    @functools.partial(jax.jit, static_argnums=(0, 5, 6))
-    def _rollout(self, params, qpos0, qvel0, noise_key, horizon, spec):
+    @functools.partial(jax.jit, static_argnums=0)
+    def _start(self, qpos0, qvel0):
+        mjx, mx = self._mjx, self.mx
+
+        def one_env(qpos, qvel):
+            return mjx.forward(mx, mjx.make_data(mx).replace(qpos=qpos, qvel=qvel))
+
+        return jax.vmap(one_env)(qpos0, qvel0)
+
+    @functools.partial(jax.jit, static_argnums=(0, 4, 5))
+    def _steps(self, params, data, alive, steps, spec):
         mjx, mx, task = self._mjx, self.mx, self.task
 
-        def one_env(p, qpos, qvel):
-            data = mjx.make_data(mx).replace(qpos=qpos, qvel=qvel)
-            data = mjx.forward(mx, data)
-
+        def one_env(p, data, alive):
             def control_step(carry, _):
                 data, alive = carry
                 obs = task.observation(data.qpos, data.qvel, jnp)
@@ -59,22 +72,39 @@ class MjxSimulator:
                 alive = alive * task.healthy(data.qpos, data.qvel, jnp).astype(jnp.float32)
                 return (data, alive), out
 
-            _, (rewards, alive, qpos_traj) = jax.lax.scan(control_step, (data, jnp.float32(1.0)), None, horizon)
-            return rewards, alive, qpos_traj
+            (data, alive), outs = jax.lax.scan(control_step, (data, alive), None, steps)
+            return data, alive, outs
 
         # params: one policy per environment (leading axis), states likewise.
-        return jax.vmap(one_env)(params, qpos0, qvel0)
+        return jax.vmap(one_env)(params, data, alive)
 
     def run(self, stacked: dict, spec: policy_io.PolicySpec, qpos0: np.ndarray, qvel0: np.ndarray,
-            horizon: int):
+            horizon: int, stop_early: bool = True):
         """Deterministic rollouts; environment i uses policy i of ``stacked``.
 
-        Returns (rewards, alive, qpos) arrays shaped (N, horizon[, nq]).
+        Returns (rewards, alive, qpos) arrays shaped (N, horizon[, nq]); after the last
+        episode of the batch ended (``stop_early``), qpos stays where each episode ended.
         """
         params = {k: jnp.asarray(v, jnp.float32) for k, v in stacked.items()}
-        r, a, q = self._rollout(params, jnp.asarray(qpos0, jnp.float32), jnp.asarray(qvel0, jnp.float32),
-                                jax.random.PRNGKey(0), int(horizon), spec)
-        return np.asarray(r), np.asarray(a), np.asarray(q)
+        data = self._start(jnp.asarray(qpos0, jnp.float32), jnp.asarray(qvel0, jnp.float32))
+        alive = jnp.ones(len(qpos0), jnp.float32)
+        chunk = min(self.chunk, int(horizon))
+        rewards, alives, qpos = [], [], []
+        done = 0
+        while done < horizon and (done == 0 or not stop_early or bool(alive.any())):
+            # every chunk has one length (one compilation); the last may run past the horizon
+            data, alive, (r, a, q) = self._steps(params, data, alive, chunk, spec)
+            rewards.append(np.asarray(r))
+            alives.append(np.asarray(a))
+            qpos.append(np.asarray(q))
+            done += chunk
+        r, a, q = (np.concatenate(x, axis=1)[:, :horizon] for x in (rewards, alives, qpos))
+        if done < horizon:  # every episode had ended: the rest is what a full rollout would give
+            pad = horizon - done
+            r = np.concatenate([r, np.zeros((len(r), pad), r.dtype)], axis=1)
+            a = np.concatenate([a, np.zeros((len(a), pad), a.dtype)], axis=1)
+            q = np.concatenate([q, np.repeat(q[:, -1:], pad, axis=1)], axis=1)
+        return r, a, q
 
     def __hash__(self):
         return id(self)
@@ -82,6 +112,10 @@ class MjxSimulator:
     def __eq__(self, other):
         return self is other
 
+
+# Scoring batches are padded to at least this many environments: on an accelerator they
+# cost about what one does, and every small batch shares one compilation.
+MIN_ENVS = 64
 
 _SIMULATORS: dict[str, MjxSimulator] = {}
 
@@ -107,5 +141,10 @@ def evaluate_returns(task: Task, policies, spec: policy_io.PolicySpec, episodes:
     qpos, qvel = initial_qpos_qvel(task, task.mj_model(), episodes, np.random.default_rng(seed))
     qpos, qvel = np.tile(qpos, (P, 1)), np.tile(qvel, (P, 1))
     per_env = {k: np.repeat(np.asarray(v), episodes, axis=0) for k, v in stacked.items()}
+    n = P * episodes
+    pad = bucket(n, least=MIN_ENVS) - n  # copies of the first environment, dropped from the returns
+    if pad:
+        qpos, qvel = (np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) for x in (qpos, qvel))
+        per_env = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in per_env.items()}
     rewards, _, _ = simulator(task).run(per_env, spec, qpos, qvel, horizon or task.episode_length)
-    return rewards.sum(axis=1).reshape(P, episodes)
+    return rewards[:n].sum(axis=1).reshape(P, episodes)

@@ -1,7 +1,7 @@
 """Scored candidates as records: keys, the best record per structure, the hall of fame.
 
 A record is the JSON dict that the run store logs for every candidate (see
-``Search.record``); everything here is a pure function of records, shared by the search,
+:func:`discover.proposals.record`); everything here is a pure function of records, shared by the search,
 the CLI and the report.
 """
 

@@ -1,9 +1,31 @@
-"""Shapes chosen for the device: batches padded to a few sizes, so that a compiled program
-serves many batch sizes (a search's populations shrink and grow between successive
-halving's rungs, re-evaluations and the final re-scoring; datasets differ a little in
-their live steps)."""
+"""The evaluators' choices that depend on the device, in one place: how a population
+trains and which simulator scores it on a CPU or an accelerator, and the sizes batches are
+padded to so that a compiled program serves many batch sizes (a search's populations
+shrink and grow between successive halving's rungs, re-evaluations and the final
+re-scoring; datasets differ a little in their live steps). The loss interpreter's own
+default (``grammar.interpreter.default_mode``) follows the same rule; the grammar package
+imports no evaluator, so it keeps its copy."""
 
 from __future__ import annotations
+
+import jax
+
+
+def accelerated() -> bool:
+    """Whether JAX computes on an accelerator (a GPU or TPU) rather than the CPU."""
+    return jax.default_backend() != "cpu"
+
+
+def population_mode() -> str:
+    """How the trainer lays out a population by default: "vmap" (every run side by side) on
+    an accelerator, "map" (runs one after another, in chunks) on a CPU."""
+    return "vmap" if accelerated() else "map"
+
+
+def simulator_backend() -> str:
+    """Which simulator scores trained policies by default: MJX on an accelerator, native
+    MuJoCo (threads) on a CPU."""
+    return "mjx" if accelerated() else "native"
 
 
 def bucket(n: int, multiple: int = 1, least: int = 1) -> int:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import numpy as np
 
 from evaluators.behaviour import BehaviourSet
 from evaluators import seeds
+from evaluators.device import simulator_backend
 from evaluators.errors import InputError
 from evaluators.policies import TRAINED_SPEC
 from evaluators.tasks import Task
@@ -44,7 +44,7 @@ class EvalConfig:
     def resolved_backend(self) -> str:
         if self.backend != "auto":
             return self.backend
-        return "native" if jax.default_backend() == "cpu" else "mjx"
+        return simulator_backend()
 
 
 def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfig, spec=TRAINED_SPEC) -> np.ndarray:

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from evaluators.device import bucket
+from evaluators.device import bucket, population_mode
 from grammar import interpreter
 
 STATUS = {0: "ok", 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite parameters"}
@@ -118,7 +118,7 @@ class TrainConfig:
     def resolved_mode(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "map" if jax.default_backend() == "cpu" else "vmap"
+        return population_mode()
 
     def learning_rate_at(self):
         """The learning rate as an optax schedule of the step (or a constant)."""

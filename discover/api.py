@@ -151,32 +151,33 @@ def load(run: str, results_dir: str = "results") -> Discovery:
     return Discovery(RunStore(os.path.abspath(RunStore.open(run, results_dir).path)))
 
 
-def run(grammar: str = "mirror.yaml", task: str = "hopper", name: str | None = None,
+def run(grammar: str = "mirror.yaml", task: str | None = None, name: str | None = None,
         results_dir: str = "results", datasets: int | None = None, **options) -> Discovery:
     """Runs a search as ``discover run`` does (same validation, store, console output) and
-    returns it (named like the command: ``discover.search`` is the search module). ``options`` are ``discover run``'s options with underscores (setting, eps,
-    population, generations, seed, steps, batch, lr, ...); defaults as there."""
+    returns it (named like the command: ``discover.search`` is the search module).
+    ``options`` are ``discover run``'s options with underscores: the search's (population,
+    generations, seed, ...) and those the task's evaluator declares (setting, eps, steps,
+    batch, lr, ...); defaults as there (the task's evaluator's own; ``task`` None: the
+    default task)."""
     from discover import commands_search
-    from discover.app import DATA, EVAL, SEARCH, TRAIN, refuse_foreign_options, refuse_ignored_options
+    from discover.app import SEARCH, EvaluatorRequest, evaluator_options
+    from evaluators import registry
     from evaluators.seeds import SEARCH_DATA
 
-    evaluator_options = dict(task=task, setting=DATA.setting, eps=DATA.eps, pairs=DATA.pairs,
-                             segment=DATA.segment, label_horizon=DATA.label_horizon, labels=DATA.labels,
-                             steps=TRAIN.steps, batch=TRAIN.batch_pairs, lr=TRAIN.learning_rate,
-                             episodes=EVAL.episodes, backend=EVAL.backend, reference_steps=None)
     search_options = dict(population=SEARCH.population, generations=SEARCH.generations, seed=SEARCH.seed,
                           es=SEARCH.es, reevaluate=SEARCH.reevaluate, halving=SEARCH.halving,
                           max_seeds=SEARCH.max_seeds, final_top=SEARCH.final_top, time_limit_min=None)
-    unknown = set(options) - set(evaluator_options) - set(search_options)
+    evaluator_names = set(evaluator_options())
+    unknown = set(options) - evaluator_names - set(search_options)
     if unknown:
         raise RunError(f"unknown option(s) {', '.join(sorted(unknown))} (options: "
-                       f"{', '.join(sorted((set(evaluator_options) | set(search_options)) - {'task'}))})")
-    refuse_foreign_options(options, task)
-    refuse_ignored_options(options, options.get("setting", evaluator_options["setting"]))
-    for key, value in options.items():
-        (evaluator_options if key in evaluator_options else search_options)[key] = value
+                       f"{', '.join(sorted(evaluator_names | set(search_options)))})")
+    request = EvaluatorRequest(task or registry.default_task(),
+                               {k: v for k, v in options.items() if k in evaluator_names and v is not None})
+    request.refuse_options_it_lacks()
+    search_options.update({k: v for k, v in options.items() if k in search_options})
     g, search_cfg, evaluator_name, exp_cfg = commands_search._validated(
-        grammar, evaluator_options, search_options, len(SEARCH_DATA) if datasets is None else datasets)
+        grammar, request, search_options, len(SEARCH_DATA) if datasets is None else datasets)
     store = commands_search._new_store(g, search_cfg, evaluator_name, exp_cfg, name, results_dir)
     commands_search.run_search(g, evaluator_name, exp_cfg, search_cfg, store)
     return Discovery(RunStore(os.path.abspath(store.path)))

@@ -1,22 +1,24 @@
-"""The ``discover`` app: its typer groups, consoles, the user-error type of the CLI, and the
-defaults of every option (taken from the config dataclasses, where each is written once).
-The commands live in ``discover/commands_*.py``, one module per group."""
+"""The ``discover`` app: its typer groups, consoles, the user-error type of the CLI, the
+defaults of the search's options (from its config dataclass, where each is written once),
+and the evaluator options of ``run`` and ``bench``: ``--task`` and every option an
+evaluator's configuration declares (:class:`evaluators.interface.Option`), each at the
+default of the task's own evaluator. The commands live in ``discover/commands_*.py``,
+one module per group."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
-from typing import Iterable, Literal
+from typing import Any, Callable, Iterable, Literal, Optional
 
 import typer
 from rich.console import Console
 
 from discover.constant_search import ES_ALGORITHMS
-from discover.search import SearchConfig
-from evaluators.datasets import LABELS, SETTINGS, DatasetConfig
-from evaluators.fitness import BACKENDS, EvalConfig
+from discover.search_config import SearchConfig
 from evaluators import registry
-from evaluators.tasks import TASK_MODULES
-from evaluators.trainer import TrainConfig
+from evaluators.interface import DATA_PANEL, TRAINING_PANEL
 
 app = typer.Typer(
     add_completion=True,
@@ -32,21 +34,12 @@ app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
-# Every default of the commands comes from here.
-DATA, TRAIN, EVAL, SEARCH = DatasetConfig(), TrainConfig(), EvalConfig(), SearchConfig()
-LABELS_HELP = ("expert (the expert continues both sides: labels judge the segment) or policy (each side's own "
-               "policy continues it, as in v1 datasets).")
+# The search's defaults; the evaluators' come from their own configurations.
+SEARCH = SearchConfig()
 
-MUJOCO_TASKS = tuple(sorted(TASK_MODULES))
-TASKS = MUJOCO_TASKS + tuple(sorted(registry.TASKS))  # every --task of run and bench, the token task last
-
-TASK_HELP = f"A MuJoCo task ({', '.join(MUJOCO_TASKS)}) or lm (the token task)."
-MUJOCO_TASK_HELP = f"A MuJoCo task: {', '.join(MUJOCO_TASKS[:-1])} or {MUJOCO_TASKS[-1]}."
-SETTING_HELP = f"The data's defect: {', '.join(SETTINGS[:-1])} or {SETTINGS[-1]}."
-
-# The panels of the long commands' --help (typer's rich_help_panel).
-SEARCH_PANEL, LOSSES_PANEL, DATA_PANEL, TRAINING_PANEL, OUTPUT_PANEL, CLUSTER_PANEL = (
-    "Search", "Losses and seeds", "Data", "Training and scoring", "Output", "Cluster")
+# The panels of the long commands' --help (typer's rich_help_panel); the evaluators' options
+# go to DATA_PANEL and TRAINING_PANEL.
+SEARCH_PANEL, LOSSES_PANEL, OUTPUT_PANEL, CLUSTER_PANEL = "Search", "Losses and seeds", "Output", "Cluster"
 
 
 def one_of(flag: str, what: str, values: tuple[str, ...]):
@@ -63,18 +56,153 @@ def one_of(flag: str, what: str, values: tuple[str, ...]):
 
 
 # Options with fixed values: (annotation, parser) of each.
-Task, parse_task = Literal[TASKS], one_of("--task", "task", TASKS)
-MujocoTask, parse_mujoco_task = Literal[MUJOCO_TASKS], one_of("--task", "task", MUJOCO_TASKS)
-Setting, parse_setting = Literal[SETTINGS], one_of("--setting", "setting", SETTINGS)
-Labels, parse_labels = Literal[LABELS], one_of("--labels", "labels", LABELS)
-Backend, parse_backend = Literal[BACKENDS], one_of("--backend", "backend", BACKENDS)
 Es, parse_es = Literal[ES_ALGORITHMS], one_of("--es", "constant search", ES_ALGORITHMS)
 EXPORT_FORMATS = ("jax", "torch", "trl")
 ExportFormat, parse_export_format = Literal[EXPORT_FORMATS], one_of("--format", "format", EXPORT_FORMATS)
 
-REFERENCE_STEPS_HELP = ("Training steps of each dataset's reference policy (default, per evaluator: " + ", ".join(
-    f"{registry.option_default(name, 'reference_steps')} for {name} ({registry.reference_label(name)})"
-    for name in registry.EVALUATORS if registry.option_default(name, "reference_steps") is not None) + ").")
+
+def flag(name: str) -> str:
+    """The command-line flag of an option (parameter) name: reference_steps -> --reference-steps."""
+    return "--" + name.replace("_", "-")
+
+
+def evaluator_options() -> dict[str, list[tuple[str, Any, Any]]]:
+    """Every command-line option of every registered evaluator: name -> [(evaluator, its
+    :class:`~evaluators.interface.Option`, its default there)], the default evaluator's
+    options first."""
+    out: dict[str, list[tuple[str, Any, Any]]] = {}
+    for name in (registry.DEFAULT, *(n for n in registry.EVALUATORS if n != registry.DEFAULT)):
+        config = registry.get(name).Config()
+        for option in config.command_line_options():
+            out.setdefault(option.name, []).append((name, option, config.option(option.name)))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluatorRequest:
+    """The evaluator part of a ``run`` or ``bench`` command line: the task and the
+    evaluator options given on it (the others keep the defaults of the task's evaluator)."""
+
+    task: str
+    given: dict[str, Any]
+
+    @property
+    def evaluator(self) -> str:
+        """The evaluator that serves the task."""
+        return registry.for_task(self.task)
+
+    def refuse_options_it_lacks(self) -> None:
+        """A user error when an option given means nothing to the task's evaluator."""
+        refuse_foreign_options(self.given, self.task)
+        config = self.config()
+        refuse_ignored_options(self.given, config.option("setting"))
+
+    def config(self, **set_by_command):
+        """The task's evaluator's configuration with the options given (not validated);
+        ``set_by_command``: options the command sets itself (data_seed, eval_seed, ...)."""
+        return registry.get(self.evaluator).Config().with_options(task=self.task, **self.given, **set_by_command)
+
+
+def refuse_foreign_options(given: Iterable[str], task: str) -> None:
+    """A user error when a ``given`` option (parameter name) is an evaluator option that the
+    evaluator of ``task`` does not declare (--segment with --task lm, ...); other names
+    (the search's options) pass."""
+    declared = registry.get(registry.for_task(task)).Config.declared()
+    owners = evaluator_options()
+    foreign = sorted(name for name in set(given) if name in owners and name not in declared)
+    if foreign:
+        flags = ", ".join(flag(name) for name in foreign)
+        evaluators = list(dict.fromkeys(evaluator for name in foreign for evaluator, _, _ in owners[name]))
+        raise UsageProblem(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to --task {task} "
+                           f"({'an option' if len(foreign) == 1 else 'options'} of the "
+                           f"{' and '.join(evaluators)} evaluator{'s' if len(evaluators) > 1 else ''})")
+
+
+def _default_text(owners: list[tuple[str, Any, Any]]) -> str:
+    """The defaults of an option, per evaluator: "3000 for mujoco, 400 for lm"."""
+    return ", ".join(f"{d} for {name}" for name, _, d in owners)
+
+
+def _task_parameter() -> inspect.Parameter:
+    """``--task``: every task of every evaluator, the default evaluator's first."""
+    tasks = registry.tasks()
+    by_evaluator: dict[str, list[str]] = {}
+    for task, name in tasks.items():
+        by_evaluator.setdefault(name, []).append(task)
+    help_ = ("The task, and with it the evaluator: " + "; ".join(f"{', '.join(t)} ({name})"
+                                                                 for name, t in by_evaluator.items()) + ".")
+    names = tuple(tasks)
+    return inspect.Parameter("task", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Literal[names],
+                             default=typer.Option(registry.default_task(), parser=one_of("--task", "task", names),
+                                                  metavar="TASK", help=help_, rich_help_panel=DATA_PANEL))
+
+
+def _option_parameters() -> list[inspect.Parameter]:
+    """One parameter per evaluator option. Its default is the one every evaluator shares,
+    else None and --help says each evaluator's; an option not typed takes the default of
+    the task's evaluator in any case (:class:`EvaluatorRequest` holds only those typed)."""
+    out = []
+    for name, owners in evaluator_options().items():
+        option, default = owners[0][1], owners[0][2]
+        shared = len(owners) == len(registry.EVALUATORS) and len({repr(d) for _, _, d in owners}) == 1
+        choices = tuple(dict.fromkeys(c for _, o, _ in owners for c in o.choices))
+        annotation = Literal[choices] if choices else type(default)
+        extra = {"parser": one_of(flag(name), name.replace("_", " "), choices)} if choices else {}
+        out.append(inspect.Parameter(
+            name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[annotation],
+            default=typer.Option(default if shared else None, flag(name), help=option.help,
+                                 show_default=True if shared else _default_text(owners),
+                                 rich_help_panel=option.panel, **extra)))
+    return out
+
+
+EVALUATOR_COMMANDS: list[Callable] = []
+
+
+def takes_evaluator_options(command: Callable) -> Callable:
+    """A command ``command(ctx, ..., request: EvaluatorRequest, ...)`` as typer sees it: in
+    the place of ``request``, ``--task`` and every command-line option of every registered
+    evaluator (each at the default of the task's evaluator), declared anew whenever the
+    app runs (:func:`declare_evaluator_options`). The command gets the task and the options
+    given as an :class:`EvaluatorRequest`; options the task's evaluator lacks are its to
+    refuse (:meth:`EvaluatorRequest.refuse_options_it_lacks`)."""
+
+    def call(ctx: typer.Context, **kwargs):
+        options = {name: kwargs.pop(name) for name in call.option_names}
+        typed = given_on_command_line(ctx)
+        request = EvaluatorRequest(kwargs.pop("task"), {k: v for k, v in options.items() if k in typed})
+        return command(ctx, **kwargs, request=request)
+
+    call.__name__, call.__qualname__, call.__doc__, call.__module__ = (
+        command.__name__, command.__qualname__, command.__doc__, command.__module__)
+    call.command = command
+    EVALUATOR_COMMANDS.append(call)
+    _declare(call)
+    return call
+
+
+def _declare(call: Callable) -> None:
+    """Sets the signature that typer reads from the evaluators registered now."""
+    options = _option_parameters()
+    params = []
+    for p in inspect.signature(call.command, eval_str=True).parameters.values():
+        if p.name == "request":
+            params += [_task_parameter(), *options]
+        elif p.name in {o.name for o in options}:
+            raise TypeError(f"{call.__name__}'s parameter {p.name} is also an evaluator option")
+        else:
+            params.append(p)
+    call.__signature__ = inspect.Signature(params)
+    call.__annotations__ = {p.name: p.annotation for p in params}
+    call.option_names = [o.name for o in options]
+
+
+def declare_evaluator_options() -> None:
+    """Declares the evaluator options of ``run`` and ``bench`` from the evaluators registered
+    now (an evaluator registered after import, as the tests' toy, gets its options)."""
+    for call in EVALUATOR_COMMANDS:
+        _declare(call)
+
 
 RAY_HELP = ("Score on a Ray cluster: auto (RAY_ADDRESS, or the cluster started here with `ray start --head`), "
             "HOST:PORT of its head, or local (a one-machine cluster started for this command). Needs the ray extra.")
@@ -110,37 +238,19 @@ def given_on_command_line(ctx: typer.Context) -> set[str]:
             if (src := ctx.get_parameter_source(name)) is not None and src.name == "COMMANDLINE"}
 
 
-def refuse_foreign_options(given: Iterable[str], task: str) -> None:
-    """A user error when a ``given`` option (parameter name) means nothing to the evaluator of
-    ``task`` (its configuration's ``FOREIGN`` options: --segment with --task lm, ...)."""
-    from evaluators import registry
-
-    config = registry.get(registry.for_task(task)).Config
-    foreign = [name for name in getattr(config, "FOREIGN", ()) if name in set(given)]
-    if foreign:
-        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
-        raise UsageProblem(f"{flags} {'does' if len(foreign) == 1 else 'do'} not apply to --task {task} "
-                           f"({getattr(config, 'FOREIGN_OWNER', 'options of other evaluators')})")
-
-
-def check_task(task: str) -> None:
-    """A user error unless ``task`` is a task of some evaluator (the list names them all)."""
-    if task not in TASKS:
-        raise UsageProblem(f"unknown task {task!r}; --task takes {', '.join(TASKS)}")
-
-
-def refuse_ignored_options(given: Iterable[str], setting: str) -> None:
+def refuse_ignored_options(given: Iterable[str], setting: str | None) -> None:
     """A user error when a ``given`` option means nothing with the others: --eps (the
-    label-flip probability) with any setting but noisy."""
-    if setting != "noisy" and "eps" in set(given):
+    label-flip probability) with any setting but noisy (None: data without settings)."""
+    if setting is not None and setting != "noisy" and "eps" in set(given):
         raise UsageProblem(f"--eps applies to --setting noisy only, not {setting} (drop --eps, or use "
                            "--setting noisy)")
 
 
 def check_batch(config) -> None:
-    """A user error when a training batch would hold more pairs than the dataset has."""
-    batch, pairs = config.train.batch_pairs, config.dataset.pairs
-    if batch > pairs:
+    """A user error when a training batch would hold more pairs than the dataset has (where
+    the evaluator has both options)."""
+    batch, pairs = config.option("batch"), config.option("pairs")
+    if batch is not None and pairs is not None and batch > pairs:
         raise UsageProblem(f"--batch {batch} is larger than the dataset (--pairs {pairs}); lower --batch or "
                            "raise --pairs")
 

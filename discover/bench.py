@@ -214,7 +214,7 @@ def _evaluator(config, log: Callable[[str], None], wrap: Callable | None,
     """The evaluator of ``config`` (by its task), its datasets' preparation told to
     ``data_progress``; with ``wrap`` (``discover.app.ray_wrapper``), its training runs on
     Ray actors."""
-    local = registry.get(registry.for_task(config.dataset.task))(config, log=log, progress=data_progress)
+    local = registry.get(registry.for_task(config.task))(config, log=log, progress=data_progress)
     return local if wrap is None else wrap(local, local.name, config)
 
 
@@ -347,7 +347,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     the same call after an interruption resumes. ``data_progress`` hears how the preparation
     of each stage's dataset goes."""
     started = time.perf_counter()
-    data_seeds = list(data_seeds) if data_seeds is not None else [config.dataset.seed]
+    data_seeds = list(data_seeds) if data_seeds is not None else [config.option("data_seed")]
     done = Checkpoints(out_dir, Checkpoints.key_of(config, entries, seeds, data_seeds, tune), log)
     tuned: dict[str, dict] = {}
     tune_s = 0.0
@@ -388,11 +388,11 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
     _compare_with_best_baseline(rows)
     ref_sd = float(np.std(refs, ddof=1)) if len(refs) > 1 else 0.0
     out = {
-        "task": config.dataset.task, "setting": config.dataset.setting, "effective_checked": list(effective_checked),
+        "task": config.task, "setting": config.option("setting"), "effective_checked": list(effective_checked),
         "best_baseline": next((r["vs_best_baseline"]["baseline"] for r in rows if r.get("vs_best_baseline")), None),
         "config": config.to_dict(), "seeds": list(seeds), "data_seeds": data_seeds,
         "units": [[ds, s] for ds in data_seeds for s in seeds],
-        "dataset": abouts[0]["dataset"], "datasets": [a["dataset"] for a in abouts],
+        "dataset": abouts[0].get("dataset"), "datasets": [a.get("dataset") for a in abouts],
         # the reference's spread is over datasets (each has its own), not over episodes
         "reference": {"mean": float(np.mean(refs)), "std": ref_sd, "per_dataset": refs},
         "behaviour": abouts[0].get("behaviour"),
@@ -440,12 +440,11 @@ def _write(out: dict, config, out_dir: str) -> None:
     """results.json and bench.png."""
     os.makedirs(out_dir, exist_ok=True)
     atomic.write_json(os.path.join(out_dir, "results.json"), out)
-    title = f"{config.dataset.task} {config.dataset.setting}" + (
-        f" (eps {config.dataset.eps:g})" if config.dataset.setting == "noisy" else "")
+    title = config.provenance().title()
     rows = out["losses"]
     plots.bench_bars([r["name"] for r in rows], [r["fitness"] for r in rows], [r["spread"] for r in rows],
                      out["reference"]["mean"], title, os.path.join(out_dir, "bench.png"),
-                     registry.reference_label_of_task(config.dataset.task))
+                     registry.reference_label_of_task(config.task))
 
 
 def _tuning_stage(config, entries: Sequence[Loss], done: Checkpoints, log: Callable[[str], None],

@@ -9,7 +9,7 @@ module per group, in ``discover/commands_*.py``.
 from __future__ import annotations
 
 from discover import commands_bench, commands_data, commands_grammar, commands_search  # noqa: F401 - registers
-from discover.app import UsageProblem, app
+from discover.app import UsageProblem, app, declare_evaluator_options
 from discover.errors import user_errors
 
 
@@ -17,6 +17,7 @@ def main() -> None:
     """Entry point: runs the app, turning user errors into one line and exit code 2
     (typer itself reports bad options and arguments, also with exit code 2)."""
     with user_errors(UsageProblem):
+        declare_evaluator_options()  # from the evaluators registered now
         app()
 
 

@@ -8,17 +8,16 @@ from typing import Optional
 
 import typer
 
-from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, LOSSES_PANEL, OUTPUT_PANEL,
-                          RAY_ACTORS_HELP, RAY_HELP, REFERENCE_STEPS_HELP, SETTING_HELP, TASK_HELP, TRAIN, TRAINING_PANEL, Backend,
-                          Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
-                          parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
-                          refuse_ignored_options, write_output, given_on_command_line)
+from discover.app import (CLUSTER_PANEL, DATA_PANEL, LOSSES_PANEL, OUTPUT_PANEL, RAY_ACTORS_HELP, RAY_HELP,
+                          EvaluatorRequest, UsageProblem, app, check_batch, console, ray_wrapper,
+                          takes_evaluator_options, write_output)
 from discover.store import run_name_problem
 from evaluators.seeds import BENCH_DATA_BASE
 
 
 # short_help: the command list keeps a docstring's line breaks; one line reads at any width
 @app.command("bench", short_help="Score zoo and discovered losses with identical data, seeds and budget.")
+@takes_evaluator_options
 def bench_cmd(
     ctx: typer.Context,
     losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo); "
@@ -39,32 +38,12 @@ def bench_cmd(
                                                    "dataset and seeds) and report it at its best constants.",
                               rich_help_panel=LOSSES_PANEL),
     seeds: int = typer.Option(10, help="Training seeds per loss and dataset.", rich_help_panel=LOSSES_PANEL),
-    task: Task = typer.Option(DATA.task, parser=parse_task, metavar="TASK", help=TASK_HELP,
-                              rich_help_panel=DATA_PANEL),
-    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=SETTING_HELP,
-                                    rich_help_panel=DATA_PANEL),
-    eps: float = typer.Option(DATA.eps, help="Label-flip probability (--setting noisy only).",
-                              rich_help_panel=DATA_PANEL),
+    request: EvaluatorRequest = None,  # --task and the evaluators' options (takes_evaluator_options)
     datasets: int = typer.Option(5, help="Datasets, each with its own segments and reference (data seeds "
                                          "DATA_SEED, DATA_SEED + 1, ...).", rich_help_panel=DATA_PANEL),
     data_seed: int = typer.Option(BENCH_DATA_BASE, help="The first dataset seed (default: held-out datasets "
                                                         "that no search or tuning uses).",
                                   rich_help_panel=DATA_PANEL),
-    pairs: int = typer.Option(DATA.pairs, help="Pairs in each dataset.", rich_help_panel=DATA_PANEL),
-    segment: int = typer.Option(DATA.segment, help="Control steps per segment.", rich_help_panel=DATA_PANEL),
-    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair.",
-                                      rich_help_panel=DATA_PANEL),
-    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=LABELS_HELP, rich_help_panel=DATA_PANEL),
-    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP, rich_help_panel=DATA_PANEL),
-    steps: int = typer.Option(TRAIN.steps, help="Training steps per run.", rich_help_panel=TRAINING_PANEL),
-    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per batch (at most --pairs).",
-                              rich_help_panel=TRAINING_PANEL),
-    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate.", rich_help_panel=TRAINING_PANEL),
-    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy.",
-                                 rich_help_panel=TRAINING_PANEL),
-    backend: Backend = typer.Option(EVAL.backend, parser=parse_backend, help="Simulator (auto: MJX on "
-                                                                             "accelerators).",
-                                    rich_help_panel=TRAINING_PANEL),
     name: Optional[str] = typer.Option(None, help="Output under results/NAME (default bench-TASK-SETTING).",
                                        rich_help_panel=OUTPUT_PANEL),
     results_dir: str = typer.Option("results", help="Where runs are written.", rich_help_panel=OUTPUT_PANEL),
@@ -80,9 +59,7 @@ def bench_cmd(
     from discover import bench
     from evaluators import registry
 
-    check_task(task)
-    refuse_foreign_options(given_on_command_line(ctx), task)
-    refuse_ignored_options(given_on_command_line(ctx), setting)
+    request.refuse_options_it_lacks()
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
     entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
     if ablate_t:
@@ -93,14 +70,12 @@ def bench_cmd(
         data_seeds = bench.seed_spaces.bench_data(datasets, data_seed)
     except ValueError as e:
         raise UsageProblem(f"--datasets/--data-seed: {e}") from None
-    cfg = registry.get(registry.for_task(task)).Config().with_options(
-        task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, data_seed=data_seeds[0], labels=labels,
-        label_horizon=label_horizon, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
-        reference_steps=reference_steps, eval_seed=bench.BENCH_EVAL_SEED).validate()
+    cfg = request.config(data_seed=data_seeds[0], eval_seed=bench.BENCH_EVAL_SEED).validate()
     check_batch(cfg)
     if name is not None and (problem := run_name_problem(name)):
         raise UsageProblem(f"bad --name {name[:40]!r}: it {problem}")
-    out_dir = os.path.join(results_dir, name or f"bench-{task}-{setting}")
+    data = cfg.provenance()
+    out_dir = os.path.join(results_dir, name or f"bench-{data.name()}")
     wrap = ray_wrapper(ray, ray_actors)
     checked = [e.name for e in bench.effective_candidates(entries)] if effective else []
     if effective:
@@ -109,9 +84,8 @@ def bench_cmd(
         out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir, log=progress.log, tune=tune,
                               data_seeds=data_seeds, wrap=wrap, effective_checked=checked, progress=progress,
                               data_progress=progress.data)
-    title = (f"{task} {setting}" + (f" eps={eps:g}" if setting == "noisy" else "")
-             + f": normalised return, mean ± std over {datasets} datasets x {seeds} seeds")
-    _print_bench(out, title, registry.reference_label_of_task(task), out_dir)
+    title = f"{data.title()}: normalised return, mean ± std over {datasets} datasets x {seeds} seeds"
+    _print_bench(out, title, registry.reference_label(request.evaluator), out_dir)
 
 
 class BenchProgress:
@@ -180,10 +154,10 @@ def _print_bench(out: dict, title: str, kind: str, out_dir: str) -> None:
         console.print("KL: KL(policy || reference) per response, on the evaluation prompts; greedy: the score of "
                       "the policy's greedy decoding (the fitness samples at temperature 1)")
     t = out["timing"]
-    diagnose = f", diagnostics {t['diagnose_s']:.1f} s" if "diagnose_s" in t else ""
-    console.print(f"wrote {out_dir}/results.json and bench.png; training {t['train_s']:.1f} s, scoring "
-                  f"{t['score_s']:.1f} s{diagnose}, total {t['total_s']:.1f} s, {out['compilations']} compilation(s) "
-                  f"in this process")
+    phases = "".join(f"{label} {t[k]:.1f} s, " for k, label in (("train_s", "training"), ("score_s", "scoring"),
+                                                                ("diagnose_s", "diagnostics")) if k in t)
+    console.print(f"wrote {out_dir}/results.json and bench.png; {phases}total {t['total_s']:.1f} s, "
+                  f"{out['compilations']} compilation(s) in this process")
 
 
 
@@ -195,8 +169,7 @@ def _search_data_inputs(cfg, entries) -> list[dict]:
     from evaluators.interface import effective_inputs
     from evaluators.seeds import SEARCH_DATA
 
-    evaluator = registry.get(registry.for_task(cfg.dataset.task))(cfg.with_options(data_seed=SEARCH_DATA[0]),
-                                                                   log=console.print)
+    evaluator = registry.get(registry.for_task(cfg.task))(cfg.with_options(data_seed=SEARCH_DATA[0]), log=console.print)
     return effective_inputs(evaluator, [e.expr for e in entries], [e.constants for e in entries])
 
 

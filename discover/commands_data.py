@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 from rich.table import Table
 
-from discover.app import (DATA, LABELS_HELP, MUJOCO_TASK_HELP, SETTING_HELP, Labels, MujocoTask, Setting, UsageProblem,
-                          console, data_app, parse_labels, parse_mujoco_task, parse_setting, refuse_ignored_options, given_on_command_line)
+from discover.app import UsageProblem, console, data_app, given_on_command_line, one_of, refuse_ignored_options
+from evaluators.datasets import LABELS, SETTINGS, DatasetConfig
+from evaluators.mujoco import MujocoConfig
 from evaluators.reference import ReferenceConfig
+from evaluators.tasks import TASK_MODULES
+
+DATA = DatasetConfig()
+MUJOCO_TASKS = tuple(sorted(TASK_MODULES))
+MUJOCO_TASK_HELP = f"A MuJoCo task: {', '.join(MUJOCO_TASKS[:-1])} or {MUJOCO_TASKS[-1]}."
+HELP = {o.name: o.help for o in MujocoConfig.command_line_options()}  # as `discover run` and `bench` say them
+
+# Options with fixed values: (annotation, parser) of each.
+MujocoTask, parse_mujoco_task = Literal[MUJOCO_TASKS], one_of("--task", "task", MUJOCO_TASKS)
+Setting, parse_setting = Literal[SETTINGS], one_of("--setting", "setting", SETTINGS)
+Labels, parse_labels = Literal[LABELS], one_of("--labels", "labels", LABELS)
 
 
 # short_help: the command list keeps a docstring's line breaks; one line reads at any width
@@ -51,13 +63,13 @@ def data_build(
     ctx: typer.Context,
     task: MujocoTask = typer.Option(DATA.task, parser=parse_mujoco_task, metavar="TASK",
                                     help=MUJOCO_TASK_HELP),
-    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=SETTING_HELP),
+    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=HELP["setting"]),
     eps: float = typer.Option(DATA.eps, help="Label-flip probability (--setting noisy only), in [0, 0.5]."),
     pairs: int = typer.Option(DATA.pairs),
     segment: int = typer.Option(DATA.segment, help="Control steps per segment (H)."),
     label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair (at least --segment)."),
     seed: int = typer.Option(DATA.seed),
-    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=LABELS_HELP),
+    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=HELP["labels"]),
     reference_steps: int = typer.Option(ReferenceConfig.steps, help="Behaviour-cloning steps of the reference "
                                                                       "(as --reference-steps of run and bench)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if cached."),

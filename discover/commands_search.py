@@ -8,16 +8,15 @@ from typing import Optional
 
 import typer
 
-from discover.app import (CLUSTER_PANEL, DATA, DATA_PANEL, EVAL, LABELS_HELP, OUTPUT_PANEL, RAY_ACTORS_HELP, RAY_HELP,
-                          REFERENCE_STEPS_HELP, SEARCH, SEARCH_PANEL, SETTING_HELP, TASK_HELP, TRAIN, TRAINING_PANEL, Backend, Es,
-                          Labels, Setting, Task, UsageProblem, app, check_batch, check_task, console, parse_backend,
-                          parse_es, parse_labels, parse_setting, parse_task, ray_wrapper, refuse_foreign_options,
-                          refuse_ignored_options, given_on_command_line)
+from discover.app import (CLUSTER_PANEL, DATA_PANEL, OUTPUT_PANEL, RAY_ACTORS_HELP, RAY_HELP, SEARCH, SEARCH_PANEL, Es,
+                          EvaluatorRequest, UsageProblem, app, check_batch, console, parse_es, ray_wrapper,
+                          takes_evaluator_options)
 from discover.errors import for_markup
 from evaluators.seeds import SEARCH_DATA, TUNE_DATA
 
 
 @app.command("run")
+@takes_evaluator_options
 def run_cmd(
     ctx: typer.Context,
     grammar: Optional[str] = typer.Option(None, "--grammar", help="Grammar file or name (e.g. mirror.yaml).",
@@ -42,31 +41,10 @@ def run_cmd(
                                   rich_help_panel=SEARCH_PANEL),
     final_top: int = typer.Option(SEARCH.final_top, help="Discovered losses re-scored on held-out seeds at the end.",
                                   rich_help_panel=SEARCH_PANEL),
-    task: Task = typer.Option(DATA.task, parser=parse_task, metavar="TASK", help=TASK_HELP,
-                              rich_help_panel=DATA_PANEL),
-    setting: Setting = typer.Option(DATA.setting, parser=parse_setting, metavar="SETTING", help=SETTING_HELP,
-                                rich_help_panel=DATA_PANEL),
-    eps: float = typer.Option(DATA.eps, help="Label-flip probability (--setting noisy only).",
-                              rich_help_panel=DATA_PANEL),
-    pairs: int = typer.Option(DATA.pairs, help="Pairs in the dataset.", rich_help_panel=DATA_PANEL),
-    segment: int = typer.Option(DATA.segment, help="Control steps per segment.", rich_help_panel=DATA_PANEL),
-    label_horizon: int = typer.Option(DATA.label_horizon, help="Steps whose return labels a pair.",
-                                      rich_help_panel=DATA_PANEL),
-    labels: Labels = typer.Option(DATA.labels, parser=parse_labels, help=LABELS_HELP, rich_help_panel=DATA_PANEL),
+    request: EvaluatorRequest = None,  # --task and the evaluators' options (takes_evaluator_options)
     datasets: int = typer.Option(len(SEARCH_DATA), help="Datasets the fitness spans (data seeds 0, 1, ...; each "
                                                         "with its own reference); training seed s uses dataset s "
                                                         "mod DATASETS.", rich_help_panel=DATA_PANEL),
-    reference_steps: Optional[int] = typer.Option(None, help=REFERENCE_STEPS_HELP, rich_help_panel=DATA_PANEL),
-    steps: int = typer.Option(TRAIN.steps, help="Training steps per candidate.", rich_help_panel=TRAINING_PANEL),
-    batch: int = typer.Option(TRAIN.batch_pairs, help="Pairs per training batch (at most --pairs).",
-                              rich_help_panel=TRAINING_PANEL),
-    lr: float = typer.Option(TRAIN.learning_rate, help="Adam learning rate of the inner loop.",
-                             rich_help_panel=TRAINING_PANEL),
-    episodes: int = typer.Option(EVAL.episodes, help="Evaluation episodes per trained policy.",
-                                 rich_help_panel=TRAINING_PANEL),
-    backend: Backend = typer.Option(EVAL.backend, parser=parse_backend, help="Simulator (auto: MJX on "
-                                                                              "accelerators).",
-                                rich_help_panel=TRAINING_PANEL),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED).",
                                        rich_help_panel=OUTPUT_PANEL),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint.",
@@ -77,9 +55,6 @@ def run_cmd(
                                              rich_help_panel=CLUSTER_PANEL),
 ):
     """Search a grammar for preference losses; print the hall of fame as closed forms."""
-    if not resume:
-        refuse_foreign_options(given_on_command_line(ctx), task)
-        refuse_ignored_options(given_on_command_line(ctx), setting)
     if resume:
         store, g, search_cfg, evaluator_name, exp_cfg = _resumed(resume, results_dir)
         _warn_ignored_on_resume(ctx)
@@ -91,11 +66,9 @@ def run_cmd(
             return
         wrap = ray_wrapper(ray, ray_actors)
     else:
+        request.refuse_options_it_lacks()
         g, search_cfg, evaluator_name, exp_cfg = _validated(
-            grammar,
-            dict(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, label_horizon=label_horizon,
-                 labels=labels, steps=steps, batch=batch, lr=lr, episodes=episodes, backend=backend,
-                 reference_steps=reference_steps),
+            grammar, request,
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate, halving=halving,
                  max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
         wrap = ray_wrapper(ray, ray_actors)  # the cluster is joined and checked after the options, before any work
@@ -139,11 +112,10 @@ def _resumed(resume: str, results_dir: str):
     return store, g, SearchConfig.from_dict(cfg["search"]), evaluator_name, exp_cfg
 
 
-def _validated(grammar: Optional[str], options: dict, search_options: dict, datasets: int):
+def _validated(grammar: Optional[str], request: EvaluatorRequest, search_options: dict, datasets: int):
     """(grammar, search config, evaluator name, evaluator config) of a new run, the whole
     request validated before any work."""
     from discover.search import SearchConfig
-    from evaluators import registry
     from grammar import load as load_grammar
 
     if grammar is None:
@@ -151,10 +123,10 @@ def _validated(grammar: Optional[str], options: dict, search_options: dict, data
     g = load_grammar(grammar)
     if not 1 <= datasets <= TUNE_DATA - SEARCH_DATA[0]:
         raise UsageProblem(f"--datasets must be between 1 and {TUNE_DATA - SEARCH_DATA[0]}, not {datasets}")
-    check_task(options["task"])
-    evaluator_name = registry.for_task(options["task"])
-    exp_cfg = registry.get(evaluator_name).Config().with_options(
-        **options, program_length=max(TRAIN.program_length, g.limits.max_size))
+    evaluator_name = request.evaluator
+    exp_cfg = request.config()
+    # a program as long as the grammar's longest loss, at least the evaluator's default
+    exp_cfg = exp_cfg.with_options(program_length=max(exp_cfg.option("program_length") or 0, g.limits.max_size))
     exp_cfg = exp_cfg.with_data_seeds(range(SEARCH_DATA[0], SEARCH_DATA[0] + datasets))
     search_cfg = SearchConfig(**search_options).validate()
     exp_cfg.validate()
@@ -174,8 +146,7 @@ def _new_store(g, search_cfg, evaluator_name: str, exp_cfg, name: Optional[str],
     """The run store of a new (validated) run."""
     from discover.store import RunStore
 
-    d = exp_cfg.dataset
-    store = RunStore.create(results_dir, name or f"{g.name}-{d.task}-{d.setting}-s{search_cfg.seed}", {
+    store = RunStore.create(results_dir, name or f"{g.name}-{exp_cfg.provenance().name()}-s{search_cfg.seed}", {
         "search": search_cfg.to_dict(), "evaluator": evaluator_name, "experiment": exp_cfg.to_dict(),
         "grammar_name": g.name, "grammar_path": g.path, "command": "discover run", "versions": _versions()},
         g.path)
@@ -199,10 +170,11 @@ def _search(g, evaluator_name: str, exp_cfg, search_cfg, store, started: float, 
         if wrap is not None:
             evaluator = wrap(evaluator, evaluator_name, exp_cfg)
     ref_mean, ref_std = evaluator.baseline()
-    d = exp_cfg.dataset
-    console.print(f"task {d.task}, {d.setting} data" + (f" (eps {d.eps:g})" if d.setting == "noisy" else "")
-                  + f", {n_data} dataset{'s' if n_data > 1 else ''} of {d.pairs} pairs"
-                  + (f" x {d.segment} steps" if hasattr(d, "segment") else " (token sequences)")
+    d = exp_cfg.provenance()
+    console.print(f"task {d.task}" + (f", {d.setting} data" if d.setting else "")
+                  + (f" (eps {d.eps:g})" if d.setting == "noisy" and d.eps is not None else "")
+                  + f", {n_data} dataset{'s' if n_data > 1 else ''}" + (f" of {d.pairs} pairs" if d.pairs else "")
+                  + (f" {d.pair}" if d.pair else "")
                   + f"; reference scores {ref_mean:.1f} ± {ref_std:.1f}; "
                   f"{search_cfg.population} candidates x {len(search_cfg.inner_seeds)} seeds per generation, "
                   f"{exp_cfg.train.steps} training steps each")

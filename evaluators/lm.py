@@ -55,8 +55,8 @@ import optax
 
 from evaluators import trainer
 from evaluators.errors import InputError
-from evaluators.interface import (DataProgress, Evaluation, OptionsMixin, Stage, encode, prepare_datasets,
-                                  reference_terminals, trained_policy_terminals)
+from evaluators.interface import (TRAINER_OPTIONS, DataProgress, Evaluation, Option, OptionsMixin, Stage, encode,
+                                  prepare_datasets, reference_terminals, trained_policy_terminals)
 from evaluators.seeds import SEARCH_EVAL
 
 EOS, SEP = 0, 1
@@ -114,15 +114,23 @@ class LmConfig(OptionsMixin):
     eval: LmEvalConfig = LmEvalConfig()
     data_seeds: tuple[int, ...] = ()
 
-    # The options of `discover run` and `bench` that mean something here; the MuJoCo-only
-    # ones (segment, label horizon, labels, backend, episodes) are refused when given.
-    OPTIONS = {"task": ("dataset", "task"), "setting": ("dataset", "setting"), "eps": ("dataset", "eps"),
-               "pairs": ("dataset", "pairs"), "data_seed": ("dataset", "seed"), "steps": ("train", "steps"),
-               "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
-               "program_length": ("train", "program_length"), "eval_seed": ("eval", "seed"),
-               "reference_steps": ("model", "sft_steps")}
-    FOREIGN = ("segment", "label_horizon", "labels", "backend", "episodes")
-    FOREIGN_OWNER = "options of the MuJoCo tasks"
+    # The options of `discover run` and `bench` (task, data_seed, eval_seed and
+    # program_length are set by the commands themselves).
+    OPTIONS = (
+        Option("task", "dataset", "task"),
+        Option("setting", "dataset", "setting", f"The data's defect: {', '.join(SETTINGS[:-1])} or {SETTINGS[-1]}.",
+               choices=SETTINGS),
+        Option("eps", "dataset", "eps", "Label-flip probability (--setting noisy only)."),
+        Option("pairs", "dataset", "pairs", "Pairs in each dataset."),
+        Option("reference_steps", "model", "sft_steps", "Training steps of each dataset's reference policy."),
+        Option("data_seed", "dataset", "seed"),
+        *TRAINER_OPTIONS,
+        Option("eval_seed", "eval", "seed"),
+    )
+    TASKS = ("lm",)
+
+    def pair_description(self) -> str:
+        return "(token sequences)"
 
     def validate(self) -> "LmConfig":
         self.dataset.validate()

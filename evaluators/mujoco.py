@@ -26,9 +26,10 @@ import numpy as np
 from evaluators import datasets, fitness, reference, trainer
 from evaluators import policies as policy_io
 from evaluators.behaviour import BehaviourSet, load_behaviour
-from evaluators.interface import (DataProgress, Evaluation, OptionsMixin, Stage, encode, prepare_datasets,
-                                  reference_terminals, scaled, trained_policy_terminals)
-from evaluators.tasks import get_task
+from evaluators.interface import (TRAINER_OPTIONS, TRAINING_PANEL, DataProgress, Evaluation, Option, OptionsMixin,
+                                  Stage, encode, prepare_datasets, reference_terminals, scaled,
+                                  trained_policy_terminals)
+from evaluators.tasks import TASK_MODULES, get_task
 from grammar.expr import Expr
 
 
@@ -59,16 +60,30 @@ class MujocoConfig(OptionsMixin):
             raise InputError("the reference and the trainer must use the same action bins")
         return self
 
-    # Command-line option -> (section, field): the options of `discover run` and `bench`.
-    OPTIONS = {
-        "task": ("dataset", "task"), "setting": ("dataset", "setting"), "eps": ("dataset", "eps"),
-        "pairs": ("dataset", "pairs"), "segment": ("dataset", "segment"), "data_seed": ("dataset", "seed"),
-        "label_horizon": ("dataset", "label_horizon"), "labels": ("dataset", "labels"), "steps": ("train", "steps"),
-        "batch": ("train", "batch_pairs"), "lr": ("train", "learning_rate"),
-        "program_length": ("train", "program_length"), "episodes": ("eval", "episodes"),
-        "backend": ("eval", "backend"), "eval_seed": ("eval", "seed"),
-        "reference_steps": ("reference", "steps"),
-    }
+    # The options of `discover run` and `bench` (task, data_seed, eval_seed and
+    # program_length are set by the commands themselves).
+    OPTIONS = (
+        Option("task", "dataset", "task"),
+        Option("setting", "dataset", "setting", f"The data's defect: {', '.join(datasets.SETTINGS[:-1])} or "
+               f"{datasets.SETTINGS[-1]}.", choices=datasets.SETTINGS),
+        Option("eps", "dataset", "eps", "Label-flip probability (--setting noisy only)."),
+        Option("pairs", "dataset", "pairs", "Pairs in each dataset."),
+        Option("segment", "dataset", "segment", "Control steps per segment."),
+        Option("label_horizon", "dataset", "label_horizon", "Steps whose return labels a pair."),
+        Option("labels", "dataset", "labels", "expert (the expert continues both sides: labels judge the segment) "
+               "or policy (each side's own policy continues it, as in v1 datasets).", choices=datasets.LABELS),
+        Option("reference_steps", "reference", "steps", "Training steps of each dataset's reference policy."),
+        Option("data_seed", "dataset", "seed"),
+        *TRAINER_OPTIONS,
+        Option("episodes", "eval", "episodes", "Evaluation episodes per trained policy.", TRAINING_PANEL),
+        Option("backend", "eval", "backend", "Simulator (auto: MJX on accelerators).", TRAINING_PANEL,
+               choices=fitness.BACKENDS),
+        Option("eval_seed", "eval", "seed"),
+    )
+    TASKS = tuple(sorted(TASK_MODULES))
+
+    def pair_description(self) -> str:
+        return f"x {self.dataset.segment} steps"
 
     def seconds_per_run(self) -> float:
         """A conservative cost model of one training run and its scoring on a CPU core pair:

@@ -1,6 +1,9 @@
 """Evaluator registry: adding an evaluator is one module implementing
-:class:`evaluators.interface.Evaluator` (with a ``Config`` dataclass that has
-``validate``, ``to_dict``, ``from_dict`` and ``seconds_per_run``) plus one line below."""
+:class:`evaluators.interface.Evaluator`, with a ``Config`` dataclass (``validate``,
+``to_dict``, ``from_dict``, ``seconds_per_run``, and from
+:class:`evaluators.interface.OptionsMixin` its ``OPTIONS`` and ``TASKS``), plus one line
+below. ``discover run`` and ``bench`` take their evaluator options and ``--task`` from
+these declarations."""
 
 from __future__ import annotations
 
@@ -13,12 +16,6 @@ EVALUATORS = {
     "lm": "evaluators.lm:LmEvaluator",
 }
 DEFAULT = "mujoco"
-TASKS = {"lm": "lm"}  # tasks of evaluators other than the default (whose tasks are MuJoCo's)
-
-
-def for_task(task: str) -> str:
-    """The evaluator that serves ``--task TASK``."""
-    return TASKS.get(task, DEFAULT)
 
 
 def get(name: str) -> type:
@@ -27,6 +24,30 @@ def get(name: str) -> type:
         raise InputError(f"unknown evaluator {name!r}; known evaluators: {', '.join(sorted(EVALUATORS))}")
     module, _, cls = EVALUATORS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def tasks() -> dict[str, str]:
+    """Every task of every evaluator, with the evaluator that serves it (the default
+    evaluator's tasks first)."""
+    out: dict[str, str] = {}
+    for name in (DEFAULT, *(n for n in EVALUATORS if n != DEFAULT)):
+        for task in get(name).Config.TASKS:
+            out.setdefault(task, name)
+    return out
+
+
+def for_task(task: str) -> str:
+    """The evaluator that serves ``--task TASK`` (the evaluators are imported one by one,
+    the default first, until one declares it)."""
+    for name in (DEFAULT, *(n for n in EVALUATORS if n != DEFAULT)):
+        if task in get(name).Config.TASKS:
+            return name
+    raise InputError(f"unknown task {task!r}; --task takes {', '.join(tasks())}")
+
+
+def default_task() -> str:
+    """The task of ``discover run`` and ``bench`` without ``--task``."""
+    return get(DEFAULT).Config().task
 
 
 def reference_label(name: str) -> str:
@@ -40,11 +61,9 @@ def reference_label_of_task(task: str) -> str:
 
 
 def option_default(name: str, option: str):
-    """Evaluator ``name``'s default for a ``run``/``bench`` option (through its configuration's
-    ``OPTIONS``), or None where the option means nothing to it."""
-    config = get(name).Config()
-    where = config.OPTIONS.get(option)
-    return None if where is None else getattr(getattr(config, where[0]), where[1])
+    """Evaluator ``name``'s default for an option it declares, or None where the option
+    means nothing to it."""
+    return get(name).Config().option(option)
 
 
 def config_from_dict(name: str, d: dict):

@@ -298,9 +298,9 @@ def test_unknown_task_lists_every_task_of_every_evaluator(cli):
         out = cli(*command, "--task", "nosuch")
         assert_user_error(out, "unknown task 'nosuch'")
         listed = out.stderr.split("--task takes", 1)[1]
-        for task in (*TASK_MODULES, *registry.TASKS):
+        for task in (*TASK_MODULES, "lm"):
             assert task in listed, task
-    assert "lm" in registry.TASKS
+    assert registry.tasks()["lm"] == "lm" and registry.tasks()["hopper"] == "mujoco"
 
 
 def test_run_and_bench_help_group_options_in_panels_with_choices(cli):

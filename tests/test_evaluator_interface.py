@@ -4,6 +4,8 @@ trainer and searched."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,34 @@ def test_a_rung_1_failure_names_its_seed(toy, mirror, tmp_path):
     failed = [r for r in store.candidates() if r.get("rung") == 1 and r["fitness"] is None]
     assert len(failed) == 1 and failed[0]["reason"] == f"failed on seed {bad}: boom"
     assert failed[0]["per_seed"][failed[0]["seeds"].index(bad)] is None
+
+
+def test_the_toy_evaluator_runs_through_run_and_bench(monkeypatch, tmp_path):
+    """Registered by one line, the toy is a task of `discover run` and `discover bench`: its
+    own options at its own defaults, the options it lacks refused before any work."""
+    from test_cli import assert_user_error, in_process
+
+    monkeypatch.setitem(registry.EVALUATORS, "toy", "toy_evaluator:ToyEvaluator")
+    out = in_process("run", "--grammar", "mirror.yaml", "--task", "toy", "--population", "12", "--reevaluate", "0",
+                     "--generations", "1", "--final-top", "2", "--steps", "20", "--name", "toy-run", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "task toy, 3 datasets of 256 pairs; reference scores 0.0" in " ".join(out.stdout.split())
+    stored = json.loads((tmp_path / "results" / "toy-run" / "config.json").read_text())
+    assert stored["evaluator"] == "toy"
+    assert (stored["experiment"]["pairs"], stored["experiment"]["data_seeds"]) == (256, [0, 1, 2])  # its defaults
+    assert stored["experiment"]["train"]["steps"] == 20
+
+    out = in_process("bench", "--task", "toy", "--losses", "dpo,ipo", "--seeds", "2", "--datasets", "2",
+                     "--pairs", "64", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "results" / "bench-toy" / "results.json").read_text())
+    assert (results["task"], results["setting"], results["data_seeds"]) == ("toy", None, [100, 101])
+    assert results["config"]["pairs"] == 64 and {r["name"] for r in results["losses"]} == {"dpo", "ipo"}
+    assert all(r["fitness"] is not None for r in results["losses"])
+
+    for command in (("run", "--grammar", "mirror.yaml"), ("bench",)):
+        assert_user_error(in_process(*command, "--task", "toy", "--segment", "5", "--eps", "0.1", cwd=tmp_path),
+                          "--eps, --segment do not apply to --task toy (options of the mujoco and lm evaluators)")
 
 
 def test_option_defaults_come_from_each_evaluators_configuration():

@@ -12,12 +12,14 @@ from __future__ import annotations
 SEARCH_TRAIN = (0, 1, 2)                    # every candidate of a search (one run per search dataset)
 HOLDOUT_TRAIN = (100, 101, 102, 103, 104)   # the search's final re-scoring
 BENCH_TRAIN_BASE = 1000                     # discover bench: 1000, 1001, ... (up to 999 seeds)
-TUNE_TRAIN = (2000, 2001, 2002, 2003)       # tuning the baselines' constants
+TUNE_TRAIN = (2000, 2001, 2002, 2003)       # tuning the baselines' constants (a study's tuning: 2000, 2001, ...)
+TUNE_TRAIN_END = 2100                       # the tuning namespace ends here
 REEVAL_TRAIN_BASE = 10_000                  # elites re-trained on fresh seeds: 10000 + generation x S + i
 
 # Dataset seeds (each brings its own segments and its own reference).
 SEARCH_DATA = (0, 1, 2)                     # the search's datasets (v1 runs used data seed 0 alone)
 TUNE_DATA = 50                              # tuning the baselines' constants
+TUNE_DATA_SEEDS = (50, 51, 52)              # a study's tuning datasets (discover.tuning)
 BENCH_DATA_BASE = 100                       # held-out datasets of benches and comparisons: 100, 101, ...
 
 # Start-state seeds.
@@ -30,7 +32,7 @@ _TRAIN_RANGES = {
     "search": (min(SEARCH_TRAIN), max(SEARCH_TRAIN) + 1),
     "holdout": (min(HOLDOUT_TRAIN), max(HOLDOUT_TRAIN) + 1),
     "bench": (BENCH_TRAIN_BASE, BENCH_TRAIN_BASE + 999),
-    "tune": (min(TUNE_TRAIN), max(TUNE_TRAIN) + 1),
+    "tune": (min(TUNE_TRAIN), TUNE_TRAIN_END),
     "reeval": (REEVAL_TRAIN_BASE, 10**9),
 }
 
@@ -40,6 +42,8 @@ def _check_disjoint() -> None:
     for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
         assert a1 <= b0, f"training seed namespaces overlap: [{a0}, {a1}) and [{b0}, {b1})"
     assert max(SEARCH_DATA) < TUNE_DATA < BENCH_DATA_BASE, "dataset seed namespaces overlap"
+    assert max(SEARCH_DATA) < min(TUNE_DATA_SEEDS) and max(TUNE_DATA_SEEDS) < BENCH_DATA_BASE, \
+        "dataset seed namespaces overlap"
     evals = [SEARCH_EVAL, BENCH_EVAL, TUNE_EVAL, HOLDOUT_EVAL]
     assert len(set(evals)) == len(evals), "start-state seed namespaces overlap"
 

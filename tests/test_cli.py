@@ -303,6 +303,19 @@ def test_unknown_task_lists_every_task_of_every_evaluator(cli):
     assert registry.tasks()["lm"] == "lm" and registry.tasks()["hopper"] == "mujoco"
 
 
+def test_options_not_typed_take_the_defaults_of_the_tasks_own_evaluator(cli):
+    from discover.app import EvaluatorRequest
+    from evaluators.lm import LmConfig
+    from evaluators.mujoco import MujocoConfig
+
+    lm = EvaluatorRequest("lm", {"steps": 7}).config()
+    assert lm == LmConfig().with_options(task="lm", steps=7) and lm.option("reference_steps") == 400
+    hopper = EvaluatorRequest("hopper", {}).config()
+    assert hopper == MujocoConfig() and hopper.option("reference_steps") == 3000
+    said = " ".join(cli("run", "--help").stdout.split())
+    assert "3000 for mujoco, 400 for lm" in said and "25 for mujoco" in said  # --reference-steps, --segment
+
+
 def test_run_and_bench_help_group_options_in_panels_with_choices(cli):
     for command, panels in ((("run",), ("Search", "Data", "Training and scoring", "Output", "Cluster")),
                             (("bench",), ("Losses and seeds", "Data", "Training and scoring", "Output", "Cluster"))):

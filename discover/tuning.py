@@ -116,16 +116,18 @@ def tune(config, zoo_names: Sequence[str], discovered: Sequence[Loss], bounds: d
              for n, rows in stage1.items()}
     ranked = sorted((n for n, r in best1.items() if r is not None), key=lambda n: -best1[n]["score"])
     chosen = list(dict.fromkeys(ranked[:plan.top] + (["dpo"] if "dpo" in best1 and best1["dpo"] else [])))
-    jobs2 = [(n, zoo.get(n).expr, best1[n]["constants"]) for n in chosen]
-    jobs2 += [(d.name, d.expr, d.constants) for d in discovered]
-    log(f"tuning stage 2: {len(jobs2)} losses ({len(chosen)} zoo, {len(discovered)} discovered) x "
-        f"{len(plan.recipes)} recipes")
+    # the zoo's part and the discovered losses' part scored apart: B* is fixed before any
+    # search has run, and the winners join later without re-scoring the zoo
+    groups = [[(n, zoo.get(n).expr, best1[n]["constants"]) for n in chosen],
+              [(d.name, d.expr, d.constants) for d in discovered]]
+    log(f"tuning stage 2: {len(chosen)} zoo and {len(discovered)} discovered losses x {len(plan.recipes)} recipes")
     stage2: dict[str, list[dict]] = {}
     for recipe in plan.recipes:
-        scores = score_part(config, plan, recipe, jobs2, out_dir, log)
-        for (n, _, c), row in zip(jobs2, scores):
-            stage2.setdefault(n, []).append({"steps": recipe[0], "lr": recipe[1], "constants": c,
-                                             "per_dataset": row.tolist(), "score": _mean(row)})
+        for jobs2 in (g for g in groups if g):
+            scores = score_part(config, plan, recipe, jobs2, out_dir, log)
+            for (n, _, c), row in zip(jobs2, scores):
+                stage2.setdefault(n, []).append({"steps": recipe[0], "lr": recipe[1], "constants": c,
+                                                 "per_dataset": row.tolist(), "score": _mean(row)})
         log(f"tuning stage 2: {recipe[0]} steps, lr {recipe[1]:g} scored")
     choice = {n: max((r for r in rows if r["score"] is not None), key=lambda r: r["score"], default=None)
               for n, rows in stage2.items()}

@@ -108,6 +108,7 @@ def test_a_rung_1_failure_names_its_seed(toy, mirror, tmp_path):
     assert failed[0]["per_seed"][failed[0]["seeds"].index(bad)] is None
 
 
+@pytest.mark.slow
 def test_the_toy_evaluator_runs_through_run_and_bench(monkeypatch, tmp_path):
     """Registered by one line, the toy is a task of `discover run` and `discover bench`: its
     own options at its own defaults, the options it lacks refused before any work."""

@@ -152,13 +152,14 @@ def load(run: str, results_dir: str = "results") -> Discovery:
 
 
 def run(grammar: str = "mirror.yaml", task: str | None = None, name: str | None = None,
-        results_dir: str = "results", datasets: int | None = None, **options) -> Discovery:
+        results_dir: str = "results", datasets: int | None = None, data_seed: int | None = None,
+        **options) -> Discovery:
     """Runs a search as ``discover run`` does (same validation, store, console output) and
     returns it (named like the command: ``discover.search`` is the search module).
     ``options`` are ``discover run``'s options with underscores: the search's (population,
     generations, seed, ...) and those the task's evaluator declares (setting, eps, steps,
     batch, lr, ...); defaults as there (the task's evaluator's own; ``task`` None: the
-    default task)."""
+    default task); ``datasets``, ``data_seed``: as --datasets, --data-seed."""
     from discover import commands_search
     from discover.app import SEARCH, EvaluatorRequest, evaluator_options
     from evaluators import registry
@@ -177,7 +178,8 @@ def run(grammar: str = "mirror.yaml", task: str | None = None, name: str | None 
     request.refuse_options_it_lacks()
     search_options.update({k: v for k, v in options.items() if k in search_options})
     g, search_cfg, evaluator_name, exp_cfg = commands_search._validated(
-        grammar, request, search_options, len(SEARCH_DATA) if datasets is None else datasets)
+        grammar, request, search_options, len(SEARCH_DATA) if datasets is None else datasets,
+        SEARCH_DATA[0] if data_seed is None else data_seed)
     store = commands_search._new_store(g, search_cfg, evaluator_name, exp_cfg, name, results_dir)
     commands_search.run_search(g, evaluator_name, exp_cfg, search_cfg, store)
     return Discovery(RunStore(os.path.abspath(store.path)))

@@ -12,7 +12,9 @@ from discover.app import (CLUSTER_PANEL, DATA_PANEL, OUTPUT_PANEL, RAY_ACTORS_HE
                           EvaluatorRequest, UsageProblem, app, check_batch, console, parse_es, ray_wrapper,
                           takes_evaluator_options)
 from discover.errors import for_markup
-from evaluators.seeds import SEARCH_DATA, TUNE_DATA
+from evaluators.seeds import BENCH_DATA_BASE, SEARCH_DATA, TUNE_DATA, TUNE_DATA_SEEDS
+
+HELD_OUT = 20  # datasets from BENCH_DATA_BASE on that a search never trains on (a bench's defaults)
 
 
 @app.command("run")
@@ -45,6 +47,13 @@ def run_cmd(
     datasets: int = typer.Option(len(SEARCH_DATA), help="Datasets the fitness spans (data seeds 0, 1, ...; each "
                                                         "with its own reference); training seed s uses dataset s "
                                                         "mod DATASETS.", rich_help_panel=DATA_PANEL),
+    data_seed: int = typer.Option(SEARCH_DATA[0], help="The first dataset seed: the search trains on data seeds "
+                                                       "DATA_SEED ... DATA_SEED + DATASETS - 1 (independent searches "
+                                                       "of one setting on their own data; never the tuning datasets "
+                                                       f"{TUNE_DATA_SEEDS[0]}-{TUNE_DATA_SEEDS[-1]} or a bench's "
+                                                       f"default held-out ones, {BENCH_DATA_BASE}-"
+                                                       f"{BENCH_DATA_BASE + HELD_OUT - 1}).",
+                                  rich_help_panel=DATA_PANEL),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED).",
                                        rich_help_panel=OUTPUT_PANEL),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run from its last checkpoint.",
@@ -70,7 +79,7 @@ def run_cmd(
         g, search_cfg, evaluator_name, exp_cfg = _validated(
             grammar, request,
             dict(population=population, generations=generations, seed=seed, es=es, reevaluate=reevaluate, halving=halving,
-                 max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets)
+                 max_seeds=max_seeds, final_top=final_top, time_limit_min=time_limit), datasets, data_seed)
         wrap = ray_wrapper(ray, ray_actors)  # the cluster is joined and checked after the options, before any work
         store = _new_store(g, search_cfg, evaluator_name, exp_cfg, name, results_dir)
     run_search(g, evaluator_name, exp_cfg, search_cfg, store, wrap)
@@ -112,7 +121,8 @@ def _resumed(resume: str, results_dir: str):
     return store, g, SearchConfig.from_dict(cfg["search"]), evaluator_name, exp_cfg
 
 
-def _validated(grammar: Optional[str], request: EvaluatorRequest, search_options: dict, datasets: int):
+def _validated(grammar: Optional[str], request: EvaluatorRequest, search_options: dict, datasets: int,
+               data_seed: int = SEARCH_DATA[0]):
     """(grammar, search config, evaluator name, evaluator config) of a new run, the whole
     request validated before any work."""
     from discover.search import SearchConfig
@@ -123,11 +133,20 @@ def _validated(grammar: Optional[str], request: EvaluatorRequest, search_options
     g = load_grammar(grammar)
     if not 1 <= datasets <= TUNE_DATA - SEARCH_DATA[0]:
         raise UsageProblem(f"--datasets must be between 1 and {TUNE_DATA - SEARCH_DATA[0]}, not {datasets}")
+    seeds = range(data_seed, data_seed + datasets)
+    if data_seed < 0:
+        raise UsageProblem(f"--data-seed must be at least 0, not {data_seed}")
+    reserved = (set(TUNE_DATA_SEEDS) | {TUNE_DATA} | set(range(BENCH_DATA_BASE, BENCH_DATA_BASE + HELD_OUT)))
+    if reserved & set(seeds):
+        raise UsageProblem(f"--data-seed {data_seed} with --datasets {datasets} uses data seeds "
+                           f"{', '.join(map(str, sorted(reserved & set(seeds))))}, kept for tuning and held-out "
+                           f"benches; pick seeds outside {TUNE_DATA_SEEDS[0]}-{TUNE_DATA_SEEDS[-1]} and "
+                           f"{BENCH_DATA_BASE}-{BENCH_DATA_BASE + HELD_OUT - 1}")
     evaluator_name = request.evaluator
     exp_cfg = request.config()
     # a program as long as the grammar's longest loss, at least the evaluator's default
     exp_cfg = exp_cfg.with_options(program_length=max(exp_cfg.option("program_length") or 0, g.limits.max_size))
-    exp_cfg = exp_cfg.with_data_seeds(range(SEARCH_DATA[0], SEARCH_DATA[0] + datasets))
+    exp_cfg = exp_cfg.with_data_seeds(seeds)
     search_cfg = SearchConfig(**search_options).validate()
     exp_cfg.validate()
     check_batch(exp_cfg)

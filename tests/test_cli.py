@@ -284,6 +284,10 @@ def test_hall_of_fame_csv_quotes_formulas_and_keeps_constants_as_json():
     (("run", "--grammar", "mirror.yaml", "--lr", "0"), "--lr must be positive"),
     (("run", "--grammar", "mirror.yaml", "--segment", "30", "--label-horizon", "20"),
      "--label-horizon (20) must be at least --segment (30)"),
+    # a search's own datasets never include the tuning or default held-out ones
+    (("run", "--grammar", "mirror.yaml", "--data-seed", "49"), "uses data seeds 50, 51, kept for tuning and held-out"),
+    (("run", "--grammar", "mirror.yaml", "--data-seed", "118", "--datasets", "3"), "uses data seeds 118, 119, kept"),
+    (("run", "--grammar", "mirror.yaml", "--data-seed", "-1"), "--data-seed must be at least 0"),
 ])
 def test_requests_that_cannot_run_are_refused_before_any_work(cli, tmp_path, args, fragment):
     assert_user_error(cli(*args), fragment)
@@ -435,3 +439,17 @@ def test_dataset_bar_counts_datasets_and_leaves_cached_ones_out_of_its_pace(monk
     assert updates[2][1]["seconds_left"] == pytest.approx(90.0)  # 1.5 datasets left at 60 s each
     assert updates[3][1]["seconds_left"] == pytest.approx(60.0)
     assert updates[-1][1]["seconds_left"] is None and updates[-1][1]["count"] == "3/3"
+
+
+def test_a_search_trains_on_the_datasets_its_data_seed_names():
+    """Independent searches of one setting on their own data: --data-seed picks the first."""
+    from discover.app import SEARCH, EvaluatorRequest
+    from discover.commands_search import _validated
+
+    options = dict(population=SEARCH.population, generations=1, seed=3, es=SEARCH.es, reevaluate=SEARCH.reevaluate,
+                   halving=SEARCH.halving, max_seeds=SEARCH.max_seeds, final_top=SEARCH.final_top,
+                   time_limit_min=None)
+    _, _, _, cfg = _validated("mirror.yaml", EvaluatorRequest("hopper", {}), options, 3, 600)
+    assert cfg.seeds_of_data == (600, 601, 602)
+    _, _, _, cfg = _validated("mirror.yaml", EvaluatorRequest("hopper", {}), options, 3)
+    assert cfg.seeds_of_data == (0, 1, 2)  # the default: the search's own namespace

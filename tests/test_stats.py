@@ -62,3 +62,24 @@ def test_verdicts():
     assert stats.verdict(0.01, None, -3.0) == "worse"
     assert stats.verdict(0.3, 0.01, 0.5) == "tie"
     assert stats.verdict(0.3, 0.2, 0.5) == "inconclusive"
+
+
+def test_crossed_effect_counts_the_spread_between_searches():
+    """The study's primary statistic: on a balanced design the estimate is the grand mean,
+    and its interval widens with the spread between searches, which an analysis over the
+    datasets alone (search-averaged per-dataset effects) leaves out."""
+    from discover.stats import crossed_effect
+
+    rng = np.random.default_rng(3)
+    K, J = 8, 20
+    dataset, noise = rng.normal(0, 3.0, (1, J)), rng.normal(0, 4.0, (K, J))
+    agree = 2.0 + dataset + noise
+    differ = agree + rng.normal(0, 10.0, (K, 1))  # searches that return very different losses
+    a, b = crossed_effect(agree), crossed_effect(differ)
+    assert a["mean"] == pytest.approx(agree.mean()) and b["mean"] == pytest.approx(differ.mean())
+    naive = differ.mean(axis=0).std(ddof=1) / np.sqrt(J)  # a t over datasets of the search-averaged effects
+    assert b["se"] > 2 * naive and b["se"] > 2 * a["se"]
+    assert b["sd_search"] > 5 and a["sd_search"] < 3 and a["searches"] == K and a["datasets"] == J
+    assert a["low"] < a["mean"] < a["high"] and 0 <= a["p"] <= 1 and a["mde"] > 0
+    with pytest.raises(ValueError, match="searches, datasets"):
+        crossed_effect(np.ones(5))

@@ -1,0 +1,59 @@
+"""Study v3, step 4a (PLAN.md): how many evaluation episodes a held-out bench needs.
+
+The same 6 trained policies (3 losses x 2 training seeds, on tuning datasets 50 and 51)
+are scored twice, from two independent draws of start states, at 16, 32, 64 and 128
+episodes; the bench uses the smallest count whose mean absolute difference between the
+two draws is under 2 points. Training is deterministic, so both draws score the same
+policies (checked: their training diagnostics agree).
+
+    python results/study_v3/readout_noise.py walker2d mixed > results/study_v3/readout-walker2d-mixed.txt
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+from evaluators import registry  # noqa: E402
+from evaluators import seeds as seed_spaces  # noqa: E402
+from grammar import zoo  # noqa: E402
+
+LOSSES = ("dpo", "sft", "dpo_tsallis")
+EPISODES = (16, 32, 64, 128)
+THRESHOLD = 2.0  # points of normalised return
+
+
+def main(task: str, setting: str) -> None:
+    exprs = [zoo.get(n).expr for n in LOSSES]
+    constants = [zoo.get(n).constants for n in LOSSES]
+    seeds = [seed_spaces.TUNE_TRAIN[0], seed_spaces.TUNE_TRAIN[1]]
+    draws = (seed_spaces.TUNE_EVAL + 1, seed_spaces.TUNE_EVAL + 2)  # start states no tuning part used
+    print(f"{task} {setting}: {len(LOSSES)} losses ({', '.join(LOSSES)}) x {len(seeds)} seeds on tuning datasets "
+          f"{seed_spaces.TUNE_DATA_SEEDS[:2]}, two draws of start states each")
+    chosen = None
+    for episodes in EPISODES:
+        t0 = time.perf_counter()
+        base = registry.get(registry.for_task(task)).Config().with_options(task=task, setting=setting,
+                                                                           episodes=episodes)
+        evaluator = registry.get(registry.for_task(task))(base.with_data_seeds(seed_spaces.TUNE_DATA_SEEDS[:2]))
+        a, b = (evaluator.evaluate(exprs, constants, seeds, eval_seed=s) for s in draws)
+        assert np.array_equal(a.diagnostics["final_loss"], b.diagnostics["final_loss"]), "training differed"
+        diff = np.abs(a.per_seed - b.per_seed)
+        mad = float(np.nanmean(diff))
+        print(f"{episodes:4d} episodes: mean |draw 1 - draw 2| {mad:.2f} points (max {np.nanmax(diff):.2f}); "
+              f"scores {np.nanmean(a.per_seed):.1f} / {np.nanmean(b.per_seed):.1f} ({time.perf_counter() - t0:.0f} s)")
+        if chosen is None and mad < THRESHOLD:
+            chosen = episodes
+    print(f"held-out benches of {task} {setting} use --episodes "
+          + (f"{chosen}" if chosen else f"above {EPISODES[-1]} (none of {EPISODES} reached {THRESHOLD:g} points)"))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    main(sys.argv[1], sys.argv[2])

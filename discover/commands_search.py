@@ -12,7 +12,8 @@ from discover.app import (CLUSTER_PANEL, DATA_PANEL, OUTPUT_PANEL, RAY_ACTORS_HE
                           EvaluatorRequest, UsageProblem, app, check_batch, console, parse_es, ray_wrapper,
                           takes_evaluator_options)
 from discover.errors import for_markup
-from evaluators.seeds import BENCH_DATA_BASE, SEARCH_DATA, TUNE_DATA, TUNE_DATA_SEEDS
+from evaluators.seeds import (BENCH_DATA_BASE, CONFOUND_DATA, SEARCH_DATA, STUDY_HELD_OUT, TUNE_DATA,
+                             TUNE_DATA_SEEDS)
 
 HELD_OUT = 20  # datasets from BENCH_DATA_BASE on that a search never trains on (a bench's defaults)
 
@@ -50,9 +51,10 @@ def run_cmd(
     data_seed: int = typer.Option(SEARCH_DATA[0], help="The first dataset seed: the search trains on data seeds "
                                                        "DATA_SEED ... DATA_SEED + DATASETS - 1 (independent searches "
                                                        "of one setting on their own data; never the tuning datasets "
-                                                       f"{TUNE_DATA_SEEDS[0]}-{TUNE_DATA_SEEDS[-1]} or a bench's "
-                                                       f"default held-out ones, {BENCH_DATA_BASE}-"
-                                                       f"{BENCH_DATA_BASE + HELD_OUT - 1}).",
+                                                       f"{TUNE_DATA_SEEDS[0]}-{TUNE_DATA_SEEDS[-1]} or held-out "
+                                                       f"ones: {BENCH_DATA_BASE}-{BENCH_DATA_BASE + HELD_OUT - 1}, "
+                                                       f"{CONFOUND_DATA[0]}-{CONFOUND_DATA[-1]}, "
+                                                       f"{STUDY_HELD_OUT[0]}-{STUDY_HELD_OUT[-1]}).",
                                   rich_help_panel=DATA_PANEL),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: GRAMMAR-TASK-SETTING-SEED).",
                                        rich_help_panel=OUTPUT_PANEL),
@@ -136,12 +138,14 @@ def _validated(grammar: Optional[str], request: EvaluatorRequest, search_options
     seeds = range(data_seed, data_seed + datasets)
     if data_seed < 0:
         raise UsageProblem(f"--data-seed must be at least 0, not {data_seed}")
-    reserved = (set(TUNE_DATA_SEEDS) | {TUNE_DATA} | set(range(BENCH_DATA_BASE, BENCH_DATA_BASE + HELD_OUT)))
+    reserved = (set(TUNE_DATA_SEEDS) | {TUNE_DATA} | set(range(BENCH_DATA_BASE, BENCH_DATA_BASE + HELD_OUT))
+                | set(CONFOUND_DATA) | set(STUDY_HELD_OUT))
     if reserved & set(seeds):
         raise UsageProblem(f"--data-seed {data_seed} with --datasets {datasets} uses data seeds "
                            f"{', '.join(map(str, sorted(reserved & set(seeds))))}, kept for tuning and held-out "
-                           f"benches; pick seeds outside {TUNE_DATA_SEEDS[0]}-{TUNE_DATA_SEEDS[-1]} and "
-                           f"{BENCH_DATA_BASE}-{BENCH_DATA_BASE + HELD_OUT - 1}")
+                           f"benches; pick seeds outside {TUNE_DATA_SEEDS[0]}-{TUNE_DATA_SEEDS[-1]}, "
+                           f"{BENCH_DATA_BASE}-{BENCH_DATA_BASE + HELD_OUT - 1}, {CONFOUND_DATA[0]}-"
+                           f"{CONFOUND_DATA[-1]} and {STUDY_HELD_OUT[0]}-{STUDY_HELD_OUT[-1]}")
     evaluator_name = request.evaluator
     exp_cfg = request.config()
     # a program as long as the grammar's longest loss, at least the evaluator's default

@@ -103,8 +103,10 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
     crossed random effects, d_kj = mu + a_k + b_j + e_kj (search and dataset random;
     statsmodels ``MixedLM`` with one group and a variance component for each), mu's
     standard error is referred to a t distribution with K - 1 degrees of freedom (the
-    searches are the scarcer units). Returns mu, its interval, the two-sided p of mu = 0,
-    the TOST p within +-``margin``, the three standard deviations, K and J, and the
+    searches are the scarcer units). Where the fit fails, the balanced design's moments
+    give the standard error (Satterthwaite's degrees of freedom; ``method`` says which;
+    ``se_moments`` is reported either way). Returns mu, its interval, the two-sided p of
+    mu = 0, the TOST p within +-``margin``, the three standard deviations, K and J, and the
     minimum detectable effect at 0.05 and power 0.8 for this standard error. Needs the
     ``study`` extra (statsmodels)."""
     import warnings
@@ -120,15 +122,35 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
                           "group": 0})
     model = smf.mixedlm("d ~ 1", frame, groups="group", re_formula="0",
                         vc_formula={"search": "0 + C(search)", "dataset": "0 + C(dataset)"})
-    with warnings.catch_warnings():  # a variance component at 0 (on the boundary) is a result, not a failure
-        warnings.simplefilter("ignore")
-        fit = model.fit(reml=True)
-    mu, se, df = float(fit.fe_params["Intercept"]), float(fit.bse_fe["Intercept"]), K - 1
+    moments_se, moments_df = _moments_se(d)
+    try:
+        with warnings.catch_warnings():  # a variance component at 0 (on the boundary) is a result, not a failure
+            warnings.simplefilter("ignore")
+            fit = model.fit(reml=True)
+        mu, se, df, method = float(fit.fe_params["Intercept"]), float(fit.bse_fe["Intercept"]), K - 1, "mixedlm"
+        vc = dict(zip(model.exog_vc.names, np.sqrt(np.maximum(np.asarray(fit.vcomp, float), 0.0))))
+        sds = float(vc["search"]), float(vc["dataset"]), float(np.sqrt(fit.scale))
+    except (ValueError, np.linalg.LinAlgError):
+        se = np.nan
+    if not np.isfinite(se):  # the balanced design's moments instead (same estimand)
+        mu, se, df, method, sds = float(d.mean()), moments_se, moments_df, "moments", (np.nan, np.nan, np.nan)
     h = float(sps.t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * sps.t.sf(abs(mu) / se, df)) if se > 0 else (0.0 if mu else 1.0)
     p_tost = float(max(sps.t.sf((mu + margin) / se, df), sps.t.cdf((mu - margin) / se, df))) if se > 0 else None
-    vc = dict(zip(model.exog_vc.names, np.sqrt(np.maximum(np.asarray(fit.vcomp, float), 0.0))))
-    return {"mean": mu, "se": se, "low": mu - h, "high": mu + h, "p": p, "p_tost": p_tost, "margin": margin,
-            "sd_search": float(vc["search"]), "sd_dataset": float(vc["dataset"]),
-            "sd_residual": float(np.sqrt(fit.scale)), "searches": K, "datasets": J,
+    return {"mean": mu, "se": se, "df": float(df), "method": method, "low": mu - h, "high": mu + h, "p": p,
+            "p_tost": p_tost, "margin": margin, "sd_search": sds[0], "sd_dataset": sds[1], "sd_residual": sds[2],
+            "se_moments": moments_se, "searches": K, "datasets": J,
             "mde": float((sps.t.ppf(0.975, df) + sps.t.ppf(0.8, df)) * se)}
+
+
+def _moments_se(d: np.ndarray) -> tuple[float, float]:
+    """Standard error of the grand mean of a balanced search x dataset table with crossed
+    random effects, from its mean squares: SE^2 = (MS_search + MS_dataset - MS_residual) /
+    (K J), and Satterthwaite's degrees of freedom."""
+    K, J = d.shape
+    rows, cols, grand = d.mean(axis=1, keepdims=True), d.mean(axis=0, keepdims=True), d.mean()
+    ms_s, ms_d = J * rows.var(ddof=1), K * cols.var(ddof=1)
+    ms_e = float(((d - rows - cols + grand) ** 2).sum() / ((K - 1) * (J - 1)))
+    total = max(ms_s + ms_d - ms_e, 1e-12)
+    df = total**2 / (ms_s**2 / (K - 1) + ms_d**2 / (J - 1) + ms_e**2 / ((K - 1) * (J - 1)))
+    return float(np.sqrt(total / (K * J))), float(df)

@@ -4,11 +4,15 @@ alike, over the training recipe (learning rate x steps), on several tuning datas
 seeds; the best hand-designed loss B* is fixed here, before any held-out run.
 
 Stage 1 scores each zoo loss at every point of its constants' grid at the configuration's
-own recipe; stage 2 scores the ``top`` best zoo losses (at their stage-1 constants), DPO
-and every discovered loss (at its searched constants) at every recipe. A loss's score is
-its mean over the tuning units (datasets x seeds); its choice is its best point. Every
-scored part is kept as a JSON file under ``out_dir/parts/`` (named by a digest of what
-sets its scores), so the same call after an interruption scores only what is missing.
+own recipe (the grid reaches the search's bounds, beyond which no search goes either);
+stage 2 scores the ``top`` best zoo losses (at their stage-1 constants), DPO and every
+discovered loss (at its searched constants) at every recipe, and where a loss does best at
+the largest learning rate of the grid, at twice that rate too (with each step count). A
+loss's score is its mean over the tuning units (datasets x seeds); its choice is its best
+point. B* is written to ``out_dir/B_STAR.json`` the first time; a later call (e.g. with
+the searches' winners) refuses to go on if it would pick another. Every scored part is kept
+as a JSON file under ``out_dir/parts/`` (named by a digest of what sets its scores), so the
+same call after an interruption scores only what is missing.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from grammar.losses import Loss
 
 # positions in each constant's range, on its scale: both bounds and five points between
 POINTS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
-RECIPES = ((200, 3e-4), (200, 6e-4), (200, 12e-4), (400, 3e-4), (400, 6e-4), (400, 12e-4))
+RECIPES = tuple((steps, lr) for steps in (200, 400) for lr in (3e-4, 6e-4, 12e-4, 24e-4))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +116,7 @@ def tune(config, zoo_names: Sequence[str], discovered: Sequence[Loss], bounds: d
         for (n, _, c), row in zip(jobs[k:k + part], scores):
             stage1.setdefault(n, []).append({"constants": c, "per_dataset": row.tolist(), "score": _mean(row)})
         log(f"tuning stage 1: {min(k + part, len(jobs))}/{len(jobs)} settings scored")
-    best1 = {n: max((r for r in rows if r["score"] is not None), key=lambda r: r["score"], default=None)
-             for n, rows in stage1.items()}
+    best1 = {n: _best(rows) for n, rows in stage1.items()}
     ranked = sorted((n for n, r in best1.items() if r is not None), key=lambda n: -best1[n]["score"])
     chosen = list(dict.fromkeys(ranked[:plan.top] + (["dpo"] if "dpo" in best1 and best1["dpo"] else [])))
     # the zoo's part and the discovered losses' part scored apart: B* is fixed before any
@@ -129,12 +132,44 @@ def tune(config, zoo_names: Sequence[str], discovered: Sequence[Loss], bounds: d
                 stage2.setdefault(n, []).append({"steps": recipe[0], "lr": recipe[1], "constants": c,
                                                  "per_dataset": row.tolist(), "score": _mean(row)})
         log(f"tuning stage 2: {recipe[0]} steps, lr {recipe[1]:g} scored")
-    choice = {n: max((r for r in rows if r["score"] is not None), key=lambda r: r["score"], default=None)
-              for n, rows in stage2.items()}
+    # where a loss is best at the grid's largest learning rate, twice that rate as well
+    top_lr = max(lr for _, lr in plan.recipes)
+    for group in groups:
+        edge = [job for job in group if (best := _best(stage2[job[0]])) is not None and best["lr"] == top_lr]
+        for recipe in ((steps, 2 * top_lr) for steps in sorted({s for s, _ in plan.recipes})):
+            if not edge:
+                break
+            for (n, _, c), row in zip(edge, score_part(config, plan, recipe, edge, out_dir, log)):
+                stage2[n].append({"steps": recipe[0], "lr": recipe[1], "constants": c, "per_dataset": row.tolist(),
+                                  "score": _mean(row)})
+            log(f"tuning stage 2: {len(edge)} losses best at lr {top_lr:g} also at {recipe[0]} steps, "
+                f"lr {recipe[1]:g}")
+    choice = {n: _best(rows) for n, rows in stage2.items()}
     zoo_choices = [(n, r) for n, r in choice.items() if n in chosen and r is not None]
     b_star = max(zoo_choices, key=lambda nr: nr[1]["score"], default=None)
+    b_star = None if b_star is None else {"name": b_star[0], **b_star[1]}
+    frozen = os.path.join(out_dir, "B_STAR.json")
+    if b_star is not None and os.path.exists(frozen):
+        with open(frozen) as f:
+            fixed = json.load(f)
+        if not _same_choice(fixed, b_star):
+            raise RuntimeError(f"B* was fixed as {fixed['name']} ({frozen}); this tuning would pick {b_star['name']} "
+                               f"{b_star['constants']} at {b_star['steps']} steps, lr {b_star['lr']:g}: the zoo's "
+                               "scores changed (another configuration, code or machine); not going on")
+    elif b_star is not None:
+        atomic.write_text(frozen, json.dumps(b_star, indent=1, default=float))
     out = {"plan": dataclasses.asdict(plan), "config": config.to_dict(), "recipe": list(recipe0),
-           "stage1": stage1, "stage2": stage2, "choice": choice,
-           "b_star": None if b_star is None else {"name": b_star[0], **b_star[1]}}
+           "stage1": stage1, "stage2": stage2, "choice": choice, "b_star": b_star}
     atomic.write_text(os.path.join(out_dir, "tuning.json"), json.dumps(out, indent=1, default=float))
     return out
+
+
+def _best(rows: Sequence[dict]) -> dict | None:
+    return max((r for r in rows if r["score"] is not None), key=lambda r: r["score"], default=None)
+
+
+def _same_choice(a: dict, b: dict) -> bool:
+    """Whether two B* records pick the same loss, constants and recipe."""
+    return (a["name"] == b["name"] and int(a["steps"]) == int(b["steps"]) and np.isclose(a["lr"], b["lr"])
+            and a["constants"].keys() == b["constants"].keys()
+            and all(np.isclose(a["constants"][k], b["constants"][k]) for k in a["constants"]))

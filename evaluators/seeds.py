@@ -21,6 +21,8 @@ SEARCH_DATA = (0, 1, 2)                     # the search's datasets (v1 runs use
 TUNE_DATA = 50                              # tuning the baselines' constants
 TUNE_DATA_SEEDS = (50, 51, 52)              # a study's tuning datasets (discover.tuning)
 BENCH_DATA_BASE = 100                       # held-out datasets of benches and comparisons: 100, 101, ...
+CONFOUND_DATA = tuple(range(300, 305))      # study v3's confound checks (results/study_v3/CONFOUNDS.md)
+STUDY_HELD_OUT = tuple(range(400, 420))     # study v3's held-out datasets (results/study_v3/PLAN.md)
 
 # Start-state seeds.
 SEARCH_EVAL = 10_000

@@ -96,8 +96,8 @@ def test_every_task_steps(name):
 def test_mjx_stops_when_every_episode_has_ended_and_pads_its_batch(monkeypatch):
     """Chunks of control steps stop once every episode of the batch ended, with the rewards
     and alive masks of the whole rollout (and its positions while an episode lasts);
-    scoring pads 9 environments to 64 and drops the padding. One batch shape throughout:
-    one compilation."""
+    scoring pads 9 environments (to 10 on a CPU) and drops the padding. One batch shape
+    throughout: one compilation."""
     task = get_task("pendulum")
     sim = mjx.simulator(task)
     monkeypatch.setattr(sim, "chunk", 25)
@@ -108,7 +108,8 @@ def test_mjx_stops_when_every_episode_has_ended_and_pads_its_batch(monkeypatch):
     qpos, qvel = native.initial_qpos_qvel(task, task.mj_model(), 3, np.random.default_rng(3))
     qpos, qvel = np.tile(qpos, (3, 1)), np.tile(qvel, (3, 1))
     per_env = {k: np.repeat(v, 3, axis=0) for k, v in stacked.items()}
-    pad = mjx.MIN_ENVS - 9  # the padding: copies of the first environment
+    pad = mjx.batch_size(9) - 9  # the padding: copies of the first environment
+    assert pad > 0
     qpos, qvel = (np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) for x in (qpos, qvel))
     per_env = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in per_env.items()}
     whole = sim.run(per_env, spec, qpos, qvel, 100, stop_early=False)

@@ -288,6 +288,8 @@ def test_hall_of_fame_csv_quotes_formulas_and_keeps_constants_as_json():
     (("run", "--grammar", "mirror.yaml", "--data-seed", "49"), "uses data seeds 50, 51, kept for tuning and held-out"),
     (("run", "--grammar", "mirror.yaml", "--data-seed", "118", "--datasets", "3"), "uses data seeds 118, 119, kept"),
     (("run", "--grammar", "mirror.yaml", "--data-seed", "-1"), "--data-seed must be at least 0"),
+    (("run", "--grammar", "mirror.yaml", "--data-seed", "418"), "uses data seeds 418, 419, kept"),
+    (("run", "--grammar", "mirror.yaml", "--data-seed", "303"), "uses data seeds 303, 304, kept"),
 ])
 def test_requests_that_cannot_run_are_refused_before_any_work(cli, tmp_path, args, fragment):
     assert_user_error(cli(*args), fragment)

@@ -81,5 +81,6 @@ def test_crossed_effect_counts_the_spread_between_searches():
     assert b["se"] > 2 * naive and b["se"] > 2 * a["se"]
     assert b["sd_search"] > 5 and a["sd_search"] < 3 and a["searches"] == K and a["datasets"] == J
     assert a["low"] < a["mean"] < a["high"] and 0 <= a["p"] <= 1 and a["mde"] > 0
+    assert a["method"] == "mixedlm" and b["se_moments"] == pytest.approx(b["se"], rel=0.1)  # two estimators agree
     with pytest.raises(ValueError, match="searches, datasets"):
         crossed_effect(np.ones(5))

@@ -45,13 +45,21 @@ def test_tuning_picks_each_loss_its_best_point_and_b_star_among_the_zoo(tmp_path
     best1 = max(out["stage1"], key=lambda n: max(r["score"] for r in out["stage1"][n]))
     assert set(out["stage2"]) == {best1, "dpo", "run#1"}
     for name, rows in out["stage2"].items():
-        assert len(rows) == 2 and out["choice"][name]["score"] == max(r["score"] for r in rows)
+        assert out["choice"][name]["score"] == max(r["score"] for r in rows)
+        first = max(rows[:2], key=lambda r: r["score"])  # the grid, then twice its largest rate where best there
+        assert len(rows) == (4 if first["lr"] == 1e-3 else 2)
+        assert all(r["lr"] == 2e-3 for r in rows[2:])
     assert out["stage2"]["run#1"][0]["constants"] == {"beta": 0.3}  # a discovered loss keeps its constants
     assert out["b_star"]["name"] in {best1, "dpo"}
     assert out["b_star"]["score"] == max(out["choice"][n]["score"] for n in {best1, "dpo"})
     assert json.loads((tmp_path / "tuning.json").read_text())["b_star"] == out["b_star"]
+    assert json.loads((tmp_path / "B_STAR.json").read_text()) == out["b_star"]  # fixed before any held-out run
     # run again: every part is read back, no evaluator is built
     monkeypatch.setattr(registry, "get", lambda name: pytest.fail("re-scored a finished part"))
     again = tuning.tune(config, ["dpo", "sft"], [found], bounds, str(tmp_path), plan, log=lambda m: None, part=4)
     assert again["b_star"] == out["b_star"]
     np.testing.assert_equal(again["stage1"]["dpo"][0]["per_dataset"], out["stage1"]["dpo"][0]["per_dataset"])
+    # a tuning that would pick another B* than the one fixed refuses to go on
+    (tmp_path / "B_STAR.json").write_text(json.dumps({**out["b_star"], "name": "hinge"}))
+    with pytest.raises(RuntimeError, match="B\\* was fixed as hinge"):
+        tuning.tune(config, ["dpo", "sft"], [found], bounds, str(tmp_path), plan, log=lambda m: None, part=4)

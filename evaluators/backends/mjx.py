@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from evaluators import policies as policy_io
-from evaluators.device import bucket
+from evaluators.device import accelerated, bucket
 from evaluators.tasks import Task
 
 
@@ -68,7 +68,7 @@ class MjxSimulator:
                 data = data.replace(ctrl=action * task.action_scale)
                 data = jax.lax.fori_loop(0, task.frame_skip, lambda _, d: mjx.step(mx, d), data)
                 reward = task.reward(qpos_before, data.qpos, data.qvel, action, self.dt, jnp)
-                out = (reward * alive, alive, data.qpos)
+                out = (jnp.where(alive > 0, reward, 0.0), alive, data.qpos)  # a NaN after the end stays out
                 alive = alive * task.healthy(data.qpos, data.qvel, jnp).astype(jnp.float32)
                 return (data, alive), out
 
@@ -82,8 +82,8 @@ class MjxSimulator:
             horizon: int, stop_early: bool = True):
         """Deterministic rollouts; environment i uses policy i of ``stacked``.
 
-        Returns (rewards, alive, qpos) arrays shaped (N, horizon[, nq]); after the last
-        episode of the batch ended (``stop_early``), qpos stays where each episode ended.
+        Returns (rewards, alive, qpos) arrays shaped (N, horizon[, nq]); once every episode
+        of the batch has ended (``stop_early``), qpos repeats the last simulated position.
         """
         params = {k: jnp.asarray(v, jnp.float32) for k, v in stacked.items()}
         data = self._start(jnp.asarray(qpos0, jnp.float32), jnp.asarray(qvel0, jnp.float32))
@@ -113,9 +113,16 @@ class MjxSimulator:
         return self is other
 
 
-# Scoring batches are padded to at least this many environments: on an accelerator they
+# On an accelerator, scoring batches are padded to at least this many environments: they
 # cost about what one does, and every small batch shares one compilation.
 MIN_ENVS = 64
+
+
+def batch_size(n: int) -> int:
+    """The padded batch of ``n`` environments: :func:`evaluators.device.bucket`, at least
+    :data:`MIN_ENVS` on an accelerator (on a CPU, where large MJX batches are slow, only the
+    bucket)."""
+    return bucket(n, least=MIN_ENVS if accelerated() else 1)
 
 _SIMULATORS: dict[str, MjxSimulator] = {}
 
@@ -142,7 +149,7 @@ def evaluate_returns(task: Task, policies, spec: policy_io.PolicySpec, episodes:
     qpos, qvel = np.tile(qpos, (P, 1)), np.tile(qvel, (P, 1))
     per_env = {k: np.repeat(np.asarray(v), episodes, axis=0) for k, v in stacked.items()}
     n = P * episodes
-    pad = bucket(n, least=MIN_ENVS) - n  # copies of the first environment, dropped from the returns
+    pad = batch_size(n) - n  # copies of the first environment, dropped from the returns
     if pad:
         qpos, qvel = (np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) for x in (qpos, qvel))
         per_env = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in per_env.items()}

@@ -5,17 +5,18 @@ winner minus B*, averaged over the 3 seeds of each of J held-out datasets, then 
 datasets and searches. All searches' winners are scored on the same J datasets, so the
 estimate's variance has a search part, a dataset part and a residual:
 
-    Var = s_search^2 / K + s_dataset^2 / J + s_seed^2 / (3 K J)
+    Var = s_search^2 / K + s_dataset^2 / J + (s_seed^2 / 2) / (3 J) + (s_seed^2 / 2) / (3 K J)
 
 s_dataset (how much one dataset favours a winner over B*, beyond seed noise; taken as
 shared by all K winners, the conservative case) and s_seed (one training seed's noise on
 the difference) come from the Walker2d confound benches (v2 winner minus dpo_tsallis, 5
 datasets x 4 seeds, six recipes; separated by a one-way random-effects ANOVA per bench,
-then pooled). s_search is the spread of the effect between independent searches of one
+then pooled); half of s_seed^2 is B*'s, whose runs on a dataset are shared by all K
+winners (so averaging over searches does not shrink it), half the winner's. s_search is the spread of the effect between independent searches of one
 setting; the committed v2 searches bound it: the two Walker2d mixed searches' winners
 differ by 10.9 points on the same units (s ~ 10.9 / sqrt 2 = 7.7), and over all eight
 MuJoCo searches winner minus best baseline has a 95% interval of about [-3.2, +4.2] (s ~
-4.4). The MDE uses t quantiles with K - 1 degrees of freedom (conservative: the
+4.4); both rest on few searches (7.7 on two), so 11.0 is shown as well. The MDE uses t quantiles with K - 1 degrees of freedom (conservative: the
 search part dominates) at two-sided alpha, power 0.8 (scipy.stats).
 
     python results/study_v3/power.py
@@ -65,8 +66,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for k in (8, 12, 16):
         for j in (20, 30):
-            for s_search in (4.4, 7.7):
-                se = float(np.sqrt(s_search**2 / k + var_b / j + var_w / (SEEDS * k * j)))
+            for s_search in (4.4, 7.7, 11.0):
+                se = float(np.sqrt(s_search**2 / k + var_b / j + var_w / 2 / (SEEDS * j)
+                                   + var_w / 2 / (SEEDS * k * j)))
                 print(f"| {k} | {j} | {s_search} | {se:.2f} | {mde(se, k - 1, 0.05):.1f} | "
                       f"{mde(se, k - 1, 0.025):.1f} |")
 

@@ -66,11 +66,14 @@ class Discovery:
     @property
     def equations(self) -> list[dict[str, Any]]:
         """One dict per loss (``pandas.DataFrame(run.equations)`` makes it a table): number,
-        held-out score and spread (None when not re-scored), search fitness, complexity,
-        closed form, derivation, constants, and what the number ranks by."""
+        held-out score and spread (None when not re-scored) with the ddof of that spread,
+        search fitness, complexity, closed form, derivation, constants, and what the number
+        ranks by."""
         from discover.records import expression_of
+        from discover.rows import spread_ddof
         from grammar import symbolic
 
+        ddof = spread_ddof(self.store.final(), "final.json") if self.store.has("final.json") else None
         out = []
         for e in run_views.numbered_losses(self.store):
             r = e.row
@@ -79,6 +82,7 @@ class Discovery:
                 "number": e.number,
                 "held_out": r.get("fitness") if held else None,
                 "spread": r.get("spread") if held else None,
+                "spread_ddof": ddof if held else None,
                 "search_fitness": r.get("search_fitness") if held else r.get("fitness"),
                 "complexity": r["complexity"],
                 "closed_form": symbolic.text(expression_of(r)),

@@ -28,6 +28,8 @@ def test_equations_are_numbered_as_show_and_export_number_them(run, tmp_path):
     held = [e["held_out"] for e in eqs if e["held_out"] is not None]
     assert held == sorted(held, reverse=True) and len(held) == 5  # the re-scored ones first, best first
     assert all(e["held_out"] is None for e in eqs[5:])
+    # a run from before final.json recorded it: its held-out spreads are population sds (ddof 0)
+    assert {e["spread_ddof"] for e in eqs[:5]} == {0} and {e["spread_ddof"] for e in eqs[5:]} == {None}
     exported = in_process("export", "default-run-v3", "--rank", "3", "-f", "torch", "-o", "-",
                           "--results-dir", os.path.abspath(RESULTS), cwd=tmp_path)
     assert exported.stdout == run.source(3, "torch")

@@ -47,9 +47,9 @@ SIZES = {
 
 
 def parity(size: dict) -> str:
-    from evaluators import policies as policy_io
-    from evaluators.backends import mjx, native
-    from evaluators.tasks import get_task
+    from evaluators.mujoco import policies as policy_io
+    from evaluators.mujoco.backends import mjx, native
+    from evaluators.mujoco.tasks import get_task
 
     task = get_task(size["task"])
     m = task.mj_model()
@@ -72,9 +72,9 @@ def rollouts(size: dict) -> list[str]:
 
 
 def _rollouts(size: dict, n: int) -> str:
-    from evaluators import policies as policy_io
-    from evaluators.backends import mjx, native
-    from evaluators.tasks import get_task
+    from evaluators.mujoco import policies as policy_io
+    from evaluators.mujoco.backends import mjx, native
+    from evaluators.mujoco.tasks import get_task
 
     task = dataclasses.replace(get_task(size["task"]), healthy=lambda q, v, xp: xp.ones(q.shape[:-1], bool))
     sim = native.NativeSimulator(task)

@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from evaluators.fitness import EvalConfig
+from evaluators.mujoco.fitness import EvalConfig
 from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 from evaluators.trainer import TrainConfig
 from evaluators import trainer

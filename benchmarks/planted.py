@@ -138,6 +138,7 @@ class PlantedEvaluator:
 
     name = "planted"
     reference_label = "zero loss"
+    abilities = frozenset()  # none of the optional ones
 
     def __init__(self, target: Expr, target_constants: dict[str, float], config: PlantedConfig = PlantedConfig()):
         self.config = config

@@ -23,9 +23,9 @@ import mujoco
 import numpy as np
 from mujoco import rollout
 
-from evaluators import policies as policy_io
-from evaluators.backends import native
-from evaluators.tasks import get_task
+from evaluators.mujoco import policies as policy_io
+from evaluators.mujoco.backends import native
+from evaluators.mujoco.tasks import get_task
 
 
 def main():
@@ -71,7 +71,7 @@ def main():
     print(f"ratio closed/raw: {raw / closed:.2f} (target >= 0.70)")
 
     if args.mjx:
-        from evaluators.backends import mjx
+        from evaluators.mujoco.backends import mjx
 
         m_envs, m_steps = 8, 200
         stacked = {k: np.repeat(v[:2], 4, axis=0) for k, v in policy_io.stack(pols).items()}

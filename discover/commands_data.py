@@ -8,10 +8,10 @@ import typer
 from rich.table import Table
 
 from discover.app import UsageProblem, console, data_app, given_on_command_line, one_of, refuse_ignored_options
-from evaluators.datasets import LABELS, SETTINGS, DatasetConfig
+from evaluators.mujoco.datasets import LABELS, SETTINGS, DatasetConfig
 from evaluators.mujoco import MujocoConfig
-from evaluators.reference import ReferenceConfig
-from evaluators.tasks import TASK_MODULES
+from evaluators.mujoco.reference import ReferenceConfig
+from evaluators.mujoco.tasks import TASK_MODULES
 
 DATA = DatasetConfig()
 MUJOCO_TASKS = tuple(sorted(TASK_MODULES))
@@ -32,13 +32,13 @@ def data_policies(
     trainer: str = typer.Option("sac", help="sac or sb3 (stable-baselines3, native MuJoCo) or brax (PPO on MJX)."),
     steps: Optional[int] = typer.Option(None, help="Environment steps (default: per task)."),
     episodes: int = typer.Option(10, help="Episodes to measure each checkpoint's return."),
-    out: Optional[str] = typer.Option(None, help="Directory (default: evaluators/behaviour_policies/TASK)."),
+    out: Optional[str] = typer.Option(None, help="Directory (default: evaluators/mujoco/behaviour_policies/TASK)."),
     seed: int = typer.Option(0),
 ):
     """Train behaviour policies of graded quality with an existing RL trainer and keep
     checkpoints at about 10, 30, 50, 70, 90 and 100% of the best return."""
-    from evaluators.behaviour import default_config, train_behaviour_policies
-    from evaluators.tasks import get_task
+    from evaluators.mujoco.behaviour import default_config, train_behaviour_policies
+    from evaluators.mujoco.tasks import get_task
 
     t = get_task(task)
     if trainer not in ("sac", "sb3", "brax"):
@@ -76,7 +76,7 @@ def data_build(
 ):
     """Build (or load from the cache) a preference dataset and its reference policy; summarise it."""
     from discover.progress import Bar
-    from evaluators import datasets, reference
+    from evaluators.mujoco import datasets, reference
 
     refuse_ignored_options(given_on_command_line(ctx), setting)
     cfg = datasets.DatasetConfig(task=task, setting=setting, eps=eps, pairs=pairs, segment=segment, seed=seed,

@@ -51,7 +51,7 @@ from discover.rows import SPREAD_DDOF, loss_row
 from discover.search_config import SearchConfig
 from discover.store import RunStore
 from evaluators import trainer
-from evaluators.interface import Evaluator
+from evaluators.interface import Evaluator, has_ability
 from grammar import derivation, symbolic, zoo
 from grammar.language import Grammar
 from grammar.losses import Loss
@@ -232,7 +232,7 @@ class Search:
         """Normalised return during training of the best held-out discovered loss and of DPO."""
         best = max((r for r in final["rows"] if r["kind"] == "discovered" and r["fitness"] is not None),
                    key=lambda r: r["fitness"], default=None)
-        if best is None or not hasattr(self.evaluator, "training_curves"):
+        if best is None or not has_ability(self.evaluator, "training_curves"):
             return {}
         losses = [records.loss_of(best, f"discovered {best['name']}"), zoo.ZOO["dpo"].loss()]
         steps, scores = self.evaluator.training_curves([e.expr for e in losses], [e.constants for e in losses],

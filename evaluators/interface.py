@@ -99,6 +99,22 @@ def scaled(stage: Stage | None, start: float, end: float) -> Stage | None:
     return lambda what, fraction: stage(what, start + (end - start) * fraction)
 
 
+# Optional abilities beyond the interface, which an evaluator declares in its
+# ``abilities`` (callers read the declaration; they never probe for the method):
+# ``trained_samples(exprs, constants, n, rng) -> [terminals or None per loss]``: where the
+#   policy each loss trained to puts the loss's inputs (:func:`trained_policy_terminals`);
+# ``training_curves(exprs, constants, seeds, points, eval_seed) -> (steps (K,), scores
+#   (P, S, K))``: the score during training.
+ABILITIES = ("trained_samples", "training_curves")
+
+
+def has_ability(evaluator: "Evaluator", ability: str) -> bool:
+    """Whether ``evaluator`` declares the optional ``ability`` (one of :data:`ABILITIES`)."""
+    if ability not in ABILITIES:
+        raise ValueError(f"unknown ability {ability!r}; abilities: {', '.join(ABILITIES)}")
+    return ability in evaluator.abilities
+
+
 @runtime_checkable
 class Evaluator(Protocol):
     """What the search needs of an evaluator. It is built as ``Evaluator(config, log=None,
@@ -108,6 +124,7 @@ class Evaluator(Protocol):
     name: str                                  # its name in the registry
     reference_label: str                       # how tables name its reference policy ("BC", "SFT")
     program_shape: interpreter.ProgramShape    # the shape losses are encoded to
+    abilities: frozenset[str]                  # the optional abilities it has (:data:`ABILITIES`)
 
     def evaluate(self, exprs: Sequence[Expr], constants: Sequence[dict], seeds: Sequence[int] | np.ndarray,
                  *, eval_seed: int | None = None) -> Evaluation:
@@ -319,14 +336,14 @@ def effective_inputs(evaluator: Evaluator, exprs: Sequence[Expr] = (), constants
     """Where each loss's effective form is measured (one tuple of input sets per loss):
     ``n`` pairs of the evaluator's first dataset at the reference with t across [0, 1]
     (:func:`probe_inputs`) and ``n`` pairs at the policy that loss trained to, with t = 1
-    (the end of training), when the evaluator can say (``trained_samples``) and training
+    (the end of training), when the evaluator has the ability ``trained_samples`` and training
     succeeded. :func:`grammar.effective.effective_form` keeps a term if it reaches the
     threshold on either set: if it acts at the start of training or at its end."""
     if not exprs:
         return []
     start = probe_inputs(evaluator, n)
     trained = (evaluator.trained_samples(exprs, constants, n, np.random.default_rng(1))
-               if hasattr(evaluator, "trained_samples") else [None] * len(exprs))
+               if has_ability(evaluator, "trained_samples") else [None] * len(exprs))
     return [(start,) if end is None else (start, {**end, "t": np.ones(n)}) for end in trained]
 
 

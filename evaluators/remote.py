@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from evaluators.errors import InputError
-from evaluators.interface import Evaluation
+from evaluators.interface import ABILITIES, Evaluation, has_ability
 
 RAY_VERIFIED = ("2.60",)  # Ray releases the pool was tested against (major.minor)
 _ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5})$")
@@ -64,15 +64,22 @@ class _EvaluatorActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def evaluate(self, key: str, factory: Callable[[], Any], exprs, constants, seeds, eval_seed):
+    def _evaluator(self, key: str, factory: Callable[[], Any]):
         if key not in self._evaluators:
             if len(self._evaluators) >= 2:
                 self._evaluators.pop(next(iter(self._evaluators)))
             self._evaluators[key] = factory()
+        return self._evaluators[key]
+
+    def evaluate(self, key: str, factory: Callable[[], Any], exprs, constants, seeds, eval_seed):
         t0 = time.perf_counter()
-        ev = self._evaluators[key].evaluate(exprs, constants, seeds, eval_seed=eval_seed)
+        ev = self._evaluator(key, factory).evaluate(exprs, constants, seeds, eval_seed=eval_seed)
         ev.timing["shard_s"] = time.perf_counter() - t0
         return ev
+
+    def call(self, key: str, factory: Callable[[], Any], ability: str, args: tuple, kwargs: dict):
+        """One of the evaluator's optional abilities (:data:`~evaluators.interface.ABILITIES`)."""
+        return getattr(self._evaluator(key, factory), ability)(*args, **kwargs)
 
 
 def _check_version(ray) -> None:
@@ -193,6 +200,16 @@ class RayPool:
         return _merge([done[k] for k in range(len(shards))], [len(s) for s in shards],
                       time.perf_counter() - t0)
 
+    def call(self, key: str, factory: Callable[[], Any], ability: str, *args, **kwargs):
+        """An optional ability of the evaluator ``factory()`` builds, run whole on one live actor
+        (the next one if that actor dies)."""
+        for a in [i for i in range(len(self.actors)) if i not in self._dead]:
+            try:
+                return self._ray.get(self.actors[a].call.remote(key, factory, ability, args, kwargs))
+            except self._ray.exceptions.RayActorError:
+                self._dead.add(a)
+        raise RuntimeError("every Ray actor died; no worker left to run the population on")
+
     def close(self) -> None:
         for a in self.actors:
             self._ray.kill(a)
@@ -213,21 +230,35 @@ def _merge(parts: list[Evaluation], sizes: list[int], wall: float) -> Evaluation
 
 
 class RayEvaluator:
-    """An evaluator whose ``evaluate`` runs on a :class:`RayPool`; everything else (the
-    validity gates' sample, the reference's score, descriptions) comes from ``local``, the
-    same evaluator built in this process."""
+    """An evaluator whose ``evaluate`` runs on a :class:`RayPool`; the validity gates' sample,
+    the reference's score and descriptions come from ``local``, the same evaluator built in
+    this process. Its optional abilities are those of ``local``, each run on one actor (they
+    train, so they never run here)."""
 
     def __init__(self, local, pool: RayPool, name: str, config: dict,
                  factory: Callable[[], Any] | None = None):
         self.local = local
         self.pool = pool
         self.name = local.name
+        self.reference_label = local.reference_label
         self.program_shape = local.program_shape
+        self.abilities = frozenset(local.abilities)
         self._factory = factory or functools.partial(build_registered, name, config)
         self._key = f"{name}:{json.dumps(config, sort_keys=True, default=str)}"
 
     def evaluate(self, exprs, constants, seeds, *, eval_seed=None) -> Evaluation:
         return self.pool.evaluate(self._key, self._factory, exprs, constants, seeds, eval_seed)
+
+    def _on_an_actor(self, ability: str, *args, **kwargs):
+        if not has_ability(self, ability):
+            raise NotImplementedError(f"evaluator {self.name!r} does not declare the ability {ability!r}")
+        return self.pool.call(self._key, self._factory, ability, *args, **kwargs)
+
+    def trained_samples(self, exprs, constants, n, rng):
+        return self._on_an_actor("trained_samples", exprs, constants, n, rng)
+
+    def training_curves(self, exprs, constants, seeds, points=8, eval_seed=None):
+        return self._on_an_actor("training_curves", exprs, constants, seeds, points, eval_seed=eval_seed)
 
     def terminal_sample(self, n, rng):
         return self.local.terminal_sample(n, rng)
@@ -238,7 +269,7 @@ class RayEvaluator:
     def describe(self):
         return self.local.describe()
 
-    def __getattr__(self, name):  # the evaluator's own extras (training curves, its config, ...)
-        if name == "local":
+    def __getattr__(self, name):  # the local evaluator's data (its config, ...); never an ability
+        if name == "local" or name in ABILITIES:
             raise AttributeError(name)
         return getattr(self.local, name)

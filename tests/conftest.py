@@ -66,7 +66,8 @@ def pair_inputs(rng: np.random.Generator, n: int, scale: float = 5.0, length: fl
 @pytest.fixture(scope="session")
 def pendulum_evaluator():
     """A small pendulum MuJoCo evaluator (dataset, reference, prepared data), built once."""
-    from evaluators import datasets, fitness, reference, trainer
+    from evaluators import trainer
+    from evaluators.mujoco import datasets, fitness, reference
     from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 
     config = MujocoConfig(

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 import pytest
 
-from evaluators import policies as policy_io
-from evaluators.backends import mjx, native
-from evaluators.tasks import UnknownTaskError, get_task
+from evaluators.mujoco import policies as policy_io
+from evaluators.mujoco.backends import mjx, native
+from evaluators.mujoco.tasks import UnknownTaskError, get_task
 
 
 def random_policies(task, n, scale=30.0):
@@ -77,7 +77,7 @@ def test_gym_env_matches_task_definition():
 
 @pytest.mark.parametrize("name", ["hopper", "walker2d", "half_cheetah", "pendulum"])
 def test_every_task_steps(name):
-    from evaluators.tasks import TASK_MODULES
+    from evaluators.mujoco.tasks import TASK_MODULES
 
     assert name in TASK_MODULES
     task = get_task(name)

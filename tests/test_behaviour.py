@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from evaluators import behaviour
-from evaluators.tasks import get_task
+from evaluators.mujoco import behaviour
+from evaluators.mujoco.tasks import get_task
 
 
 def test_select_graded_picks_distinct_checkpoints_in_order():

@@ -10,7 +10,8 @@ import os
 import pytest
 
 from discover import bench
-from evaluators import datasets, fitness, reference, trainer
+from evaluators import trainer
+from evaluators.mujoco import datasets, fitness, reference
 from evaluators.mujoco import MujocoConfig
 
 CONFIG = MujocoConfig(

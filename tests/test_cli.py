@@ -298,7 +298,7 @@ def test_requests_that_cannot_run_are_refused_before_any_work(cli, tmp_path, arg
 
 def test_unknown_task_lists_every_task_of_every_evaluator(cli):
     from evaluators import registry
-    from evaluators.tasks import TASK_MODULES
+    from evaluators.mujoco.tasks import TASK_MODULES
 
     for command in (("run", "--grammar", "mirror.yaml"), ("bench",)):
         out = cli(*command, "--task", "nosuch")

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from evaluators import datasets
+from evaluators.mujoco import datasets
 from evaluators.errors import InputError
 
 PAIRS = 400  # enough for the rates below
@@ -106,7 +106,7 @@ def test_cache_round_trip_and_corruption(tmp_path):
 
 
 def test_missing_behaviour_policies(tmp_path):
-    from evaluators.behaviour import load_behaviour
+    from evaluators.mujoco.behaviour import load_behaviour
 
     with pytest.raises(InputError, match="discover data policies --task pendulum"):
         load_behaviour("pendulum", directory=str(tmp_path))
@@ -115,7 +115,7 @@ def test_missing_behaviour_policies(tmp_path):
 def test_expert_labels_continue_both_sides_with_the_expert():
     """After ``switch_at`` control steps every side is acted by the expert: the continuation
     is the same policy for both responses, so the label judges the segment."""
-    from evaluators.behaviour import load_behaviour
+    from evaluators.mujoco.behaviour import load_behaviour
 
     behaviour = load_behaviour("pendulum")
     K = len(behaviour.params)
@@ -188,7 +188,8 @@ def test_datasets_are_bit_reproducible(task, segment, digests):
 def test_an_evaluator_reports_how_its_datasets_are_prepared():
     """Building and fitting: datasets ready of all, rising, with the stage of the one under
     way (the continuations as a percentage); a cached dataset passes through at once."""
-    from evaluators import fitness, reference, trainer
+    from evaluators import trainer
+    from evaluators.mujoco import fitness, reference
     from evaluators.mujoco import MujocoConfig, MujocoEvaluator
 
     config = MujocoConfig(

@@ -60,6 +60,20 @@ def test_search_runs_on_the_toy_evaluator(toy, mirror, tmp_path):
     assert search.training_curves(final) == {}  # optional beyond the interface
 
 
+def test_optional_abilities_are_declared():
+    from evaluators.interface import ABILITIES, has_ability
+    from evaluators.lm import LmEvaluator
+    from evaluators.mujoco import MujocoEvaluator
+    from evaluators.pairwise import PairwiseEvaluator
+
+    assert MujocoEvaluator.abilities == {"trained_samples", "training_curves"}
+    assert LmEvaluator.abilities == PairwiseEvaluator.abilities == {"trained_samples"}
+    assert set(MujocoEvaluator.abilities) <= set(ABILITIES)
+    assert issubclass(MujocoEvaluator, PairwiseEvaluator) and issubclass(LmEvaluator, PairwiseEvaluator)
+    with pytest.raises(ValueError, match="unknown ability"):
+        has_ability(MujocoEvaluator, "fly")
+
+
 def test_effective_inputs_add_the_end_of_training(pendulum_evaluator, toy):
     """Effective forms are measured at the reference (t across [0, 1]) and at the policy the
     loss trained to (t = 1); an evaluator that cannot train one loss alone gives the first."""
@@ -139,7 +153,7 @@ def test_the_toy_evaluator_runs_through_run_and_bench(monkeypatch, tmp_path):
 
 def test_option_defaults_come_from_each_evaluators_configuration():
     from evaluators.lm import LmModelConfig
-    from evaluators.reference import ReferenceConfig
+    from evaluators.mujoco.reference import ReferenceConfig
 
     assert registry.option_default("mujoco", "reference_steps") == ReferenceConfig().steps
     assert registry.option_default("lm", "reference_steps") == LmModelConfig().sft_steps

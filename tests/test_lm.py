@@ -100,11 +100,11 @@ def test_policies_are_sampled_in_chunks_of_one_compilation():
     key = jax.random.PRNGKey(3)
     for n in (3, 11):
         sub = {k: v[:n] for k, v in params.items()}
-        want = np.asarray(lm._generate_population(sub, jnp.asarray(prompts), key))
+        want = np.asarray(lm.model._generate_population(sub, jnp.asarray(prompts), key))
         np.testing.assert_array_equal(lm.generate_population(sub, prompts, key), want)
-    compiled = lm._generate_population._cache_size()
+    compiled = lm.model._generate_population._cache_size()
     lm.generate_population({k: v[:5] for k, v in params.items()}, prompts, key)
-    assert lm._generate_population._cache_size() == compiled
+    assert lm.model._generate_population._cache_size() == compiled
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_the_token_evaluator_reports_kl_to_the_reference_and_the_greedy_score(sm
     assert ev.diagnostics["kl"].shape == ev.diagnostics["greedy"].shape == (2, 2)
     np.testing.assert_allclose(ev.diagnostics["kl"][0], 0.0, atol=1e-6)  # the averaged policy rounds
     ref = {k: jnp.asarray(v) for k, v in small.reference.items()}
-    greedy = lm.score_responses(small.eval_prompts, np.asarray(lm._greedy(ref, jnp.asarray(small.eval_prompts))))
+    greedy = lm.score_responses(small.eval_prompts, np.asarray(lm.model._greedy(ref, jnp.asarray(small.eval_prompts))))
     np.testing.assert_allclose(ev.diagnostics["greedy"][0], small.normalise(greedy.mean()), rtol=1e-6)
     assert np.all(ev.diagnostics["kl"][1] > 0.01)
 

@@ -120,6 +120,28 @@ def test_a_worker_killed_during_a_generation_changes_nothing(pool, toy, tmp_path
     assert os.path.getsize(marker) == deaths
 
 
+class SampledToy(ToyEvaluator):
+    """Declares ``trained_samples``, which says which process ran it."""
+
+    abilities = frozenset({"trained_samples"})
+
+    def trained_samples(self, exprs, constants, n, rng):
+        return [{"pid": os.getpid()} for _ in exprs]
+
+
+def test_optional_abilities_run_on_an_actor_or_are_refused(pool, toy):
+    exprs, consts = _losses(["dpo"])
+    on_ray = remote.RayEvaluator(SampledToy(), pool, "toy", {"sampled": True}, factory=SampledToy)
+    assert on_ray.abilities == {"trained_samples"}
+    assert on_ray.trained_samples(exprs, consts, 4, np.random.default_rng(0))[0]["pid"] in pool.pids
+    plain = remote.RayEvaluator(toy, pool, "toy", toy.config.to_dict(), factory=ToyEvaluator)
+    assert plain.abilities == frozenset()
+    with pytest.raises(NotImplementedError, match="trained_samples"):
+        plain.trained_samples(exprs, consts, 4, np.random.default_rng(0))
+    with pytest.raises(NotImplementedError, match="training_curves"):
+        plain.training_curves(exprs, consts, [0])
+
+
 def test_a_cluster_without_room_for_an_actor_is_refused(pool, monkeypatch):
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"memory": 1.0})
     with pytest.raises(InputError, match="no CPU or GPU"):

@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from evaluators import fitness, mujoco, trainer
+from evaluators import mujoco, trainer
+from evaluators.mujoco import fitness
 from evaluators.interface import encode
 from evaluators.device import bucket
 from grammar import zoo
@@ -15,7 +16,7 @@ from grammar.expr import Expr
 
 
 def test_reference_better_than_random(pendulum_evaluator):
-    mean, _ = pendulum_evaluator.reference_score(episodes=10)
+    mean, _ = pendulum_evaluator.first_reference_score(episodes=10)
     # normalised: random actions score 0, the expert 100
     assert mean > 25.0
 
@@ -27,8 +28,8 @@ def test_reference_fit_never_draws_its_padding(pendulum_evaluator):
     import jax
     import jax.numpy as jnp
 
-    from evaluators import policies as policy_io
-    from evaluators import reference
+    from evaluators.mujoco import policies as policy_io
+    from evaluators.mujoco import reference
 
     cfg = reference.ReferenceConfig(steps=20, batch=64)
     obs, act = reference.cloning_data(pendulum_evaluator.dataset, cfg.order)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from discover import tuning
-from evaluators import datasets, fitness, reference, registry, trainer
+from evaluators import registry, trainer
+from evaluators.mujoco import datasets, fitness, reference
 from evaluators.mujoco import MujocoConfig
 from grammar import load as load_grammar
 from grammar import zoo

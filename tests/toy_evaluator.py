@@ -64,6 +64,7 @@ class ToyEvaluator:
 
     name = "toy"
     reference_label = "uniform"
+    abilities = frozenset()  # none of the optional ones
     Config = ToyConfig
 
     def __init__(self, config: ToyConfig = ToyConfig(), log=None, progress=None):

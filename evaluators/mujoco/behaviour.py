@@ -14,7 +14,7 @@ reward and termination as the scoring backends):
 ``train_behaviour_policies`` records checkpoints during training, measures each one's
 return with the native MuJoCo backend, and keeps those closest to the requested
 fractions of the best return. The kept files are small ``.npz`` policies under
-``evaluators/behaviour_policies/<task>/`` (committed), so no later run depends on this training.
+``evaluators/mujoco/behaviour_policies/<task>/`` (committed), so no later run depends on this training.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+import evaluators.mujoco.policies as policy_io
 from evaluators import atomic
-from evaluators import policies as policy_io
 from evaluators.cache import cache_dir
-from evaluators.tasks import Task
+from evaluators.mujoco.tasks import Task
 
 POLICY_DIR = os.path.join(os.path.dirname(__file__), "behaviour_policies")
 DEFAULT_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -247,7 +247,7 @@ def _train_sb3(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-    from evaluators.backends.native import make_gym_env
+    from evaluators.mujoco.backends.native import make_gym_env
 
     torch.set_num_threads(1)
     venv = VecNormalize(DummyVecEnv([lambda: Monitor(make_gym_env(task, config.seed))]), gamma=config.gamma)
@@ -318,7 +318,7 @@ def _train_sac(task: Task, config: RLConfig, log) -> list[tuple[int, dict]]:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
 
-    from evaluators.backends.native import make_gym_env
+    from evaluators.mujoco.backends.native import make_gym_env
 
     torch.set_num_threads(1)
     env = Monitor(make_gym_env(task, config.seed))
@@ -357,7 +357,7 @@ def train_behaviour_policies(
     log: Callable[[str], None] = print,
 ) -> list[dict]:
     """Trains PPO, keeps graded checkpoints, writes them with their measured returns."""
-    from evaluators.backends import native
+    from evaluators.mujoco.backends import native
 
     if config.trainer == "sac":
         checkpoints, spec = _train_sac(task, config, log), SAC_SPEC
@@ -398,7 +398,7 @@ def train_behaviour_policies(
 
 def measure_random_return(task: Task, episodes: int, seed: int) -> float:
     """Mean return of uniformly random actions (the 0 of the normalised score)."""
-    from evaluators.backends.native import NativeSimulator
+    from evaluators.mujoco.backends.native import NativeSimulator
 
     rng = np.random.default_rng(seed)
     act_dim = task.mj_model().nu
@@ -429,7 +429,7 @@ class BehaviourSet:
 
 
 def load_behaviour(task_name: str, directory: str | None = None) -> BehaviourSet:
-    """Loads ``<directory or evaluators/behaviour_policies/task>/manifest.json`` and its policies."""
+    """Loads ``<directory or evaluators/mujoco/behaviour_policies/task>/manifest.json`` and its policies."""
     import hashlib
 
     from evaluators.errors import InputError

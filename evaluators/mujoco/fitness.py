@@ -14,12 +14,12 @@ import dataclasses
 
 import numpy as np
 
-from evaluators.behaviour import BehaviourSet
+from evaluators.mujoco.behaviour import BehaviourSet
 from evaluators import seeds
 from evaluators.device import simulator_backend
 from evaluators.errors import InputError
-from evaluators.policies import TRAINED_SPEC
-from evaluators.tasks import Task
+from evaluators.mujoco.policies import TRAINED_SPEC
+from evaluators.mujoco.tasks import Task
 from evaluators.trainer import PopulationResult
 
 BACKENDS = ("auto", "native", "mjx")
@@ -51,10 +51,10 @@ def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfi
     """(N, episodes) deterministic returns of N stacked policies on the chosen backend."""
     backend = config.validate().resolved_backend()
     if backend == "mjx":
-        from evaluators.backends import mjx
+        from evaluators.mujoco.backends import mjx
 
         return mjx.evaluate_returns(task, stacked, spec, episodes, config.seed, config.horizon)
-    from evaluators.backends import native
+    from evaluators.mujoco.backends import native
 
     return native.evaluate_returns(task, stacked, spec, episodes, config.seed, horizon=config.horizon)
 

@@ -5,7 +5,7 @@ obs = [qpos[1:], clip(qvel, -10, 10)] (11); reward = forward velocity of the tor
 beyond 0.2 rad, or any joint state leaves [-100, 100]; 1000 control steps of 4 x 2 ms.
 """
 
-from evaluators.tasks.base import Task, forward_reward, planar_observation
+from evaluators.mujoco.tasks.base import Task, forward_reward, planar_observation
 
 # brax's hopper.xml puts the slide joints at the torso (z = 1.25 m) without a joint ref,
 # so qpos[1] is the displacement of the torso from its initial height.

@@ -5,7 +5,7 @@ the episode ends when it is not; 200 control steps of 2 x 20 ms (gym uses 1000; 
 keeps tests fast and still separates good from poor policies).
 """
 
-from evaluators.tasks.base import Task
+from evaluators.mujoco.tasks.base import Task
 
 
 def observation(qpos, qvel, xp):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 
 from evaluators.errors import InputError
-from evaluators.tasks.base import Task
+from evaluators.mujoco.tasks.base import Task
 
 TASK_MODULES = {
-    "hopper": "evaluators.tasks.hopper",
-    "walker2d": "evaluators.tasks.walker2d",
-    "half_cheetah": "evaluators.tasks.half_cheetah",
-    "pendulum": "evaluators.tasks.pendulum",
+    "hopper": "evaluators.mujoco.tasks.hopper",
+    "walker2d": "evaluators.mujoco.tasks.walker2d",
+    "half_cheetah": "evaluators.mujoco.tasks.half_cheetah",
+    "pendulum": "evaluators.mujoco.tasks.pendulum",
 }
 
 

@@ -11,7 +11,7 @@ import dataclasses
 from importlib import resources
 from typing import Any, Callable
 
-ASSETS = resources.files("evaluators.tasks") / "assets"
+ASSETS = resources.files("evaluators.mujoco.tasks") / "assets"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Task:
 
     Attributes:
       name: registry name (``hopper``, ``walker2d``, ...).
-      xml: file name of the MJCF model under ``evaluators/tasks/assets``.
+      xml: file name of the MJCF model under ``evaluators/mujoco/tasks/assets``.
       frame_skip: physics steps per control step (the control period is
         ``frame_skip * model.opt.timestep``).
       episode_length: control steps per episode (truncation).

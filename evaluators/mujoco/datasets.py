@@ -54,11 +54,11 @@ from typing import Any
 import numpy as np
 
 from evaluators import atomic
-from evaluators.behaviour import BehaviourSet, load_behaviour
+from evaluators.mujoco.behaviour import BehaviourSet, load_behaviour
 from evaluators.cache import cache_dir
 from evaluators.errors import InputError
 from evaluators.interface import Stage
-from evaluators.tasks import get_task
+from evaluators.mujoco.tasks import get_task
 
 SETTINGS = ("clean", "noisy", "mixed", "shuffled")
 LABELS = ("expert", "policy")
@@ -206,7 +206,7 @@ class _AssignedActor:
         self.steps = 0
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        from evaluators import policies as policy_io
+        import evaluators.mujoco.policies as policy_io
 
         which = self.assign[self.live]
         if self.switch_at is not None and self.steps >= self.switch_at:
@@ -227,7 +227,7 @@ def build(config: DatasetConfig, behaviour: BehaviourSet | None = None, nthread:
     purpose: it makes the random draws in one visible order, which the committed dataset
     digests depend on. ``stage`` hears what it is doing (the continuations take about 95%
     of the time)."""
-    from evaluators.backends.native import NativeSimulator, Trajectories
+    from evaluators.mujoco.backends.native import NativeSimulator, Trajectories
 
     config.validate()
     task = get_task(config.task)

@@ -21,8 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evaluators import policies as policy_io
-from evaluators.datasets import PreferenceDataset
+import evaluators.mujoco.policies as policy_io
+from evaluators.mujoco.datasets import PreferenceDataset
 from evaluators.device import bucket
 
 

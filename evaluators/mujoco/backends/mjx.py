@@ -19,9 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evaluators import policies as policy_io
+import evaluators.mujoco.policies as policy_io
 from evaluators.device import accelerated, bucket
-from evaluators.tasks import Task
+from evaluators.mujoco.tasks import Task
 
 
 def import_mjx():
@@ -141,7 +141,7 @@ def evaluate_returns(task: Task, policies, spec: policy_io.PolicySpec, episodes:
     Every policy starts from the same ``episodes`` initial states, drawn as the native
     backend draws them for the same seed.
     """
-    from evaluators.backends.native import initial_qpos_qvel
+    from evaluators.mujoco.backends.native import initial_qpos_qvel
 
     stacked = policy_io.stack(policies) if not isinstance(policies, dict) else policies
     P = np.asarray(stacked["obs_mean"]).shape[0]

@@ -4,7 +4,7 @@ obs = [qpos[1:], qvel] (17); reward = forward velocity - 0.1 |a|^2; no terminati
 1000 control steps of 5 x 10 ms.
 """
 
-from evaluators.tasks.base import Task, always_healthy, forward_reward, planar_observation
+from evaluators.mujoco.tasks.base import Task, always_healthy, forward_reward, planar_observation
 
 TASK = Task(
     name="half_cheetah",

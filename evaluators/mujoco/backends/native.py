@@ -16,8 +16,8 @@ import mujoco
 import numpy as np
 from mujoco import rollout as mj_rollout
 
-from evaluators import policies as policy_io
-from evaluators.tasks import Task
+import evaluators.mujoco.policies as policy_io
+from evaluators.mujoco.tasks import Task
 
 STATE_SPEC = mujoco.mjtState.mjSTATE_FULLPHYSICS
 

@@ -4,7 +4,7 @@ obs = [qpos[1:], clip(qvel, -10, 10)] (17); reward = forward velocity + 1 - 1e-3
 the episode ends when the torso leaves 0.8-2.0 m height or tilts beyond 1 rad.
 """
 
-from evaluators.tasks.base import Task, forward_reward, planar_observation
+from evaluators.mujoco.tasks.base import Task, forward_reward, planar_observation
 
 TORSO_HEIGHT = 1.25
 

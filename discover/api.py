@@ -55,6 +55,7 @@ class Discovery:
 
     @property
     def name(self) -> str:
+        """The run's name (its folder's)."""
         return self.store.name
 
     def _entry(self, i: int) -> run_views.NumberedLoss:
@@ -104,6 +105,7 @@ class Discovery:
         return symbolic.closed_form(self.loss(i).expr)
 
     def latex(self, i: int) -> str:
+        """Loss ``i``'s closed form in LaTeX."""
         from grammar import symbolic
 
         return symbolic.latex(self.loss(i).expr)

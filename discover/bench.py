@@ -273,6 +273,8 @@ class Checkpoints:
 
     @staticmethod
     def key_of(config, entries: Sequence[Loss], seeds: Sequence[int], data_seeds: Sequence[int], tune: bool) -> str:
+        """The digest that names a bench's stages: everything that sets its scores (the class
+        docstring lists it)."""
         try:
             package = version("mpo-discover")
         except PackageNotFoundError:
@@ -311,6 +313,7 @@ class Checkpoints:
         return arrays, fields
 
     def save(self, stage: str, arrays: dict, fields: dict) -> None:
+        """Writes a finished stage: its arrays and fields (with the bench's key), atomically."""
         fields = {**fields, "key": self.key}
         atomic.write_with(os.path.join(self.dir, f"{stage}.npz"),
                           lambda f: np.savez(f, fields=np.array(json.dumps(fields, default=float)), **arrays))
@@ -540,9 +543,6 @@ def _zoo_forms() -> dict[str, str]:
 
 
 def default_losses() -> list[str]:
+    """The losses a bench trains when none are named: the whole zoo."""
     return [n for n in zoo.ZOO]
 
-
-def load_results(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)

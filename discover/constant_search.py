@@ -50,6 +50,8 @@ class ConstantSearch:
 
     def ask(self, g: Grammar, h: str, node: Node, names: list[str], best: dict[str, float],
             key: jax.Array) -> list[dict[str, float]]:
+        """New constant settings for structure ``h`` (its strategy started at ``best`` on
+        first use), in the constants' own ranges."""
         es, params = self._strategy(len(names))
         if h not in self.states:
             mean = jnp.asarray([g.constants[n].to_unit(best[n]) for n in names], jnp.float32)
@@ -62,6 +64,8 @@ class ConstantSearch:
                 for row in entry["asked"]]
 
     def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
+        """Updates structure ``h``'s strategy with the fitness of the settings it last asked
+        for (None, a rejected setting, counts as very bad)."""
         entry = self.states[h]
         es, params = self._strategy(len(entry["names"]))
         # evosax minimises: negate, and a rejected setting counts as very bad.
@@ -70,6 +74,7 @@ class ConstantSearch:
         entry.pop("asked", None)
 
     def to_json(self) -> dict:
+        """Every strategy's state as JSON (for the run's checkpoint)."""
         out = {}
         for h, e in self.states.items():
             leaves = jax.tree.leaves(e["state"])
@@ -79,6 +84,7 @@ class ConstantSearch:
         return out
 
     def load_json(self, data: dict) -> None:
+        """Restores the strategies written by :meth:`to_json`."""
         for h, e in data.items():
             es, params = self._strategy(len(e["names"]))
             fresh = es.init(jax.random.PRNGKey(0), jnp.zeros(len(e["names"])), params)

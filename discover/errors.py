@@ -17,6 +17,7 @@ class RunError(ValueError):
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean a user's input is wrong (printed as one line, exit 2), not a bug."""
     from evaluators.errors import InputError
 
     return (GrammarError, InputError, RunError)

@@ -42,6 +42,8 @@ def _fmt_ci(vs: dict | None) -> str:
 
 
 def verdict(row: dict, bench: dict) -> str:
+    """A discovered row's verdict against the bench's best baseline, in words, with its
+    paired interval and whether it is the same form as a zoo loss."""
     vs = row.get("vs_best_baseline")
     best = bench["best_baseline"]
     n = vs["n"] if vs else 0
@@ -82,6 +84,8 @@ def schedule_lines(row: dict, bench: dict) -> list[str]:
 
 
 def bench_table(bench: dict) -> list[str]:
+    """A bench as Markdown table lines: each loss's score, its paired difference to the best
+    baseline and its closed form."""
     ref = bench["reference"]
     lines = [f"| loss | normalised return (mean ± std, {len(bench['seeds'])} seeds) | vs {bench['best_baseline']} "
              f"(paired, 95% CI) | closed form |", "|---|---|---|---|",

@@ -25,6 +25,8 @@ def _save(fig, path: str) -> str:
 
 
 def bench_bars(names, means, stds, reference, title: str, path: str, label: str = "BC") -> str:
+    """A bar chart of a bench's losses (mean and std, best first) with the reference as a line;
+    written to ``path``, which it returns."""
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 4))
     order = sorted(range(len(names)), key=lambda i: -(means[i] if means[i] is not None else -1e9))
     xs = range(len(order))
@@ -64,6 +66,8 @@ def fitness_over_generations(gens, best, median, path: str, title: str, held_out
 
 
 def pareto(complexities, fitnesses, front, path: str, title: str) -> str:
+    """Search fitness against complexity of every scored candidate with the Pareto front;
+    written to ``path``, which it returns."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(complexities, fitnesses, s=10, alpha=0.4, label="evaluated")
     if front:

@@ -32,6 +32,7 @@ class Candidate:
 
     @property
     def key(self) -> str:
+        """The candidate's key: its structure's hash and its constants."""
         return candidate_key(self.hash, self.constants)
 
 

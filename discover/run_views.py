@@ -21,6 +21,8 @@ def _fmt(v, digits=1):
 
 
 def generation_line(info: dict, total: int, eta_s: float | None) -> str:
+    """The console line of a finished generation: best and median fitness, pace, counts and
+    the time left, with the best loss's closed form beneath."""
     rate = info["new"] / max(info["seconds"], 1e-9)
     eta = f", ETA {eta_s / 60:.1f} min" if eta_s is not None else ""
     form = info.get("best_closed_form") or "-"

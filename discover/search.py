@@ -175,6 +175,7 @@ class Search:
         return info
 
     def update_pool(self, new: list[dict]) -> None:
+        """Adds newly scored candidates to the pool of parents, keeping the best per structure."""
         best = records.best_per_structure(self.cache[k] for k in self.pool + [r["key"] for r in new])
         ranked = sorted(best.values(), key=lambda r: -penalised(r, self.config.complexity_penalty))
         self.pool = [r["key"] for r in ranked[: self.config.population]]
@@ -183,6 +184,7 @@ class Search:
                            "training settings produce only non-finite losses")
 
     def best(self) -> dict | None:
+        """The best candidate so far (the highest fitness among those scored), or None."""
         scored = [r for r in self.cache.values() if r.get("fitness") is not None]
         return max(scored, key=lambda r: r["fitness"]) if scored else None
 
@@ -216,6 +218,8 @@ class Search:
 
     # -- driver
     def run(self, should_stop: Callable[[int, float], bool] | None = None) -> None:
+        """Runs the generations left (``should_stop(generation, elapsed seconds)`` may end the
+        search early, after a complete generation)."""
         self._started = time.perf_counter()
         for gen in range(self.generation + 1, self.config.generations):
             elapsed = self.elapsed_before + time.perf_counter() - self._started

@@ -47,6 +47,7 @@ class SearchConfig:
     halving: bool = True
 
     def validate(self) -> "SearchConfig":
+        """This configuration, checked; a :class:`RunError` naming the command-line option."""
         if self.population < 2:
             raise RunError(f"--population must be at least 2, got {self.population}")
         if self.generations < 1:
@@ -80,10 +81,13 @@ class SearchConfig:
         return self
 
     def to_dict(self) -> dict:
+        """As stored in a run's config.json."""
         return dataclasses.asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "SearchConfig":
+        """A stored configuration back (fields that older runs did not write take the values
+        those runs had)."""
         d = dict(d)
         d.setdefault("reevaluate", 0)  # runs made before re-evaluation existed
         d.setdefault("halving", False)  # runs made before successive halving existed

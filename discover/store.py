@@ -81,6 +81,8 @@ def _expressions_parse(rows: list, where: str, path: str, what: str) -> None:
 
 
 class RunStore:
+    """One run's folder: its configuration, grammar, candidate log, checkpoints and results,
+    every file written atomically and checked where it is read."""
     def __init__(self, path: str):
         self.path = path
         self.name = os.path.basename(os.path.normpath(path))
@@ -88,6 +90,8 @@ class RunStore:
     # -- creation and lookup
     @staticmethod
     def create(results_dir: str, name: str, config: dict, grammar_path: str) -> "RunStore":
+        """A new run folder ``results_dir/name`` with its configuration and grammar; a
+        :class:`RunError` for a bad name or a run that already exists."""
         problem = run_name_problem(name)
         if problem:
             raise RunError(f"bad run name {_cut(name)!r}: it {problem}; use letters, digits, '.', '_' and '-', "
@@ -105,6 +109,8 @@ class RunStore:
 
     @staticmethod
     def open(name_or_path: str, results_dir: str = "results") -> "RunStore":
+        """The run at a path or named under ``results_dir``; a :class:`RunError` listing the
+        runs there when there is none."""
         candidates = [name_or_path, os.path.join(results_dir, name_or_path)]
         for c in candidates:
             if os.path.isfile(os.path.join(c, "config.json")):
@@ -123,9 +129,11 @@ class RunStore:
 
     # -- files
     def file(self, *parts: str) -> str:
+        """The path of one of the run's files."""
         return os.path.join(self.path, *parts)
 
     def config(self) -> dict:
+        """config.json: the search's, the evaluator's and the grammar's configuration."""
         return self.read("config.json", "run configuration")
 
     def evaluator_config(self):
@@ -142,6 +150,7 @@ class RunStore:
                            f"{_cut(str(e) or e.__class__.__name__, 120)})") from None
 
     def append_candidates(self, records: Iterable[dict]) -> None:
+        """Appends candidate records to candidates.jsonl (flushed to disk before returning)."""
         lines = "".join(json.dumps(r, default=float) + "\n" for r in records)
         with open(self.file("candidates.jsonl"), "a") as f:
             f.write(lines)
@@ -192,9 +201,11 @@ class RunStore:
         atomic_write_text(self.file("candidates.jsonl"), "".join(json.dumps(r, default=float) + "\n" for r in keep))
 
     def write_checkpoint(self, generation: int, state: dict) -> None:
+        """Writes the search state after ``generation`` as checkpoints/gen-NNNN.json."""
         atomic_write_json(self.file("checkpoints", f"gen-{generation:04d}.json"), state)
 
     def latest_checkpoint(self) -> dict | None:
+        """The last checkpoint's search state, or None before the first generation ended."""
         directory = self.file("checkpoints")
         if not os.path.isdir(directory):
             return None
@@ -204,6 +215,7 @@ class RunStore:
         return _read_json(os.path.join(directory, names[-1]), "checkpoint", CHECKPOINT)
 
     def write(self, name: str, obj: Any) -> None:
+        """Writes one of the run's JSON files atomically."""
         atomic_write_json(self.file(name), obj)
 
     def read(self, name: str, what: str | None = None):
@@ -219,6 +231,7 @@ class RunStore:
         return obj
 
     def hall_of_fame(self, what: str = "hall of fame") -> dict:
+        """hall_of_fame.json: the best losses found, ranked by search fitness."""
         return self.read("hall_of_fame.json", what)
 
     def final(self, what: str = "final results") -> dict:
@@ -230,4 +243,5 @@ class RunStore:
         return final
 
     def has(self, name: str) -> bool:
+        """Whether the run has the file ``name``."""
         return os.path.exists(self.file(name))

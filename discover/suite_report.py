@@ -50,6 +50,7 @@ class Family:
         self.items: list[dict] = []
 
     def add(self, label: str, a: dict, b: dict) -> dict:
+        """Adds the paired comparison of bench rows ``a`` and ``b`` (interval, TOST, MDE)."""
         d = _units(a) - _units(b)
         diff = stats.paired_difference(_units(a), _units(b))
         item = {"label": label, **diff, "tost_p": stats.tost(d),
@@ -58,6 +59,7 @@ class Family:
         return item
 
     def correct(self) -> None:
+        """Holm-adjusts the family's p-values (difference and equivalence) and sets each verdict."""
         for key, out in (("p", "p_holm"), ("tost_p", "tost_p_holm")):
             for item, adj in zip(self.items, stats.holm([i[key] for i in self.items])):
                 item[out] = adj

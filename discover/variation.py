@@ -26,6 +26,7 @@ def _pick(rng: np.random.Generator, items: list):
 
 
 def subtree_mutation(g: Grammar, rng: np.random.Generator, parent: Node) -> Node:
+    """``parent`` with one random subtree regrown (grow method) within the grammar's depth limit."""
     path, sub = _pick(rng, list(parent.positions()))
     remaining = max(g.limits.max_depth - len(path), g.min_depth[sub.nonterminal])
     depth = int(rng.integers(g.min_depth[sub.nonterminal], remaining + 1))
@@ -34,6 +35,8 @@ def subtree_mutation(g: Grammar, rng: np.random.Generator, parent: Node) -> Node
 
 
 def point_mutation(g: Grammar, rng: np.random.Generator, parent: Node) -> Node:
+    """``parent`` with one node's production swapped for another of its nonterminal, keeping
+    the children that still fit (a subtree mutation where there is no other production)."""
     path, sub = _pick(rng, list(parent.positions()))
     nt = g.nonterminals[sub.nonterminal]
     others = [p for p in nt.productions if p.label != sub.label]
@@ -52,6 +55,8 @@ def point_mutation(g: Grammar, rng: np.random.Generator, parent: Node) -> Node:
 
 
 def crossover(g: Grammar, rng: np.random.Generator, a: Node, b: Node) -> Node:
+    """``a`` with one subtree replaced by a subtree of ``b`` of the same nonterminal (a subtree
+    mutation of ``a`` where they share none)."""
     donors: dict[str, list[Node]] = {}
     for _, sub in b.positions():
         donors.setdefault(sub.nonterminal, []).append(sub)
@@ -63,6 +68,8 @@ def crossover(g: Grammar, rng: np.random.Generator, a: Node, b: Node) -> Node:
 
 
 def shrink(g: Grammar, rng: np.random.Generator, parent: Node) -> Node:
+    """``parent`` made smaller: a subtree replaced by one of its own descendants of the same
+    nonterminal, or regrown at its minimal depth (a point mutation where nothing shrinks)."""
     candidates = []
     for path, sub in parent.positions():
         inner = [d for p, d in sub.positions() if p and d.nonterminal == sub.nonterminal]

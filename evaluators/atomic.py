@@ -42,12 +42,16 @@ def write_with(path: str, write: Callable[[IO[bytes]], None]) -> str:
 
 
 def write_bytes(path: str, data: bytes) -> str:
+    """Writes ``data`` to ``path`` atomically; returns the path."""
     return write_with(path, lambda f: f.write(data))
 
 
 def write_text(path: str, text: str) -> str:
+    """Writes ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str, obj: Any) -> str:
+    """Writes ``obj`` as indented JSON to ``path`` atomically (floats for NumPy scalars); returns
+    the path."""
     return write_text(path, json.dumps(obj, indent=1, default=float) + "\n")

@@ -211,6 +211,7 @@ class RayPool:
         raise RuntimeError("every Ray actor died; no worker left to run the population on")
 
     def close(self) -> None:
+        """Kills the pool's actors."""
         for a in self.actors:
             self._ray.kill(a)
         self.actors = []
@@ -247,6 +248,7 @@ class RayEvaluator:
         self._key = f"{name}:{json.dumps(config, sort_keys=True, default=str)}"
 
     def evaluate(self, exprs, constants, seeds, *, eval_seed=None) -> Evaluation:
+        """Trains and scores the population on the pool's actors (sharded, merged in order)."""
         return self.pool.evaluate(self._key, self._factory, exprs, constants, seeds, eval_seed)
 
     def _on_an_actor(self, ability: str, *args, **kwargs):
@@ -255,18 +257,23 @@ class RayEvaluator:
         return self.pool.call(self._key, self._factory, ability, *args, **kwargs)
 
     def trained_samples(self, exprs, constants, n, rng):
+        """The local evaluator's ``trained_samples``, run whole on one actor."""
         return self._on_an_actor("trained_samples", exprs, constants, n, rng)
 
     def training_curves(self, exprs, constants, seeds, points=8, eval_seed=None):
+        """The local evaluator's ``training_curves``, run whole on one actor."""
         return self._on_an_actor("training_curves", exprs, constants, seeds, points, eval_seed=eval_seed)
 
     def terminal_sample(self, n, rng):
+        """The local evaluator's sample of pair terminals (no training)."""
         return self.local.terminal_sample(n, rng)
 
     def baseline(self):
+        """The local evaluator's reference score."""
         return self.local.baseline()
 
     def describe(self):
+        """The local evaluator's description."""
         return self.local.describe()
 
     def __getattr__(self, name):  # the local evaluator's data (its config, ...); never an ability

@@ -45,10 +45,12 @@ class Trajectories:
 
     @property
     def returns(self) -> np.ndarray:
+        """(N,) sum of each episode's rewards over its live steps."""
         return (self.rewards * self.alive).sum(axis=1)
 
     @property
     def lengths(self) -> np.ndarray:
+        """(N,) live steps of each episode."""
         return self.alive.sum(axis=1)
 
 
@@ -78,6 +80,7 @@ class NativeSimulator:
         self._out: np.ndarray | None = None
 
     def close(self):
+        """Releases the rollout threads."""
         self.runner.close()
 
     def initial_states(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -85,6 +88,8 @@ class NativeSimulator:
         return self.states_from(*initial_qpos_qvel(self.task, self.model, n, rng))
 
     def states_from(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """Full physics states (``mj_forward``-consistent) from (N, nq) positions and (N, nv)
+        velocities."""
         data = self.datas[0]
         out = np.empty((len(qpos), self.nstate))
         for i in range(len(qpos)):

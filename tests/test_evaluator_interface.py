@@ -125,7 +125,8 @@ def test_a_rung_1_failure_names_its_seed(toy, mirror, tmp_path):
 @pytest.mark.slow
 def test_the_toy_evaluator_runs_through_run_and_bench(monkeypatch, tmp_path):
     """Registered by one line, the toy is a task of `discover run` and `discover bench`: its
-    own options at its own defaults, the options it lacks refused before any work."""
+    own options at its own defaults, the options it lacks refused before any work; its run
+    reads back through `show`, `export` and the Python API."""
     from test_cli import assert_user_error, in_process
 
     monkeypatch.setitem(registry.EVALUATORS, "toy", "toy_evaluator:ToyEvaluator")
@@ -137,6 +138,15 @@ def test_the_toy_evaluator_runs_through_run_and_bench(monkeypatch, tmp_path):
     assert stored["evaluator"] == "toy"
     assert (stored["experiment"]["pairs"], stored["experiment"]["data_seeds"]) == (256, [0, 1, 2])  # its defaults
     assert stored["experiment"]["train"]["steps"] == 20
+    # read back as any run: show, export and the Python API agree on loss 1
+    shown = in_process("show", "toy-run", cwd=tmp_path)
+    assert shown.returncode == 0 and "loss 1" in shown.stdout, shown.stderr[-3000:]
+    exported = in_process("export", "toy-run", "--rank", "1", "-f", "jax", "-o", "-", cwd=tmp_path)
+    assert exported.returncode == 0 and "def loss(" in exported.stdout, exported.stderr[-3000:]
+    import discover
+
+    run = discover.load("toy-run", str(tmp_path / "results"))
+    assert run.equations[0]["number"] == 1 and run.source(1, "jax") == exported.stdout
 
     out = in_process("bench", "--task", "toy", "--losses", "dpo,ipo", "--seeds", "2", "--datasets", "2",
                      "--pairs", "64", cwd=tmp_path)

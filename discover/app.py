@@ -15,10 +15,9 @@ from typing import Any, Callable, Iterable, Literal, Optional
 import typer
 from rich.console import Console
 
-from discover.constant_search import ES_ALGORITHMS
-from discover.search_config import SearchConfig
+from discover.search_config import ES_ALGORITHMS, SearchConfig
 from evaluators import registry
-from evaluators.interface import DATA_PANEL, TRAINING_PANEL
+from evaluators.options import DATA_PANEL
 
 app = typer.Typer(
     add_completion=True,
@@ -72,7 +71,7 @@ def evaluator_options() -> dict[str, list[tuple[str, Any, Any]]]:
     options first."""
     out: dict[str, list[tuple[str, Any, Any]]] = {}
     for name in (registry.DEFAULT, *(n for n in registry.EVALUATORS if n != registry.DEFAULT)):
-        config = registry.get(name).Config()
+        config = registry.config_class(name)()
         for option in config.command_line_options():
             out.setdefault(option.name, []).append((name, option, config.option(option.name)))
     return out
@@ -100,14 +99,14 @@ class EvaluatorRequest:
     def config(self, **set_by_command):
         """The task's evaluator's configuration with the options given (not validated);
         ``set_by_command``: options the command sets itself (data_seed, eval_seed, ...)."""
-        return registry.get(self.evaluator).Config().with_options(task=self.task, **self.given, **set_by_command)
+        return registry.config_class(self.evaluator)().with_options(task=self.task, **self.given, **set_by_command)
 
 
 def refuse_foreign_options(given: Iterable[str], task: str) -> None:
     """A user error when a ``given`` option (parameter name) is an evaluator option that the
     evaluator of ``task`` does not declare (--segment with --task lm, ...); other names
     (the search's options) pass."""
-    declared = registry.get(registry.for_task(task)).Config.declared()
+    declared = registry.config_class(registry.for_task(task)).declared()
     owners = evaluator_options()
     foreign = sorted(name for name in set(given) if name in owners and name not in declared)
     if foreign:

@@ -8,9 +8,7 @@ import typer
 from rich.table import Table
 
 from discover.app import UsageProblem, console, data_app, given_on_command_line, one_of, refuse_ignored_options
-from evaluators.mujoco.datasets import LABELS, SETTINGS, DatasetConfig
-from evaluators.mujoco import MujocoConfig
-from evaluators.mujoco.reference import ReferenceConfig
+from evaluators.mujoco.config import LABELS, SETTINGS, DatasetConfig, MujocoConfig, ReferenceConfig
 from evaluators.mujoco.tasks import TASK_MODULES
 
 DATA = DatasetConfig()

@@ -15,11 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from discover.search_config import ES_ALGORITHMS
 from grammar import derivation
 from grammar.derivation import Node
 from grammar.language import Grammar
-
-ES_ALGORITHMS = ("snes", "cma_es", "open_es")
 
 
 class ConstantSearch:

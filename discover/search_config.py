@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from discover.constant_search import ES_ALGORITHMS
 from discover.errors import RunError
 from evaluators import seeds as seed_spaces
+
+# The constant search's strategies (evosax's algorithms of these names; see
+# :mod:`discover.constant_search`).
+ES_ALGORITHMS = ("snes", "cma_es", "open_es")
 
 
 @dataclasses.dataclass(frozen=True)

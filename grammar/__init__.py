@@ -12,12 +12,28 @@ zoo of hand-designed losses, lowering to JAX and export. The public entry points
 
 from __future__ import annotations
 
-from grammar import zoo
+import importlib
+from typing import TYPE_CHECKING
+
 from grammar.errors import GrammarError
-from grammar.expr import Expr, parse
-from grammar.language import Grammar
+
+if TYPE_CHECKING:
+    from grammar.language import Grammar
 
 __all__ = ["Expr", "Grammar", "GrammarError", "load", "loads", "parse", "zoo"]
+
+# Names imported on first use (PEP 562), with the module each comes from: the primitive
+# table behind them imports JAX, and importing one light submodule (``grammar.errors``, as
+# the command line does) imports this package first.
+_LAZY = {"Expr": "grammar.expr", "parse": "grammar.expr", "Grammar": "grammar.language", "zoo": None}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'grammar' has no attribute {name!r}")
+    if _LAZY[name] is None:
+        return importlib.import_module(f"grammar.{name}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
 
 
 def _check_seeds(g: Grammar, shown: str | None) -> Grammar:

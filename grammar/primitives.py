@@ -19,11 +19,25 @@ log1mexp(x) = log(1 - exp(x)) switches between log(-expm1(x)) and log1p(-exp(x))
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from typing import Callable
 
-import jax.numpy as jnp
 import sympy
+
+
+class _ImportedOnUse:
+    """A module imported on first attribute access: parsing, printing and simplifying
+    losses (the command line, reports) do not import JAX; computing them does."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+jnp = _ImportedOnUse("jax.numpy")
 
 
 # --------------------------------------------------------------------------- sympy forms
@@ -176,13 +190,18 @@ class Primitive:
 
     name: str
     arity: int
-    jax: Callable
+    jax_form: str | Callable   # the name of a jax.numpy function, or a stable form defined here
     sympy: Callable
     expr: dict
     safe: tuple[float, ...]
     infix: str | None = None
     helper: str | None = None
     doc: str = ""
+
+    @property
+    def jax(self) -> Callable:
+        """The JAX form (JAX is imported on first use)."""
+        return getattr(jnp, self.jax_form) if isinstance(self.jax_form, str) else self.jax_form
 
 
 def _p(name, arity, jax_fn, sympy_fn, jax_src, torch_src, safe=None, infix=None, helper=None, doc=""):
@@ -191,18 +210,18 @@ def _p(name, arity, jax_fn, sympy_fn, jax_src, torch_src, safe=None, infix=None,
 
 
 _PRIMITIVES = [
-    _p("add", 2, jnp.add, lambda a, b: a + b, "({0} + {1})", "({0} + {1})", infix="+", doc="x + y"),
-    _p("sub", 2, jnp.subtract, lambda a, b: a - b, "({0} - {1})", "({0} - {1})", infix="-", doc="x - y"),
-    _p("mul", 2, jnp.multiply, lambda a, b: a * b, "({0} * {1})", "({0} * {1})", infix="*", doc="x * y"),
-    _p("div", 2, jnp.divide, lambda a, b: a / b, "({0} / {1})", "({0} / {1})", safe=(0.0, 1.0),
+    _p("add", 2, "add", lambda a, b: a + b, "({0} + {1})", "({0} + {1})", infix="+", doc="x + y"),
+    _p("sub", 2, "subtract", lambda a, b: a - b, "({0} - {1})", "({0} - {1})", infix="-", doc="x - y"),
+    _p("mul", 2, "multiply", lambda a, b: a * b, "({0} * {1})", "({0} * {1})", infix="*", doc="x * y"),
+    _p("div", 2, "divide", lambda a, b: a / b, "({0} / {1})", "({0} / {1})", safe=(0.0, 1.0),
        infix="/", doc="x / y"),
-    _p("neg", 1, jnp.negative, lambda a: -a, "(-{0})", "(-{0})", doc="-x"),
-    _p("square", 1, jnp.square, lambda a: a**2, "({0} ** 2)", "({0} ** 2)", doc="x^2"),
-    _p("exp", 1, jnp.exp, sympy.exp, "jnp.exp({0})", "torch.exp({0})", doc="exp(x)"),
-    _p("log", 1, jnp.log, sympy.log, "jnp.log({0})", "torch.log({0})", safe=(1.0,), doc="log(x), x > 0"),
-    _p("expm1", 1, jnp.expm1, lambda a: sympy.exp(a) - 1, "jnp.expm1({0})", "torch.expm1({0})",
+    _p("neg", 1, "negative", lambda a: -a, "(-{0})", "(-{0})", doc="-x"),
+    _p("square", 1, "square", lambda a: a**2, "({0} ** 2)", "({0} ** 2)", doc="x^2"),
+    _p("exp", 1, "exp", sympy.exp, "jnp.exp({0})", "torch.exp({0})", doc="exp(x)"),
+    _p("log", 1, "log", sympy.log, "jnp.log({0})", "torch.log({0})", safe=(1.0,), doc="log(x), x > 0"),
+    _p("expm1", 1, "expm1", lambda a: sympy.exp(a) - 1, "jnp.expm1({0})", "torch.expm1({0})",
        doc="exp(x) - 1"),
-    _p("log1p", 1, jnp.log1p, lambda a: sympy.log(1 + a), "jnp.log1p({0})", "torch.log1p({0})",
+    _p("log1p", 1, "log1p", lambda a: sympy.log(1 + a), "jnp.log1p({0})", "torch.log1p({0})",
        doc="log(1 + x), x > -1"),
     _p("softplus", 1, _softplus, softplus, "softplus({0})", "softplus({0})", helper="softplus",
        doc="log(1 + exp(x))"),
@@ -212,15 +231,15 @@ _PRIMITIVES = [
        doc="1 / (1 + exp(-x))"),
     _p("log1mexp", 1, _log1mexp, log1mexp, "log1mexp({0})", "log1mexp({0})", safe=(-1.0,),
        helper="log1mexp", doc="log(1 - exp(x)), x < 0 (log-odds of a probability exp(x))"),
-    _p("tanh", 1, jnp.tanh, sympy.tanh, "jnp.tanh({0})", "torch.tanh({0})", doc="tanh(x)"),
-    _p("abs", 1, jnp.abs, sympy.Abs, "jnp.abs({0})", "torch.abs({0})", doc="|x|"),
+    _p("tanh", 1, "tanh", sympy.tanh, "jnp.tanh({0})", "torch.tanh({0})", doc="tanh(x)"),
+    _p("abs", 1, "abs", sympy.Abs, "jnp.abs({0})", "torch.abs({0})", doc="|x|"),
     _p("relu", 1, lambda a: jnp.maximum(a, 0.0), lambda a: sympy.Max(a, 0),
        "jnp.maximum({0}, 0.0)", "torch.clamp({0}, min=0.0)", doc="max(x, 0)"),
-    _p("max", 2, jnp.maximum, sympy.Max, "jnp.maximum({0}, {1})", "torch.maximum({0}, {1})",
+    _p("max", 2, "maximum", sympy.Max, "jnp.maximum({0}, {1})", "torch.maximum({0}, {1})",
        doc="max(x, y)"),
-    _p("min", 2, jnp.minimum, sympy.Min, "jnp.minimum({0}, {1})", "torch.minimum({0}, {1})",
+    _p("min", 2, "minimum", sympy.Min, "jnp.minimum({0}, {1})", "torch.minimum({0}, {1})",
        doc="min(x, y)"),
-    _p("logaddexp", 2, jnp.logaddexp, logaddexp, "jnp.logaddexp({0}, {1})",
+    _p("logaddexp", 2, "logaddexp", logaddexp, "jnp.logaddexp({0}, {1})",
        "torch.logaddexp({0}, {1})", doc="log(exp(x) + exp(y))"),
 ]
 

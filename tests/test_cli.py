@@ -79,6 +79,29 @@ def test_entry_point_and_every_help():
         assert cmd in out.stdout
 
 
+HELP_WITHOUT_JAX = """
+import sys
+from discover.cli import main
+sys.argv = ["discover", *sys.argv[1:], "--help"]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print("jax imported" if "jax" in sys.modules else "jax not imported")
+"""
+
+
+@pytest.mark.parametrize("command", [(), ("run",), ("bench",)])
+def test_help_answers_without_importing_jax(command):
+    """--help, with every evaluator option of run and bench, reads the configurations of the
+    evaluators, never the evaluators themselves: JAX (seconds to import) is not imported."""
+    out = subprocess.run([sys.executable, "-c", HELP_WITHOUT_JAX, *command], capture_output=True, text=True,
+                         env=ENV, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Usage" in out.stdout
+    assert out.stdout.splitlines()[-1] == "jax not imported"
+
+
 @pytest.mark.parametrize("command", [("zoo",), ("expr",), ("export",), ("grammar", "check"), ("run",),
                                      ("show",), ("plot",), ("bench",), ("report",), ("data", "build"),
                                      ("data", "policies")])

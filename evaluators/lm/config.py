@@ -1,15 +1,16 @@
 """The token task's configuration: data, model, evaluation and training settings, and the
-options ``discover run`` and ``bench`` take for ``--task lm``."""
+options ``discover run`` and ``bench`` take for ``--task lm``. Free of JAX, so that the
+command line reads the options without importing the evaluator."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from evaluators import trainer
 from evaluators.errors import InputError
-from evaluators.interface import TRAINER_OPTIONS, Option, OptionsMixin
 from evaluators.lm.language import MAX_RESPONSE, SEQ, SETTINGS
+from evaluators.options import TRAINER_OPTIONS, Option, OptionsMixin
 from evaluators.seeds import SEARCH_EVAL
+from evaluators.trainer_config import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,7 @@ class LmConfig(OptionsMixin):
     """Everything that defines a token-task evaluation; stored in run stores as "experiment"."""
 
     dataset: LmDataConfig = LmDataConfig()
-    train: trainer.TrainConfig = trainer.TrainConfig()
+    train: TrainConfig = TrainConfig()
     model: LmModelConfig = LmModelConfig()
     eval: LmEvalConfig = LmEvalConfig()
     data_seeds: tuple[int, ...] = ()
@@ -94,5 +95,5 @@ class LmConfig(OptionsMixin):
 
     @staticmethod
     def from_dict(d: dict) -> "LmConfig":
-        return LmConfig(LmDataConfig(**d["dataset"]), trainer.TrainConfig.from_dict(d["train"]),
+        return LmConfig(LmDataConfig(**d["dataset"]), TrainConfig.from_dict(d["train"]),
                         LmModelConfig(**d["model"]), LmEvalConfig(**d["eval"]), tuple(d.get("data_seeds", ())))

@@ -11,5 +11,20 @@
 :mod:`~evaluators.mujoco.evaluator` (:class:`MujocoEvaluator`).
 """
 
-from evaluators.mujoco.config import MujocoConfig
-from evaluators.mujoco.evaluator import LIKELIHOOD, MujocoEvaluator, load_data, prepare
+import importlib
+
+# The public names of each module of the wing. They are imported on first use (PEP 562),
+# so that reading the configuration (``evaluators.mujoco.config``, as the command line does
+# for its options) does not import the evaluator and JAX.
+_EXPORTS = {
+    "config": ("MujocoConfig",),
+    "evaluator": ("LIKELIHOOD", "MujocoEvaluator", "load_data", "prepare"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -58,78 +58,12 @@ from evaluators.mujoco.behaviour import BehaviourSet, load_behaviour
 from evaluators.cache import cache_dir
 from evaluators.errors import InputError
 from evaluators.interface import Stage
+# The dataset's configuration lives with the wing's configuration; re-exported here.
+from evaluators.mujoco.config import DATASET_VERSION, LABELS, SETTINGS, DatasetConfig  # noqa: F401
 from evaluators.mujoco.tasks import get_task
 
-SETTINGS = ("clean", "noisy", "mixed", "shuffled")
-LABELS = ("expert", "policy")
-DATASET_VERSION = 3
 ARRAYS = ("obs_w", "act_w", "alive_w", "ret_w", "pol_w", "obs_l", "act_l", "alive_l", "ret_l", "pol_l",
           "flipped", "prompt_policy")
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetConfig:
-    task: str = "hopper"
-    setting: str = "noisy"
-    eps: float = 0.3
-    pairs: int = 2000
-    segment: int = 25
-    seed: int = 0
-    temperature: float = 0.05
-    mixed_poor_fraction: float = 0.7
-    prompt_episodes: int = 4
-    label_horizon: int = 500  # steps whose return labels a pair (capped at the episode length)
-    # "expert": after the segment, both sides are continued by the expert behaviour policy,
-    # so the label judges the segment's own actions; "policy": each side's own policy
-    # continues it (datasets built before labels were configurable).
-    labels: str = "expert"
-    same_policy_fraction: float = 0.25  # pairs whose two sides come from the same policy
-
-    # Stored configurations without these fields were built as follows.
-    LEGACY = {"labels": "policy", "same_policy_fraction": 0.0}
-
-    def validate(self) -> "DatasetConfig":
-        get_task(self.task)  # raises for an unknown task
-        if self.setting not in SETTINGS:
-            raise InputError(f"unknown setting {self.setting!r}; --setting takes {', '.join(SETTINGS)}")
-        if not 0.0 <= self.eps <= 0.5:
-            raise InputError(f"--eps must be in [0, 0.5] (0.5: labels carry nothing), got {self.eps}")
-        if self.labels not in LABELS:
-            raise InputError(f"unknown labels {self.labels!r}; --labels takes {', '.join(LABELS)}")
-        if not 0.0 <= self.same_policy_fraction <= 1.0:
-            raise InputError(f"same_policy_fraction must be in [0, 1], got {self.same_policy_fraction}")
-        if self.pairs < 1:
-            raise InputError(f"--pairs must be at least 1, got {self.pairs}")
-        if self.segment < 1:
-            raise InputError(f"--segment: segment length must be at least 1, got {self.segment}")
-        if self.label_horizon < self.segment:
-            raise InputError(f"--label-horizon ({self.label_horizon}) must be at least --segment "
-                             f"({self.segment})")
-        if not self.temperature > 0:
-            raise InputError(f"temperature must be positive, got {self.temperature}")
-        if not 0.0 <= self.mixed_poor_fraction <= 1.0:
-            raise InputError(f"mixed_poor_fraction must be in [0, 1], got {self.mixed_poor_fraction}")
-        return self
-
-    @property
-    def effective_eps(self) -> float:
-        return self.eps if self.setting == "noisy" else 0.0
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DatasetConfig":
-        """A stored configuration; fields it lacks take the values it was built with."""
-        return cls(**{**cls.LEGACY, **d})
-
-    def key(self, behaviour_digest: str) -> str:
-        fields = dataclasses.asdict(self)
-        if self.setting != "noisy":
-            fields["eps"] = 0.0  # eps only matters for noisy data
-        for name, value in self.LEGACY.items():  # datasets built before a field existed keep their key
-            if fields[name] == value:
-                del fields[name]
-        blob = json.dumps({"config": fields, "policies": behaviour_digest, "version": DATASET_VERSION},
-                          sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclasses.dataclass

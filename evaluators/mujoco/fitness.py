@@ -10,41 +10,14 @@ non-finite gets no fitness (the worst) and keeps the reason.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from evaluators.mujoco.behaviour import BehaviourSet
-from evaluators import seeds
-from evaluators.device import simulator_backend
-from evaluators.errors import InputError
+# The evaluation's configuration lives with the wing's configuration; re-exported here.
+from evaluators.mujoco.config import BACKENDS, EvalConfig  # noqa: F401
 from evaluators.mujoco.policies import TRAINED_SPEC
 from evaluators.mujoco.tasks import Task
 from evaluators.trainer import PopulationResult
-
-BACKENDS = ("auto", "native", "mjx")
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    # One trained policy's return varies by about 17 points from episode to episode on
-    # Hopper (benchmarks/fitness_noise.py): 16 episodes keep that below the seed spread.
-    episodes: int = 16
-    seed: int = seeds.SEARCH_EVAL
-    backend: str = "auto"
-    horizon: int | None = None  # control steps per episode (default: the task's)
-
-    def validate(self) -> "EvalConfig":
-        if self.backend not in BACKENDS:
-            raise InputError(f"unknown backend {self.backend!r}; --backend takes {', '.join(BACKENDS)}")
-        if self.episodes < 1:
-            raise InputError(f"--episodes: evaluation episodes must be at least 1, got {self.episodes}")
-        return self
-
-    def resolved_backend(self) -> str:
-        if self.backend != "auto":
-            return self.backend
-        return simulator_backend()
 
 
 def evaluate_returns(task: Task, stacked: dict, episodes: int, config: EvalConfig, spec=TRAINED_SPEC) -> np.ndarray:

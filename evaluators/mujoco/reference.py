@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 
 import jax
@@ -22,45 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 import evaluators.mujoco.policies as policy_io
+# The reference's configuration lives with the wing's configuration; re-exported here.
+from evaluators.mujoco.config import ReferenceConfig  # noqa: F401
 from evaluators.mujoco.datasets import PreferenceDataset
 from evaluators.device import bucket
-
-
-@dataclasses.dataclass(frozen=True)
-class ReferenceConfig:
-    hidden: tuple[int, ...] = (64, 64)
-    steps: int = 3000
-    batch: int = 512
-    learning_rate: float = 1e-3
-    bins: int = 41
-    seed: int = 0
-    # "content": the segments in an order set by their content, so the reference does not
-    # depend on the labels (clean and noisy variants of the same segments share it);
-    # "pairs": chosen then rejected (references fitted before this option existed).
-    order: str = "content"
-
-    LEGACY = {"order": "pairs"}  # stored configurations without these fields were fitted so
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ReferenceConfig":
-        d = {**cls.LEGACY, **d}
-        d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
-
-    def validate(self) -> "ReferenceConfig":
-        from evaluators.errors import InputError
-
-        if self.steps < 1:
-            raise InputError(f"--reference-steps must be at least 1, got {self.steps}")
-        return self
-
-    def key(self, dataset_digest: str) -> str:
-        fields = dataclasses.asdict(self)
-        for name, value in self.LEGACY.items():  # references fitted before a field existed keep their key
-            if fields[name] == value:
-                del fields[name]
-        blob = json.dumps({"config": fields, "dataset": dataset_digest}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def cloning_data(dataset: PreferenceDataset, order: str) -> tuple[np.ndarray, np.ndarray]:

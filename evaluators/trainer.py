@@ -68,6 +68,7 @@ class PairData:
 
     @property
     def size(self) -> int:
+        """Pairs in the data."""
         return int(self.ref_logp.shape[0])
 
 
@@ -269,6 +270,7 @@ class PopulationResult:
     reward_l: np.ndarray
 
     def reason(self, p: int) -> str | None:
+        """Why candidate ``p`` failed (the first failed seed's reason and step), or None."""
         bad = [(int(self.status[p, s]), int(self.failed_at[p, s])) for s in range(self.status.shape[1])
                if self.status[p, s] != 0]
         if not bad:
@@ -400,5 +402,6 @@ def compilations() -> int:
 
 
 def describe(config: TrainConfig) -> dict[str, Any]:
+    """The training configuration as JSON, with the layout it resolved to and the devices."""
     return {**dataclasses.asdict(config), "resolved_mode": config.resolved_mode(),
             "devices": [str(d) for d in jax.local_devices()]}

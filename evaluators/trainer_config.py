@@ -45,6 +45,7 @@ class TrainConfig:
         return cls(**{**cls.LEGACY, **d})
 
     def validate(self) -> "TrainConfig":
+        """This configuration, checked (an :class:`InputError` naming the option)."""
         from evaluators.errors import InputError
 
         if self.steps < 1:
@@ -73,6 +74,7 @@ class TrainConfig:
         return interpreter.ProgramShape(self.program_length, self.n_constants)
 
     def resolved_mode(self) -> str:
+        """The population layout used: the one asked for, or the device's default for "auto"."""
         if self.mode != "auto":
             return self.mode
         from evaluators.device import population_mode  # lazy: it imports JAX

@@ -15,6 +15,7 @@ from evaluators.trainer_config import TrainConfig
 
 @dataclasses.dataclass(frozen=True)
 class LmDataConfig:
+    """The token task's data: setting, pairs, label noise and the dataset's seed."""
     task: str = "lm"
     setting: str = "noisy"
     eps: float = 0.3
@@ -23,6 +24,7 @@ class LmDataConfig:
     mixed_poor_fraction: float = 0.7   # mixed: share of responses from the two poorest policies
 
     def validate(self) -> "LmDataConfig":
+        """This configuration, checked (an :class:`InputError` naming the option)."""
         if self.setting not in SETTINGS:
             raise InputError(f"unknown setting {self.setting!r} for --task lm; known: {', '.join(SETTINGS)}")
         if not 0.0 <= self.eps <= 0.5:
@@ -34,6 +36,7 @@ class LmDataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LmModelConfig:
+    """The tiny transformer: its width and its reference's supervised fine-tuning."""
     width: int = 32     # attention heads: model.HEADS
     layers: int = 1
     sft_steps: int = 400
@@ -42,6 +45,7 @@ class LmModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LmEvalConfig:
+    """How trained policies are scored: evaluation prompts and their seed."""
     prompts: int = 512   # evaluation prompts (never in a dataset), one sampled response each (temperature 1)
     seed: int = SEARCH_EVAL  # the bench and held-out scoring pass their own (``eval_seed``)
 
@@ -72,9 +76,11 @@ class LmConfig(OptionsMixin):
     TASKS = ("lm",)
 
     def pair_description(self) -> str:
+        """How the console describes one pair of this task's data."""
         return "(token sequences)"
 
     def validate(self) -> "LmConfig":
+        """This configuration, every section checked."""
         self.dataset.validate()
         self.train.validate()
         if self.model.sft_steps < 1:
@@ -91,9 +97,11 @@ class LmConfig(OptionsMixin):
         return t.steps * t.batch_pairs * SEQ * 2.5e-6 + 2 * self.eval.prompts * MAX_RESPONSE * 2e-5
 
     def to_dict(self) -> dict:
+        """As stored in a run's or bench's configuration."""
         return dataclasses.asdict(self)
 
     @staticmethod
     def from_dict(d: dict) -> "LmConfig":
+        """A stored configuration back."""
         return LmConfig(LmDataConfig(**d["dataset"]), TrainConfig.from_dict(d["train"]),
                         LmModelConfig(**d["model"]), LmEvalConfig(**d["eval"]), tuple(d.get("data_seeds", ())))

@@ -81,6 +81,7 @@ class LmEvaluator(PairwiseEvaluator):
         self.r_random = random_reward(np.random.default_rng(config.eval.seed + 1))
 
     def load_dataset(self, config: LmConfig, rebuild: bool, stage: Stage) -> LoadedData:
+        """One dataset of the task (built on a cache miss) and its SFT reference, prepared."""
         ds, ref = load_or_build(config, self.log, rebuild, stage)
         return LoadedData(ds, _cache_path(config), ref, prepare(ds, ref))
 
@@ -115,4 +116,5 @@ class LmEvaluator(PairwiseEvaluator):
         return float(self.normalise(score_responses(self.eval_prompts, out).mean()))
 
     def describe_scoring(self) -> dict:
+        """How this evaluator scores a policy, for run stores and reports."""
         return {"r_random": self.r_random}

@@ -83,6 +83,8 @@ def sequences(prompts: np.ndarray, responses: np.ndarray, lengths: np.ndarray) -
 
 @dataclasses.dataclass
 class LmDataset:
+    """A token-task dataset: prompts, both responses with masks and lengths, their rewards
+    and which labels were flipped."""
     prompts: np.ndarray      # (N, PROMPT)
     tokens: np.ndarray       # (N, 2, SEQ): chosen, rejected
     mask: np.ndarray         # (N, 2, SEQ)
@@ -91,6 +93,7 @@ class LmDataset:
     flipped: np.ndarray      # (N,) the label disagrees with the reward
 
     def summary(self) -> dict[str, Any]:
+        """Pairs, label agreement with the reward and flip rate, as JSON."""
         better = self.rewards[:, 0] > self.rewards[:, 1]
         worse = self.rewards[:, 0] < self.rewards[:, 1]
         return {"pairs": int(len(self.prompts)), "label_agreement": float(better.mean()),

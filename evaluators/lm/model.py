@@ -20,6 +20,7 @@ HEADS = 2
 
 
 def init_params(key, cfg: LmModelConfig) -> dict:
+    """Random initial parameters of the tiny transformer of ``cfg``."""
     d, ks = cfg.width, jax.random.split(key, 4 + 6 * cfg.layers)
     p = {"embed": 0.1 * jax.random.normal(ks[0], (VOCAB, d)), "pos": 0.1 * jax.random.normal(ks[1], (SEQ, d)),
          "out": jax.random.normal(ks[2], (d, VOCAB)) / np.sqrt(d), "ln_f": jnp.ones(d)}

@@ -84,10 +84,12 @@ TASK_BUDGETS = {
 
 
 def default_config(task_name: str, **overrides) -> RLConfig:
+    """The PPO configuration that trains a task's behaviour policies (its budget, then ``overrides``)."""
     return dataclasses.replace(RLConfig(), **{**TASK_BUDGETS.get(task_name, {}), **overrides})
 
 
 def policy_dir(task_name: str) -> str:
+    """Where a task's committed behaviour policies are."""
     return os.path.join(POLICY_DIR, task_name)
 
 

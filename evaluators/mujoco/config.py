@@ -22,6 +22,8 @@ DATASET_VERSION = 3
 
 @dataclasses.dataclass(frozen=True)
 class DatasetConfig:
+    """A MuJoCo preference dataset: task, setting, pairs, segment and label horizons, label
+    noise and mix, and its seed."""
     task: str = "hopper"
     setting: str = "noisy"
     eps: float = 0.3
@@ -42,6 +44,7 @@ class DatasetConfig:
     LEGACY = {"labels": "policy", "same_policy_fraction": 0.0}
 
     def validate(self) -> "DatasetConfig":
+        """This configuration, checked (an :class:`InputError` naming the option)."""
         get_task(self.task)  # raises for an unknown task
         if self.setting not in SETTINGS:
             raise InputError(f"unknown setting {self.setting!r}; --setting takes {', '.join(SETTINGS)}")
@@ -66,6 +69,7 @@ class DatasetConfig:
 
     @property
     def effective_eps(self) -> float:
+        """The label-flip probability the data have (0 unless the setting is noisy)."""
         return self.eps if self.setting == "noisy" else 0.0
 
     @classmethod
@@ -74,6 +78,8 @@ class DatasetConfig:
         return cls(**{**cls.LEGACY, **d})
 
     def key(self, behaviour_digest: str) -> str:
+        """The dataset's cache key: its configuration (as older keys were made) and the
+        behaviour policies' digest."""
         fields = dataclasses.asdict(self)
         if self.setting != "noisy":
             fields["eps"] = 0.0  # eps only matters for noisy data
@@ -90,6 +96,7 @@ BACKENDS = ("auto", "native", "mjx")
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
+    """How trained policies are scored: episodes, start-state seed, simulator and horizon."""
     # One trained policy's return varies by about 17 points from episode to episode on
     # Hopper (benchmarks/fitness_noise.py): 16 episodes keep that below the seed spread.
     episodes: int = 16
@@ -98,6 +105,7 @@ class EvalConfig:
     horizon: int | None = None  # control steps per episode (default: the task's)
 
     def validate(self) -> "EvalConfig":
+        """This configuration, checked (an :class:`InputError` naming the option)."""
         if self.backend not in BACKENDS:
             raise InputError(f"unknown backend {self.backend!r}; --backend takes {', '.join(BACKENDS)}")
         if self.episodes < 1:
@@ -105,6 +113,7 @@ class EvalConfig:
         return self
 
     def resolved_backend(self) -> str:
+        """The simulator used: the one asked for, or the device's default for "auto"."""
         if self.backend != "auto":
             return self.backend
         from evaluators.device import simulator_backend  # lazy: it imports JAX
@@ -114,6 +123,8 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceConfig:
+    """The reference policy's behaviour cloning: network, bins, steps, batch, learning rate
+    and seed."""
     hidden: tuple[int, ...] = (64, 64)
     steps: int = 3000
     batch: int = 512
@@ -129,16 +140,20 @@ class ReferenceConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ReferenceConfig":
+        """A stored configuration; fields it lacks take the values it was fitted with."""
         d = {**cls.LEGACY, **d}
         d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 
     def validate(self) -> "ReferenceConfig":
+        """This configuration, checked (an :class:`InputError` naming the option)."""
         if self.steps < 1:
             raise InputError(f"--reference-steps must be at least 1, got {self.steps}")
         return self
 
     def key(self, dataset_digest: str) -> str:
+        """The reference's cache key: its configuration (as older keys were made) and the
+        dataset's digest."""
         fields = dataclasses.asdict(self)
         for name, value in self.LEGACY.items():  # references fitted before a field existed keep their key
             if fields[name] == value:
@@ -161,6 +176,7 @@ class MujocoConfig(OptionsMixin):
     data_seeds: tuple[int, ...] = ()
 
     def validate(self) -> "MujocoConfig":
+        """This configuration, every section checked."""
         self.dataset.validate()
         self.train.validate()
         self.eval.validate()
@@ -195,6 +211,7 @@ class MujocoConfig(OptionsMixin):
     TASKS = tuple(sorted(TASK_MODULES))
 
     def pair_description(self) -> str:
+        """How the console describes one pair of this task's data."""
         return f"x {self.dataset.segment} steps"
 
     def seconds_per_run(self) -> float:
@@ -205,6 +222,7 @@ class MujocoConfig(OptionsMixin):
         return t.steps * t.batch_pairs * self.dataset.segment * 2.5e-6 + self.eval.episodes * 1000 * 4 / 150_000
 
     def to_dict(self) -> dict:
+        """As stored in a run's or bench's configuration."""
         return dataclasses.asdict(self)
 
     @staticmethod

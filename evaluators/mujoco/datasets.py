@@ -83,17 +83,22 @@ class PreferenceDataset:
 
     @property
     def size(self) -> int:
+        """Pairs in the dataset."""
         return int(self.arrays["ret_w"].shape[0])
 
     @property
     def len_w(self) -> np.ndarray:
+        """(N,) live steps of each chosen segment."""
         return self.arrays["alive_w"].sum(axis=1)
 
     @property
     def len_l(self) -> np.ndarray:
+        """(N,) live steps of each rejected segment."""
         return self.arrays["alive_l"].sum(axis=1)
 
     def summary(self) -> dict[str, Any]:
+        """Pairs, label agreement with the returns, flip rate and the mix of behaviour policies,
+        as JSON."""
         a = self.arrays
         agree = float(np.mean(a["ret_w"] > a["ret_l"]) + 0.5 * np.mean(a["ret_w"] == a["ret_l"]))
         k = int(max(a["pol_w"].max(), a["pol_l"].max())) + 1
@@ -271,11 +276,13 @@ def _run_recording_states(sim, actor, n: int, rng: np.random.Generator):
 
 # --------------------------------------------------------------------------- cache
 def path_for(config: DatasetConfig, behaviour_digest: str, directory: str | None = None) -> str:
+    """Where the dataset of ``config`` is cached."""
     name = f"{config.task}-{config.setting}-{config.key(behaviour_digest)}.npz"
     return os.path.join(directory or os.path.join(cache_dir(), "datasets"), name)
 
 
 def save(ds: PreferenceDataset, path: str) -> None:
+    """Writes a dataset with its header (configuration, digests, version), atomically."""
     header = {"config": dataclasses.asdict(ds.config), "digest": ds.digest,
               "behaviour_digest": ds.behaviour_digest, "version": DATASET_VERSION}
     atomic.write_with(path, lambda f: np.savez_compressed(

@@ -100,6 +100,8 @@ class MujocoEvaluator(PairwiseEvaluator):
         super().__init__(config, log, rebuild, progress)
 
     def load_dataset(self, config: MujocoConfig, rebuild: bool, stage: Stage) -> LoadedData:
+        """One dataset of the suite (built on a cache miss) and its behaviour-cloned reference,
+        prepared."""
         return load_data(config, self.behaviour, self.log, rebuild, stage)
 
     def score(self, result, seeds, eval_seed, timing):
@@ -122,6 +124,7 @@ class MujocoEvaluator(PairwiseEvaluator):
         return self._reference_score
 
     def describe_scoring(self) -> dict:
+        """How this evaluator scores a policy, for run stores and reports."""
         b = self.behaviour
         return {"behaviour": {"names": list(b.names), "returns": list(b.returns), "random_return": b.random_return,
                               "expert_return": b.expert_return,

@@ -65,6 +65,7 @@ NORMALISER = ("obs_mean", "obs_std")
 
 
 def num_layers(params: Params) -> int:
+    """Dense layers of a policy's parameters."""
     return sum(1 for k in params if k.startswith("w"))
 
 
@@ -148,6 +149,7 @@ def save(path: str, params: Params, spec: PolicySpec, meta: Mapping[str, Any] | 
 
 
 def load(path: str) -> tuple[dict[str, np.ndarray], PolicySpec, dict[str, Any]]:
+    """A saved policy: (parameters, network spec, metadata header)."""
     with np.load(path) as z:
         params = {k: z[k] for k in z.files if k != "__header__"}
         header = json.loads(bytes(z["__header__"]).decode())

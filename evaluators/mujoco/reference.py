@@ -44,6 +44,8 @@ def cloning_data(dataset: PreferenceDataset, order: str) -> tuple[np.ndarray, np
 
 
 def behaviour_cloning(dataset: PreferenceDataset, config: ReferenceConfig = ReferenceConfig()) -> dict:
+    """The reference policy: maximum likelihood of the dataset's actions (both sides of every
+    pair, no labels seen) under the binned Gaussian policy."""
     obs, act = cloning_data(dataset, config.order)
     lo, hi = policy_io.bin_edges(act, config.bins)
     params = policy_io.init_params(jax.random.PRNGKey(config.seed), obs.shape[1], act.shape[1], config.hidden,

@@ -20,6 +20,7 @@ class UnknownTaskError(InputError):
 
 
 def get_task(name: str) -> Task:
+    """The task named ``name``; an :class:`UnknownTaskError` listing the tasks."""
     if name not in TASK_MODULES:
         raise UnknownTaskError(
             f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}"

@@ -44,6 +44,7 @@ class Task:
 
     @property
     def xml_path(self) -> str:
+        """The task's MuJoCo XML model file."""
         return str(ASSETS / self.xml)
 
     def mj_model(self):
@@ -54,6 +55,7 @@ class Task:
 
 
 def always_healthy(qpos, qvel, xp):
+    """A task whose episodes never end early."""
     return xp.ones(qpos.shape[:-1], bool)
 
 

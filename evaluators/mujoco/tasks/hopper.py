@@ -13,6 +13,7 @@ TORSO_HEIGHT = 1.25
 
 
 def healthy(qpos, qvel, xp):
+    """Hopper's Gymnasium health test: torso height and angle in range, the state bounded."""
     state = xp.concatenate([qpos[..., 2:], qvel], axis=-1)
     z = qpos[..., 1] + TORSO_HEIGHT
     angle = qpos[..., 2]

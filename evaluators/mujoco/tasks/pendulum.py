@@ -9,14 +9,17 @@ from evaluators.mujoco.tasks.base import Task
 
 
 def observation(qpos, qvel, xp):
+    """The cart-pole observation: positions and velocities."""
     return xp.concatenate([qpos, qvel], axis=-1)
 
 
 def reward(qpos_before, qpos_after, qvel_after, action, dt, xp):
+    """One point per step the pole stays up."""
     return xp.ones(qpos_after.shape[:-1])
 
 
 def healthy(qpos, qvel, xp):
+    """Whether the pole is still up (Gymnasium's InvertedPendulum)."""
     return xp.abs(qpos[..., 1]) <= 0.2
 
 

@@ -10,6 +10,7 @@ TORSO_HEIGHT = 1.25
 
 
 def healthy(qpos, qvel, xp):
+    """Walker2d's Gymnasium health test: torso height and angle in range."""
     z = qpos[..., 1] + TORSO_HEIGHT
     angle = qpos[..., 2]
     return (z > 0.8) & (z < 2.0) & (xp.abs(angle) < 1.0)

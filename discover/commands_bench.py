@@ -108,6 +108,7 @@ class BenchProgress:
         self.bar.__exit__(*exc)
 
     def log(self, text: str) -> None:
+        """Prints a line of the bench's log above the bar and shows it as the bar's phase."""
         console.print(text)
         self.bar.update(phase=str(text).strip()[:60])
 

@@ -329,6 +329,7 @@ def hall_of_fame_csv(hof: dict) -> str:
 
 
 def trainer_compilations() -> int:
+    """How many times the trainer compiled in this process (for the closing summary)."""
     from evaluators import trainer
 
     return trainer.compilations()

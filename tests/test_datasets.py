@@ -37,6 +37,7 @@ def test_same_seed_same_hash():
     assert datasets.build(dataclasses.replace(cfg, seed=1)).digest != digest
 
 
+@pytest.mark.slow
 def test_label_noise_rate_close_to_eps(built):
     rate = built["noisy"].summary()["flip_rate"]
     assert abs(rate - 0.3) < 0.05  # binomial sd at 400 pairs is 0.023
@@ -44,12 +45,14 @@ def test_label_noise_rate_close_to_eps(built):
     assert built["noisy"].summary()["label_agreement"] < built["clean"].summary()["label_agreement"]
 
 
+@pytest.mark.slow
 def test_clean_labels_follow_returns(built):
     s = built["clean"].summary()
     assert s["label_agreement"] > 0.6
     assert s["chosen_return_mean"] > s["rejected_return_mean"]
 
 
+@pytest.mark.slow
 def test_mixed_has_many_poor_pairs(built):
     mixed, clean = built["mixed"], built["clean"]
     poor = 3  # the poorer half of six policies
@@ -57,6 +60,7 @@ def test_mixed_has_many_poor_pairs(built):
     assert both_poor(mixed) > 0.65 and both_poor(clean) < 0.4
 
 
+@pytest.mark.slow
 def test_shuffled_pairs_unrelated_states(built):
     shuffled, clean = built["shuffled"], built["clean"]
     # the first observation of a pair is the shared prompt in clean data, not in shuffled data
@@ -65,6 +69,7 @@ def test_shuffled_pairs_unrelated_states(built):
     assert same_clean == 1.0 and same_shuffled < 0.05
 
 
+@pytest.mark.slow
 def test_segments_stop_at_termination(built):
     d = built["clean"]
     assert d.obs_w.shape == (PAIRS, 20, 4) and d.act_w.shape == (PAIRS, 20, 1)
@@ -132,6 +137,7 @@ def test_expert_labels_continue_both_sides_with_the_expert():
             np.testing.assert_array_equal(a, e)
 
 
+@pytest.mark.slow
 def test_expert_labels_depend_less_on_which_policy_acted(built):
     cfg = datasets.DatasetConfig(task="pendulum", setting="clean", pairs=PAIRS, segment=20, seed=0, labels="policy",
                                  same_policy_fraction=0.0)
@@ -185,6 +191,7 @@ def test_datasets_are_bit_reproducible(task, segment, digests):
     assert datasets.build(few, nthread=1).digest == datasets.build(few).digest
 
 
+@pytest.mark.slow
 def test_an_evaluator_reports_how_its_datasets_are_prepared():
     """Building and fitting: datasets ready of all, rising, with the stage of the one under
     way (the continuations as a percentage); a cached dataset passes through at once."""

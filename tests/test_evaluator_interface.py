@@ -45,6 +45,7 @@ def test_toy_evaluator_implements_the_interface(toy):
     assert ev.fitness[0] > 30 and ev.fitness[1] > 30
 
 
+@pytest.mark.slow
 def test_search_runs_on_the_toy_evaluator(toy, mirror, tmp_path):
     config = SearchConfig(population=8, generations=2, es_trees=1, es_popsize=2, reevaluate=2, final_top=2,
                           holdout_seeds=(100, 101))

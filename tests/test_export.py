@@ -65,6 +65,7 @@ def test_zoo_exports_match_engine(tmp_path, name, fmt):
     check_export(tmp_path, z.expr, z.constants, fmt, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["jax", "torch"])
 def test_random_tree_exports_match_engine(tmp_path, mirror, fmt):
     rng = np.random.default_rng(3)

@@ -39,6 +39,7 @@ TREES = st.recursive(LEAVES, _combine, max_leaves=12)
 # printed without its parentheses, a + (b - c) reparses as (a + b) - c: float32 rounds the two 1 ulp apart
 @example(Expr.call("add", Expr.call("log_sigmoid", Expr.var("logp_w")),
                    Expr.call("sub", Expr.const("beta"), Expr.var("logp_w"))))
+@pytest.mark.slow
 def test_print_parse_round_trip(tree):
     text = to_text(tree)
     again = parse(text, SCOPE)

@@ -9,6 +9,7 @@ from grammar import derivation, symbolic
 from grammar.errors import GrammarError
 
 
+@pytest.mark.slow
 def test_ramped_trees_are_valid_and_varied(mirror, free):
     for g in (mirror, free):
         rng = np.random.default_rng(0)

@@ -86,6 +86,7 @@ def compare(grammar, node, seed):
                 assert np.isclose(float(gc[j]), ref, rtol=2e-3, atol=2e-3 * max(1.0, g_scale[c])), (name, c, expr)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(seed=st.integers(0, 2**31 - 1))
 def test_interpreter_matches_lowering_mirror(mirror, seed):

@@ -115,6 +115,7 @@ def small():
     return lm.LmEvaluator(cfg)
 
 
+@pytest.mark.slow
 def test_the_token_evaluator_trains_and_scores_through_the_interface(small):
     assert isinstance(small, Evaluator)
     ref, _ = small.baseline()
@@ -130,6 +131,7 @@ def test_the_token_evaluator_trains_and_scores_through_the_interface(small):
     assert np.all(x["logp_w"] < 0) and np.all(x["len_w"] >= 1)
 
 
+@pytest.mark.slow
 def test_the_token_evaluator_reports_kl_to_the_reference_and_the_greedy_score(small):
     """Beside the fitness: KL(policy || reference) and the greedy-decoding score. A loss with
     no gradient leaves the reference where it is (KL 0, the reference's greedy score);

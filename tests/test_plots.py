@@ -7,6 +7,7 @@ import os
 import shutil
 
 import numpy as np
+import pytest
 
 from discover import loss_shapes, plots, records, run_views
 from discover.store import RunStore
@@ -24,6 +25,7 @@ def test_margins_keep_both_log_likelihoods_possible():
     assert wide[0] == -loss_shapes.Z_MAX and wide[-1] == loss_shapes.Z_MAX
 
 
+@pytest.mark.slow
 def test_loss_shapes_and_fitness_plots_draw(tmp_path):
     pair = {"ref_w": -30.0, "ref_l": -32.0, "len_w": 25.0, "len_l": 25.0}
     curves = loss_shapes.curves([zoo.ZOO[n].loss() for n in ("dpo", "ipo", "sft_to_dpo")], pair)

@@ -265,6 +265,7 @@ def test_extra_rows_join_only_benches_of_the_same_datasets():
         headline_report._merge_extra(headline, [bench("bbbb", "hinge")])
 
 
+@pytest.mark.slow
 def test_a_report_spec_with_aliases_or_the_wrong_shape_is_one_error(tmp_path):
     from discover.errors import RunError
     from discover.markdown_report import load_spec

@@ -46,6 +46,7 @@ def test_reference_fit_never_draws_its_padding(pendulum_evaluator):
     assert {bucket(n, least=64) for n in range(1, 65)} == {64} and bucket(65, least=64) == 80
 
 
+@pytest.mark.slow
 def test_population_trains_scores_and_compiles_once(pendulum_evaluator):
     exp = pendulum_evaluator
     names = ["dpo", "ipo", "orpo", "simpo"]
@@ -190,6 +191,7 @@ def test_scored_parameters_are_the_moving_average(pendulum_evaluator):
         np.testing.assert_allclose(avg[k], want, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_several_datasets_in_one_program(pendulum_evaluator):
     """With two datasets, seed s trains on dataset s mod 2 from that dataset's reference: the
     same runs as on each dataset alone."""
@@ -211,6 +213,7 @@ def test_several_datasets_in_one_program(pendulum_evaluator):
         trainer.TrainingData([both.reference], both.training.data)
 
 
+@pytest.mark.slow
 def test_batched_and_vmap_modes_train_what_map_mode_trains(pendulum_evaluator):
     """The CPU's two layouts (runs one after another; runs side by side through the policy)
     and the accelerator's (every run side by side, 15 runs padded to 16) train the same

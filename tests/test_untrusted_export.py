@@ -144,6 +144,7 @@ def test_export_to_stdout_and_bad_outputs(run_copy):
         assert_user_error(in_process("export", "run", "-o", output, "--results-dir", ".", cwd=run_copy), message)
 
 
+@pytest.mark.slow
 def test_show_and_export_share_one_numbering(run_copy):
     shown = in_process("show", "run", "--results-dir", ".", "--top", "20", cwd=run_copy)
     assert shown.returncode == 0, shown.stderr
@@ -228,6 +229,7 @@ def numbers_shown(run_copy, *extra):
     return [int(line.split()[1]) for line in result.stdout.splitlines() if line.startswith("loss ")]
 
 
+@pytest.mark.slow
 def test_runs_without_keys_or_hall_of_fame_are_numbered_once(run_copy):
     from discover import run_views
     from discover.store import RunStore

@@ -72,6 +72,12 @@ def zoo_entries(names: Sequence[str]) -> list[Loss]:
 def run_entries(specs: Sequence[str], results_dir: str) -> list[Loss]:
     """``RUN`` or ``RUN:RANK`` -> the run's rank-th loss (by held-out score when the run has
     finished), named ``RUN#RANK``."""
+    return [loss for loss, _ in included_runs(specs, results_dir)]
+
+
+def included_runs(specs: Sequence[str], results_dir: str) -> list[tuple[Loss, tuple[int, ...]]]:
+    """:func:`run_entries` with the dataset seeds each run searched on (a bench must not
+    score on them, and a loss's effective form is measured on the first)."""
     from discover.errors import RunError
     from discover.run_views import ranked_loss
     from discover.store import RunStore
@@ -87,7 +93,7 @@ def run_entries(specs: Sequence[str], results_dir: str) -> list[Loss]:
             raise RunError(f"bad --include {spec!r}: use RUN or RUN:N, N the number discover show gives the loss "
                            "(from 1)")
         store = RunStore.open(run, results_dir)
-        out.append(ranked_loss(store, r)[0])
+        out.append((ranked_loss(store, r)[0], tuple(store.evaluator_config()[1].seeds_of_data)))
     return out
 
 

@@ -61,7 +61,9 @@ def bench_cmd(
 
     request.refuse_options_it_lacks()
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
-    entries = bench.zoo_entries(names) + bench.run_entries(include, results_dir)
+    included = bench.included_runs(include, results_dir)
+    searched = {e.name: seeds for e, seeds in included}
+    entries = bench.zoo_entries(names) + [e for e, _ in included]
     if ablate_t:
         entries += bench.static_ablations(entries)
     if not 1 <= seeds <= 999:
@@ -70,6 +72,11 @@ def bench_cmd(
         data_seeds = bench.seed_spaces.bench_data(datasets, data_seed)
     except ValueError as e:
         raise UsageProblem(f"--datasets/--data-seed: {e}") from None
+    for entry, seeds in included:
+        if overlap := sorted(set(seeds) & set(data_seeds)):
+            raise UsageProblem(f"--datasets/--data-seed: the bench's datasets include {entry.name}'s search datasets "
+                               f"(data seeds {', '.join(map(str, overlap))}); choose --data-seed so that they are "
+                               f"held out")
     cfg = request.config(data_seed=data_seeds[0], eval_seed=bench.BENCH_EVAL_SEED).validate()
     check_batch(cfg)
     if name is not None and (problem := run_name_problem(name)):
@@ -79,7 +86,8 @@ def bench_cmd(
     wrap = ray_wrapper(ray, ray_actors)
     checked = [e.name for e in bench.effective_candidates(entries)] if effective else []
     if effective:
-        entries += bench.effective_variants(entries, _search_data_inputs(cfg, bench.effective_candidates(entries)))
+        entries += bench.effective_variants(entries, _search_data_inputs(cfg, bench.effective_candidates(entries),
+                                                                         searched))
     with BenchProgress() as progress:
         out = bench.run_bench(cfg, entries, bench.seed_spaces.bench_train(seeds), out_dir, log=progress.log, tune=tune,
                               data_seeds=data_seeds, wrap=wrap, effective_checked=checked, progress=progress,
@@ -162,16 +170,22 @@ def _print_bench(out: dict, title: str, kind: str, out_dir: str) -> None:
 
 
 
-def _search_data_inputs(cfg, entries) -> list[dict]:
-    """Where each entry's effective form is measured: 256 pairs of the search's first
-    dataset of this setting at the reference (t across [0, 1]) and 256 at the policy the
-    entry trained to there (t = 1); see :func:`evaluators.interface.effective_inputs`."""
+def _search_data_inputs(cfg, entries, searched: dict) -> list[tuple]:
+    """Where each entry's effective form is measured: 256 pairs of the first dataset its
+    search trained on (``searched``: entry name -> its run's data seeds) at the reference
+    (t across [0, 1]) and 256 at the policy the entry trained to there (t = 1); see
+    :func:`evaluators.interface.effective_inputs`."""
     from evaluators import registry
     from evaluators.interface import effective_inputs
     from evaluators.seeds import SEARCH_DATA
 
-    evaluator = registry.get(registry.for_task(cfg.task))(cfg.with_options(data_seed=SEARCH_DATA[0]), log=console.print)
-    return effective_inputs(evaluator, [e.expr for e in entries], [e.constants for e in entries])
+    inputs: dict[str, tuple] = {}
+    for seed in dict.fromkeys(searched.get(e.name, SEARCH_DATA)[0] for e in entries):
+        group = [e for e in entries if searched.get(e.name, SEARCH_DATA)[0] == seed]
+        evaluator = registry.get(registry.for_task(cfg.task))(cfg.with_options(data_seed=seed), log=console.print)
+        found = effective_inputs(evaluator, [e.expr for e in group], [e.constants for e in group])
+        inputs.update((e.name, x) for e, x in zip(group, found))
+    return [inputs[e.name] for e in entries]
 
 
 @app.command("report")

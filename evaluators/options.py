@@ -118,7 +118,8 @@ class OptionsMixin:
     def with_options(self, **options):
         """This configuration with the named options replaced; None keeps the current value.
         Options of :data:`SET_BY_COMMANDS` it does not declare are skipped; any other
-        unknown option is a bug (the commands refuse options a task does not have)."""
+        unknown option is a bug (the commands refuse options a task does not have). Naming
+        ``data_seed`` trains on that one dataset (it clears ``data_seeds``)."""
         declared = self.declared()
         unknown = set(options) - set(declared) - set(SET_BY_COMMANDS)
         if unknown:
@@ -129,6 +130,8 @@ class OptionsMixin:
             if value is not None and name in declared:
                 o = declared[name]
                 (sections.setdefault(o.section, {}) if o.section else top)[o.field] = value
+        if options.get("data_seed") is not None and getattr(self, "data_seeds", ()):
+            top["data_seeds"] = ()  # one dataset named: no longer the several of with_data_seeds
         return dataclasses.replace(self, **top, **{k: dataclasses.replace(getattr(self, k), **v)
                                                   for k, v in sections.items()})
 

@@ -55,9 +55,17 @@ def bench_data(n: int, base: int = BENCH_DATA_BASE) -> list[int]:
     if n < 1:
         raise ValueError(f"a bench takes at least one dataset, not {n}")
     out = [base + i for i in range(n)]
-    if set(SEARCH_DATA) & set(out) or TUNE_DATA in out:
-        raise ValueError(f"dataset seeds {out} include the search's ({SEARCH_DATA}) or tuning's ({TUNE_DATA})")
+    if set(SEARCH_DATA) & set(out) or set(TUNE_DATA_SEEDS) & set(out):
+        raise ValueError(f"dataset seeds {_span(out)} include the search's ({_span(SEARCH_DATA)}) or the "
+                         f"tuning's ({_span(TUNE_DATA_SEEDS)})")
     return out
+
+
+def _span(seeds) -> str:
+    """``a-b`` for a run of consecutive seeds, else the list."""
+    seeds = list(seeds)
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 1 \
+        else ", ".join(str(s) for s in seeds)
 
 
 def bench_train(n: int) -> list[int]:

@@ -313,6 +313,7 @@ def test_hall_of_fame_csv_quotes_formulas_and_keeps_constants_as_json():
     (("run", "--grammar", "mirror.yaml", "--data-seed", "-1"), "--data-seed must be at least 0"),
     (("run", "--grammar", "mirror.yaml", "--data-seed", "418"), "uses data seeds 418, 419, kept"),
     (("run", "--grammar", "mirror.yaml", "--data-seed", "303"), "uses data seeds 303, 304, kept"),
+    (("bench", "--data-seed", "49"), "dataset seeds 49-53 include the search's (0-2) or the tuning's (50-52)"),
 ])
 def test_requests_that_cannot_run_are_refused_before_any_work(cli, tmp_path, args, fragment):
     assert_user_error(cli(*args), fragment)
@@ -464,6 +465,43 @@ def test_dataset_bar_counts_datasets_and_leaves_cached_ones_out_of_its_pace(monk
     assert updates[2][1]["seconds_left"] == pytest.approx(90.0)  # 1.5 datasets left at 60 s each
     assert updates[3][1]["seconds_left"] == pytest.approx(60.0)
     assert updates[-1][1]["seconds_left"] is None and updates[-1][1]["count"] == "3/3"
+
+
+def test_a_bench_refuses_the_datasets_an_included_run_searched_on(cli, tmp_path, monkeypatch):
+    """A discovered loss is compared on data its search never saw, and its effective form is
+    measured on the first dataset it searched on."""
+    import json
+    import shutil
+
+    import evaluators.interface
+    from discover.commands_bench import _search_data_inputs
+    from evaluators import registry
+    from grammar import zoo
+    from grammar.losses import Loss
+
+    run = tmp_path / "results" / "study-run"
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "results", "default-run-v4"), run)
+    config = json.loads((run / "config.json").read_text())
+    config["experiment"]["data_seeds"] = [103, 104, 105]
+    (run / "config.json").write_text(json.dumps(config))
+    out = cli("bench", "--task", "hopper", "--setting", "noisy", "--include", "study-run:1", "--datasets", "4")
+    assert_user_error(out, "the bench's datasets include study-run#1's search datasets (data seeds 103)")
+    assert sorted(os.listdir(tmp_path / "results")) == ["study-run"]
+
+    seen = []
+
+    class Probe:  # records the datasets of each evaluator the effective forms are measured with
+        def __init__(self, cfg, log=None):
+            seen.append(cfg.seeds_of_data)
+
+    monkeypatch.setattr(registry, "get", lambda name: Probe)
+    monkeypatch.setattr(evaluators.interface, "effective_inputs", lambda ev, exprs, consts: [len(seen)] * len(exprs))
+    dpo = zoo.ZOO["dpo"]
+    entries = [Loss(name, dpo.expr, dpo.constants, "discovered") for name in ("a#1", "b#1", "c#1")]
+    cfg = registry.config_class("mujoco")().with_data_seeds([7, 8])
+    searched = {"a#1": (600, 601), "b#1": (603,), "c#1": (600, 601)}
+    assert _search_data_inputs(cfg, entries, searched) == [1, 2, 1]
+    assert seen == [(600,), (603,)]  # naming one data seed trains on that dataset alone
 
 
 def test_a_search_trains_on_the_datasets_its_data_seed_names():

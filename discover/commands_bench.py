@@ -20,8 +20,9 @@ from evaluators.seeds import BENCH_DATA_BASE
 @takes_evaluator_options
 def bench_cmd(
     ctx: typer.Context,
-    losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo); "
-                                                    "NAME@CONSTANT=VALUE sets a constant (e.g. dpo@beta=1).",
+    losses: Optional[str] = typer.Option(None, help="Comma-separated zoo losses (default: the whole zoo; \"\": "
+                                                    "none, only the --include ones); NAME@CONSTANT=VALUE sets a "
+                                                    "constant (e.g. dpo@beta=1).",
                                          rich_help_panel=LOSSES_PANEL),
     include: list[str] = typer.Option([], "--include", help="Also a discovered loss: RUN or RUN:RANK (repeatable).",
                                       rich_help_panel=LOSSES_PANEL),
@@ -30,9 +31,9 @@ def bench_cmd(
                                   rich_help_panel=LOSSES_PANEL),
     effective: bool = typer.Option(False, "--effective", help="Also each included loss without its additive "
                                                                "terms below 1% of the gradient norm (its effective "
-                                                               "form on the first search dataset of this bench's "
-                                                               "task and setting: at the reference, t across "
-                                                               "[0, 1], and at the end of its own training, t = 1).",
+                                                               "form on the first dataset its run searched on: at "
+                                                               "the reference, t across [0, 1], and at the end of "
+                                                               "its own training, t = 1).",
                                    rich_help_panel=LOSSES_PANEL),
     tune: bool = typer.Option(False, "--tune", help="Also tune each baseline's constants (grid, on a separate "
                                                    "dataset and seeds) and report it at its best constants.",
@@ -60,10 +61,12 @@ def bench_cmd(
     from evaluators import registry
 
     request.refuse_options_it_lacks()
-    names = [n.strip() for n in losses.split(",") if n.strip()] if losses else bench.default_losses()
+    names = [n.strip() for n in losses.split(",") if n.strip()] if losses is not None else bench.default_losses()
     included = bench.included_runs(include, results_dir)
     searched = {e.name: seeds for e, seeds in included}
     entries = bench.zoo_entries(names) + [e for e, _ in included]
+    if not entries:
+        raise UsageProblem("nothing to bench: --losses \"\" names no zoo loss and no --include names a run")
     if ablate_t:
         entries += bench.static_ablations(entries)
     if not 1 <= seeds <= 999:

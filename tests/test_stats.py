@@ -84,3 +84,53 @@ def test_crossed_effect_counts_the_spread_between_searches():
     assert a["method"] == "mixedlm" and b["se_moments"] == pytest.approx(b["se"], rel=0.1)  # two estimators agree
     with pytest.raises(ValueError, match="searches, datasets"):
         crossed_effect(np.ones(5))
+
+
+def test_a_study_setting_is_analysed_with_the_dataset_as_its_unit():
+    """The study's per-setting statistics on planted scores: a clear effect over B* is
+    "better" after Holm, a null one is not, and the secondary pick is compared on datasets."""
+    from discover import study
+
+    rng = np.random.default_rng(5)
+    K, J = 8, 20
+    b_star = 40 + rng.normal(0, 5, J)
+    dataset = rng.normal(0, 3, J)
+    clear = b_star + 12 + dataset + rng.normal(0, 2, (K, 1)) + rng.normal(0, 3, (K, J))
+    null = b_star + dataset + rng.normal(0, 2, (K, 1)) + rng.normal(0, 3, (K, J))
+    a, b = study.setting_effect(clear, b_star, pick=2), study.setting_effect(null, b_star)
+    assert a["primary"]["mean"] == pytest.approx((clear - b_star).mean())
+    assert a["by_searches"]["n"] == K and a["by_datasets"]["n"] == J and len(a["per_search"]) == K
+    assert a["best_pick"]["search"] == 2 and a["best_pick"]["n"] == J
+    assert a["best_pick"]["mean"] == pytest.approx((clear[2] - b_star).mean())
+    assert a["per_dataset"]["effect"] == pytest.approx((clear - b_star).mean(axis=0))
+    v = study.verdicts([a, b])
+    assert v[0]["verdict"] == "better" and v[1]["verdict"] in ("tie", "inconclusive")
+    assert v[0]["alpha_first_step"] == 0.025 and v[0]["mde"]["0.025"] > v[0]["mde"]["0.05"] > 0
+    assert max(v[0]["p_holm"], v[1]["p_holm"]) == pytest.approx(max(a["primary"]["p"], b["primary"]["p"]))
+    with pytest.raises(ValueError, match="missing"):
+        study.setting_effect(np.where(np.eye(K, J, dtype=bool), np.nan, clear), b_star)
+
+
+def test_dataset_intervals_bootstrap_over_datasets():
+    from discover import study
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(50, 10, 20)
+    out = study.dataset_intervals({"a": x, "b": np.append(x[:19], 1000.0)}, resamples=2000)
+    a, b = out["a"], out["b"]
+    assert a["mean"]["value"] == pytest.approx(x.mean()) and a["datasets"] == 20
+    assert a["mean"]["low"] < x.mean() < a["mean"]["high"]
+    half = a["mean"]["high"] - a["mean"]["low"]
+    assert half == pytest.approx(2 * 1.96 * x.std(ddof=1) / np.sqrt(20), rel=0.25)  # as the t interval, roughly
+    assert b["iqm"]["value"] < b["mean"]["value"] - 30  # the IQM is not pulled by one outlying dataset
+
+
+def test_settings_still_pending_count_in_holms_family():
+    from discover import study
+
+    rng = np.random.default_rng(1)
+    b_star = 40 + rng.normal(0, 5, 20)
+    e = study.setting_effect(b_star + 6 + rng.normal(0, 3, (8, 20)), b_star)
+    alone, of_two = study.verdicts([e])[0], study.verdicts([e], family=2)[0]
+    assert of_two["p_holm"] == pytest.approx(min(1.0, 2 * alone["p_holm"]))
+    assert of_two["alpha_first_step"] == 0.025 and alone["alpha_first_step"] == 0.05

@@ -7,10 +7,14 @@ two draws is under 2 points. Training is deterministic, so both draws score the 
 policies (checked: their training diagnostics agree).
 
     python results/study_v3/readout_noise.py walker2d mixed > results/study_v3/readout-walker2d-mixed.txt
+
+Also writes results/study_v3/readout-TASK-SETTING.json (the measurements and the count),
+which the held-out benches (heldout.py) read.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -35,7 +39,7 @@ def main(task: str, setting: str) -> None:
     draws = (seed_spaces.TUNE_EVAL + 1, seed_spaces.TUNE_EVAL + 2)  # start states no tuning part used
     print(f"{task} {setting}: {len(LOSSES)} losses ({', '.join(LOSSES)}) x {len(seeds)} seeds on tuning datasets "
           f"{seed_spaces.TUNE_DATA_SEEDS[:2]}, two draws of start states each")
-    chosen = None
+    chosen, rows = None, []
     for episodes in EPISODES:
         t0 = time.perf_counter()
         base = registry.get(registry.for_task(task)).Config().with_options(task=task, setting=setting,
@@ -47,10 +51,16 @@ def main(task: str, setting: str) -> None:
         mad = float(np.nanmean(diff))
         print(f"{episodes:4d} episodes: mean |draw 1 - draw 2| {mad:.2f} points (max {np.nanmax(diff):.2f}); "
               f"scores {np.nanmean(a.per_seed):.1f} / {np.nanmean(b.per_seed):.1f} ({time.perf_counter() - t0:.0f} s)")
+        rows.append({"episodes": episodes, "mean_abs_diff": mad, "max_abs_diff": float(np.nanmax(diff)),
+                     "draw_1": a.per_seed.tolist(), "draw_2": b.per_seed.tolist()})
         if chosen is None and mad < THRESHOLD:
             chosen = episodes
     print(f"held-out benches of {task} {setting} use --episodes "
           + (f"{chosen}" if chosen else f"above {EPISODES[-1]} (none of {EPISODES} reached {THRESHOLD:g} points)"))
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"readout-{task}-{setting}.json")
+    with open(out, "w") as f:
+        json.dump({"task": task, "setting": setting, "losses": LOSSES, "seeds": seeds, "draws": draws,
+                   "threshold": THRESHOLD, "episodes": chosen, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

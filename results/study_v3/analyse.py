@@ -1,0 +1,140 @@
+"""Study v3, step 5 (PLAN.md): the analysis of the held-out benches.
+
+    python results/study_v3/analyse.py [TASK:SETTING ...] > results/study_v3/RESULTS.md
+
+Default: the pre-registered settings, in the plan's order (walker2d:mixed hopper:mixed);
+Holm's correction runs over the settings given. For each setting it reads
+heldout-TASK-SETTING.json (written by heldout.py: which loss is in which bench) and the
+benches' results.json, takes each loss's per-dataset score (the mean over the dataset's
+3 seeds) and computes, with discover.study: the primary search-averaged effect of the K
+winners over B* (crossed random effects of search and dataset), the sensitivity analyses,
+the secondary comparison (the best of the K winners by its own search's held-out score),
+each winner's own interval and bootstrap intervals over datasets. Prints a markdown
+report and writes results/study_v3/analysis.json. A setting whose benches have not all
+finished is listed as pending and counts in Holm's correction with p = 1 (the family is
+the settings given): the others' verdicts are then provisional.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, ROOT)
+
+from discover import study  # noqa: E402
+from discover.run_views import numbered_losses  # noqa: E402
+from discover.store import RunStore  # noqa: E402
+
+SETTINGS = ("walker2d:mixed", "hopper:mixed")
+RESULTS = os.path.join(ROOT, "results")
+
+
+def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) -> dict | None:
+    """One setting's {"scores": {role: per-dataset scores}, "about": {role: its bench name,
+    closed form, recipe}, "episodes", "data_seeds"}, or None while a bench is missing;
+    every bench checked to use the plan's datasets and seeds."""
+    path = os.path.join(here, f"heldout-{task}-{setting}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        plan = json.load(f)
+    out = {"scores": {}, "about": {}, "episodes": plan["episodes"], "data_seeds": plan["data_seeds"]}
+    for b in plan["benches"]:
+        res = os.path.join(results, b["name"], "results.json")
+        if not os.path.exists(res):
+            return None
+        with open(res) as f:
+            bench = json.load(f)
+        if bench["data_seeds"] != plan["data_seeds"] or len(bench["seeds"]) != plan["seeds"]:
+            raise SystemExit(f"{b['name']}: datasets {bench['data_seeds']} x {len(bench['seeds'])} seeds, not the "
+                             f"plan's {plan['data_seeds']} x {plan['seeds']}")
+        rows = {r["name"]: r for r in bench["losses"]}
+        for role, name in b["roles"].items():
+            per = rows[name]["per_dataset"]
+            out["scores"][role] = np.array([np.nan if v is None else v for v in per], float)
+            out["about"][role] = {"name": name, "form": rows[name]["closed_form"],
+                                  "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
+    return out
+
+
+def pick(task: str, setting: str, k: int, results: str = RESULTS) -> int:
+    """The winner that its own search scored best on its held-out seeds (loss 1's score)."""
+    best = [numbered_losses(RunStore.open(f"study-{task}-{setting}-{i}", results))[0].row for i in range(k)]
+    return int(np.argmax([r["fitness"] if r["fitness"] is not None else -np.inf for r in best]))
+
+
+def _ci(r: dict) -> str:
+    return f"{r['mean']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}], p {r['p']:.3g}"
+
+
+def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
+    commit = subprocess.run(["git", "log", "-1", "--format=%h %cs", "--", "results/study_v3/PLAN.md"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    print("# Study v3: results\n")
+    print(f"Plan: `results/study_v3/PLAN.md` at {commit} (its amendments listed there). Command: "
+          f"`python results/study_v3/analyse.py {' '.join(settings)}`.\n")
+    found = {s: scores(*s.split(":"), here, results) for s in settings}
+    done = [s for s in settings if found[s] is not None]
+    effects, winners_of = {}, {}
+    for s in done:
+        x = found[s]["scores"]
+        k = sorted(int(r.split()[1]) for r in x if r.startswith("winner "))
+        winners_of[s] = np.stack([x[f"winner {i}"] for i in k])
+        effects[s] = study.setting_effect(winners_of[s], x["b_star"], pick(*s.split(":"), len(k), results))
+    pending = [s for s in settings if s not in done]
+    verdicts = dict(zip(done, study.verdicts([effects[s] for s in done], family=len(settings)))) if done else {}
+    if pending:
+        print(f"**Pending** (held-out benches not finished): {', '.join(pending)}. Holm's correction below counts "
+              f"them with p = 1: the verdicts are provisional (they can only become more decisive).\n")
+    print("| setting | primary effect (winners - B*) [95% CI], p | Holm p | TOST p (Holm) | verdict | MDE at "
+          "Holm's first alpha | by searches | by datasets |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in done:
+        e, v = effects[s], verdicts[s]
+        p, mde = e["primary"], v["mde"][f"{v['alpha_first_step']:g}"]
+        print(f"| {s} | {_ci(p)} ({p['method']}, {p['df']:.0f} df) | {v['p_holm']:.3g} | "
+              f"{v['p_tost_holm']:.3g} | **{v['verdict']}** | {mde:.1f} | "
+              f"{_ci(e['by_searches'])} | {_ci(e['by_datasets'])} |")
+    for s in done:
+        e, x, about, p = effects[s], found[s]["scores"], found[s]["about"], effects[s]["primary"]
+        print(f"\n## {s}\n")
+        b = about["b_star"]
+        print(f"B*: {b['name']}, `{b['form']}` ({b['recipe']}); {e['searches']} searches x {e['datasets']} held-out "
+              f"datasets x 3 seeds, {found[s]['episodes']} evaluation episodes. Standard deviations: between searches "
+              f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "
+              f"(moments SE {p['se_moments']:.2f} vs REML {p['se']:.2f}).\n")
+        b = e["best_pick"]
+        print(f"Secondary, the best of the {e['searches']} winners by its own search's held-out score (search "
+              f"{b['search']}): {_ci(b)} over {b['n']} datasets, TOST p {b['p_tost']:.3g}.\n")
+        print("| search | winner | recipe | vs B* over datasets [95% CI], p |")
+        print("|---|---|---|---|")
+        for i, r in enumerate(e["per_search"]):
+            w = about[f"winner {i}"]
+            print(f"| {i} | `{w['form']}` | {w['recipe']} | {_ci(r)} |")
+        named = {"B*": x["b_star"], "winners (mean of K)": winners_of[s].mean(axis=0),
+                 **{about[r]["name"]: x[r] for r in x if r.startswith("zoo ")}}
+        print("\nInterval estimates over datasets (percentile bootstrap, 10,000 resamples):\n")
+        print("| loss | mean [95% CI] | IQM [95% CI] |")
+        print("|---|---|---|")
+        for name, r in study.dataset_intervals(named).items():
+            m, q = r["mean"], r["iqm"]
+            print(f"| {name} | {m['value']:.1f} [{m['low']:.1f}, {m['high']:.1f}] | "
+                  f"{q['value']:.1f} [{q['low']:.1f}, {q['high']:.1f}] |")
+        print("\nPer dataset:\n\n| dataset | B* | winners (mean) | effect |\n|---|---|---|---|")
+        columns = (found[s]["data_seeds"], *(e["per_dataset"][c] for c in ("b_star", "winners_mean", "effect")))
+        for seed, a, w, d in zip(*columns):
+            print(f"| {seed} | {a:.1f} | {w:.1f} | {d:+.1f} |")
+    with open(os.path.join(here, "analysis.json"), "w") as f:
+        json.dump({"settings": settings, "pending": pending, "effects": effects, "verdicts": verdicts}, f, indent=1,
+                  default=float)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or list(SETTINGS))

@@ -1,0 +1,118 @@
+"""Study v3, step 4b (PLAN.md): the held-out benches of one setting.
+
+    python results/study_v3/heldout.py walker2d mixed [--dry-run]
+
+Scores, on the held-out datasets (data seeds 400-419) x 3 bench seeds, every study loss at
+its own tuned recipe: the K winners (loss 1 of each search study-TASK-SETTING-K, at their
+searched constants), B*, the other tuned top zoo losses and DPO (at their tuned
+constants). Recipes and constants come from tune-TASK-SETTING/tuning.json, which must hold
+the winners (rerun tune.py with the searches' names first), and B* must match the frozen
+B_STAR.json; the episode count comes from the readout-noise measurement
+(readout-TASK-SETTING.json). Losses sharing a recipe are one `discover bench`
+(results/study-heldout-TASK-SETTING-sSTEPS-lrLR); every bench uses the same datasets, seeds
+and start states, so every difference stays paired. Writes heldout-TASK-SETTING.json (which
+loss is in which bench under which name), then runs the benches one after another;
+finished ones are skipped and an interrupted one resumes (the bench's own partial/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, ROOT)
+
+from discover import tuning  # noqa: E402
+from evaluators import seeds as seed_spaces  # noqa: E402
+
+K = 8
+DATASETS, SEEDS = len(seed_spaces.STUDY_HELD_OUT), 3
+
+
+def _read(path: str, what: str) -> dict:
+    if not os.path.exists(path):
+        raise SystemExit(f"{what} missing: {path}")
+    with open(path) as f:
+        return json.load(f)
+
+
+def _zoo_spec(name: str, constants: dict) -> str:
+    return name + "".join(f"@{k}={v:.12g}" for k, v in sorted(constants.items()))
+
+
+def plan(task: str, setting: str, here: str = HERE) -> dict:
+    """The held-out benches of a setting: {"episodes", "benches": [{name, steps, lr, zoo,
+    include, roles}]}, each role ("b_star", "winner K", "zoo NAME") naming its bench entry."""
+    tune_dir = os.path.join(here, f"tune-{task}-{setting}")
+    tuned = _read(os.path.join(tune_dir, "tuning.json"), "the setting's tuning")
+    frozen = _read(os.path.join(tune_dir, "B_STAR.json"), "the frozen B*")
+    if not tuning._same_choice(frozen, tuned["b_star"]):
+        raise SystemExit(f"tuning.json's B* ({tuned['b_star']['name']}) is not the frozen one ({frozen['name']})")
+    episodes = _read(os.path.join(here, f"readout-{task}-{setting}.json"), "the readout-noise measurement")["episodes"]
+    if not episodes:
+        raise SystemExit("the readout-noise measurement found no episode count under its threshold: see PLAN.md")
+    runs = [f"study-{task}-{setting}-{k}" for k in range(K)]
+    missing = [r for r in runs if f"{r}#1" not in tuned["choice"]]
+    if missing:
+        raise SystemExit(f"tuning.json has no recipe for {', '.join(missing)}: finish the searches, then run "
+                         f"python results/study_v3/tune.py {task} {setting} {' '.join(runs)}")
+    benches: dict[tuple, dict] = {}
+    for loss, choice in tuned["choice"].items():
+        if choice is None:
+            raise SystemExit(f"{loss} failed at every recipe of the tuning")
+        recipe = (int(choice["steps"]), float(choice["lr"]))
+        b = benches.setdefault(recipe, {"name": f"study-heldout-{task}-{setting}-s{recipe[0]}-lr{recipe[1]:g}",
+                                        "steps": recipe[0], "lr": recipe[1], "zoo": [], "include": [], "roles": {}})
+        if loss.endswith("#1"):
+            run = loss[:-2]
+            b["include"].append(f"{run}:1")
+            b["roles"][f"winner {runs.index(run)}"] = loss
+        else:
+            from discover.bench import zoo_entries
+
+            spec = _zoo_spec(loss, choice["constants"])
+            b["zoo"].append(spec)
+            label = zoo_entries([spec])[0].name
+            b["roles"][f"zoo {loss}"] = label
+            if loss == tuned["b_star"]["name"]:
+                b["roles"]["b_star"] = label
+    return {"task": task, "setting": setting, "data_seeds": list(seed_spaces.STUDY_HELD_OUT), "seeds": SEEDS,
+            "episodes": int(episodes), "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
+
+
+def main(task: str, setting: str, dry_run: bool) -> None:
+    p = plan(task, setting)
+    with open(os.path.join(HERE, f"heldout-{task}-{setting}.json"), "w") as f:
+        json.dump(p, f, indent=1)
+    for b in p["benches"]:
+        command = ["discover", "bench", "--task", task, "--setting", setting, "--losses", ",".join(b["zoo"]),
+                   *[x for run in b["include"] for x in ("--include", run)],
+                   "--datasets", str(DATASETS), "--data-seed", str(p["data_seeds"][0]), "--seeds", str(SEEDS),
+                   "--steps", str(b["steps"]), "--lr", f"{b['lr']:g}", "--episodes", str(p["episodes"]),
+                   "--name", b["name"]]
+        done = os.path.exists(os.path.join(ROOT, "results", b["name"], "results.json"))
+        print(("done: " if done else "") + " ".join(command), flush=True)
+        if done or dry_run:
+            continue
+        log = os.path.join(HERE, "logs", f"{b['name']}.log")
+        with open(log, "a") as f:
+            proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    env={**os.environ, "COLUMNS": "100"})
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                f.write(line)
+        if proc.wait():
+            raise SystemExit(f"{b['name']} stopped (exit {proc.returncode}); run this again to resume it")
+        with open(log) as src, open(os.path.join(ROOT, "results", b["name"], "console.txt"), "w") as dst:
+            dst.write(src.read())
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if a != "--dry-run"]
+    if len(args) != 2:
+        raise SystemExit(__doc__)
+    main(args[0], args[1], "--dry-run" in sys.argv)

@@ -1,0 +1,95 @@
+"""The study's scripts (results/study_v3/): the held-out benches' plan from a tuning, and
+the analysis of finished benches, on planted scores."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+STUDY = os.path.join(os.path.dirname(__file__), "..", "results", "study_v3")
+RUN = os.path.join(os.path.dirname(__file__), "..", "results", "default-run-v4")
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"study_{name}", os.path.join(STUDY, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _choice(steps, lr, constants, score):
+    return {"steps": steps, "lr": lr, "constants": constants, "per_dataset": [score] * 3, "score": score}
+
+
+@pytest.fixture
+def tuned(tmp_path):
+    """A finished tuning of walker2d mixed with B* = dpo_tsallis and 8 searches' winners."""
+    here = tmp_path / "study"
+    (here / "tune-walker2d-mixed").mkdir(parents=True)
+    b_star = {"name": "dpo_tsallis", **_choice(400, 12e-4, {"alpha": 0.2, "beta": 1.0}, 35.0)}
+    choice = {"dpo": _choice(200, 6e-4, {"beta": 0.1}, 30.0), "dpo_tsallis": _choice(400, 12e-4, b_star["constants"], 35.0),
+              **{f"study-walker2d-mixed-{k}#1": _choice(200 * (1 + k % 2), 6e-4, {}, 33.0) for k in range(8)}}
+    (here / "tune-walker2d-mixed" / "tuning.json").write_text(json.dumps({"choice": choice, "b_star": b_star}))
+    (here / "tune-walker2d-mixed" / "B_STAR.json").write_text(json.dumps(b_star))
+    (here / "readout-walker2d-mixed.json").write_text(json.dumps({"episodes": 32}))
+    return here
+
+
+def test_the_held_out_benches_group_losses_by_their_tuned_recipe(tuned):
+    heldout = _script("heldout")
+    plan = heldout.plan("walker2d", "mixed", str(tuned))
+    assert plan["episodes"] == 32 and plan["data_seeds"] == list(range(400, 420)) and plan["seeds"] == 3
+    by = {(b["steps"], b["lr"]): b for b in plan["benches"]}
+    assert sorted(by) == [(200, 6e-4), (400, 6e-4), (400, 12e-4)]
+    assert by[(200, 6e-4)]["zoo"] == ["dpo@beta=0.1"]
+    assert by[(200, 6e-4)]["include"] == [f"study-walker2d-mixed-{k}:1" for k in (0, 2, 4, 6)]
+    assert by[(400, 12e-4)]["roles"] == {"zoo dpo_tsallis": "dpo_tsallis (alpha=0.2, beta=1)",
+                                         "b_star": "dpo_tsallis (alpha=0.2, beta=1)"}
+    assert by[(400, 6e-4)]["zoo"] == [] and by[(400, 6e-4)]["roles"]["winner 7"] == "study-walker2d-mixed-7#1"
+    frozen = json.loads((tuned / "tune-walker2d-mixed" / "B_STAR.json").read_text())
+    (tuned / "tune-walker2d-mixed" / "B_STAR.json").write_text(json.dumps({**frozen, "name": "dpo"}))
+    with pytest.raises(SystemExit, match="not the frozen one"):
+        heldout.plan("walker2d", "mixed", str(tuned))
+
+
+def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, capsys):
+    heldout, analyse = _script("heldout"), _script("analyse")
+    plan = heldout.plan("walker2d", "mixed", str(tuned))
+    (tuned / "heldout-walker2d-mixed.json").write_text(json.dumps(plan))
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    b_star = 35 + rng.normal(0, 5, 20)
+    planted = {"zoo dpo_tsallis": b_star, "zoo dpo": b_star - 8,
+               **{f"winner {k}": b_star + 10 + rng.normal(0, 2) + rng.normal(0, 3, 20) for k in range(8)}}
+    for b in plan["benches"]:
+        rows = [{"name": name, "closed_form": role, "per_dataset": planted[role].tolist()}
+                for role, name in b["roles"].items() if role in planted]
+        (results / b["name"]).mkdir(parents=True)
+        (results / b["name"] / "results.json").write_text(json.dumps(
+            {"data_seeds": plan["data_seeds"], "seeds": [1000, 1001, 1002], "losses": rows}))
+    for k in range(8):  # the searches: loss 1 of each (its held-out score decides the secondary pick)
+        run = results / f"study-walker2d-mixed-{k}"
+        run.mkdir()
+        for f in ("config.json", "hall_of_fame.json"):
+            shutil.copy(os.path.join(RUN, f), run / f)
+        final = json.loads(open(os.path.join(RUN, "final.json")).read())
+        for r in final["rows"]:
+            if r["fitness"] is not None:
+                r["fitness"] += 100.0 if k == 5 else 0.0
+        (run / "final.json").write_text(json.dumps(final))
+    analyse.main(["walker2d:mixed", "hopper:mixed"], str(tuned), str(results))
+    out = capsys.readouterr().out
+    assert "**Pending** (held-out benches not finished): hopper:mixed" in out
+    line = next(x for x in out.splitlines() if x.startswith("| walker2d:mixed |"))
+    assert "**better**" in line
+    d = np.stack([planted[f"winner {k}"] for k in range(8)]) - b_star
+    assert f"{d.mean():+.1f} [" in line
+    assert "(search 5)" in out  # the secondary pick: the best loss 1 by its own search's held-out score
+    analysis = json.loads((tuned / "analysis.json").read_text())
+    assert analysis["verdicts"]["walker2d:mixed"]["alpha_first_step"] == 0.025
+    assert analysis["effects"]["walker2d:mixed"]["best_pick"]["search"] == 5

@@ -63,7 +63,7 @@ def bench_cmd(
     request.refuse_options_it_lacks()
     names = [n.strip() for n in losses.split(",") if n.strip()] if losses is not None else bench.default_losses()
     included = bench.included_runs(include, results_dir)
-    searched = {e.name: seeds for e, seeds in included}
+    searched = {e.name: searched_on for e, searched_on in included}
     entries = bench.zoo_entries(names) + [e for e, _ in included]
     if not entries:
         raise UsageProblem("nothing to bench: --losses \"\" names no zoo loss and no --include names a run")
@@ -75,8 +75,8 @@ def bench_cmd(
         data_seeds = bench.seed_spaces.bench_data(datasets, data_seed)
     except ValueError as e:
         raise UsageProblem(f"--datasets/--data-seed: {e}") from None
-    for entry, seeds in included:
-        if overlap := sorted(set(seeds) & set(data_seeds)):
+    for entry, searched_on in included:
+        if overlap := sorted(set(searched_on) & set(data_seeds)):
             raise UsageProblem(f"--datasets/--data-seed: the bench's datasets include {entry.name}'s search datasets "
                                f"(data seeds {', '.join(map(str, overlap))}); choose --data-seed so that they are "
                                f"held out")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from evaluators import lm, trainer
+from evaluators.errors import InputError
 from evaluators.interface import Evaluator
 from grammar import zoo
 
@@ -22,6 +23,46 @@ def test_reward_is_one_for_the_ideal_response_and_lower_for_errors():
     wrong = ideal.copy()
     wrong[:, 0] = np.where(wrong[:, 0] == 2, 3, 2)
     assert np.all(lm.reward(prompts, wrong, full) == 1.0 - 1 / lm.PROMPT)
+
+
+def test_the_sum_language_adds_two_prompt_tokens_and_credits_the_right_prefix_only():
+    prompts = np.array([[2, 3, 4, 11], [11, 11, 2, 5]])
+    target = lm.ideal(prompts, "sum")  # x_j + x_(K-1-j) on content indices 0..9, modulo 10
+    np.testing.assert_array_equal(target, [[2 + 9, 2 + 3, 2 + 3, 2 + 9], [2 + 2, 2 + 9, 2 + 9, 2 + 2]])
+    full = np.full(2, lm.PROMPT)
+    pad = np.full((2, lm.MAX_RESPONSE - lm.PROMPT), 2)
+    answer = np.concatenate([target, pad], axis=1)
+    assert np.all(lm.reward(prompts, answer, full, "sum") == 1.0)
+    late = answer.copy()
+    late[:, 3] = np.where(late[:, 3] == 2, 3, 2)
+    early = answer.copy()
+    early[:, 0] = np.where(early[:, 0] == 2, 3, 2)
+    assert np.all(lm.reward(prompts, late, full, "sum") == 0.75)
+    assert np.all(lm.reward(prompts, early, full, "sum") == 0.0)  # the right tokens after a wrong one earn nothing
+    assert np.all(lm.reward(prompts, early, full, "reverse") < 1.0)
+    # the data: the systematic error is the plain reversal, labels follow the prefix reward
+    cfg = lm.LmDataConfig(setting="clean", pairs=400, seed=3, language="sum")
+    ds = lm.build(cfg)
+    assert not np.array_equal(ds.tokens, lm.build(lm.LmDataConfig(setting="clean", pairs=400, seed=3)).tokens)
+    assert np.all(ds.rewards[:, 0] >= ds.rewards[:, 1])
+    tokens, _ = lm.behave(ds.prompts, np.zeros(400), np.random.default_rng(0), "sum")
+    assert 0.6 < np.mean(tokens[:, :lm.PROMPT] == ds.prompts[:, ::-1]) < 0.85  # COPY, and chance
+    with pytest.raises(InputError, match="unknown language 'nosuch'"):
+        lm.LmDataConfig(language="nosuch").validate()
+
+
+def test_datasets_of_the_first_language_keep_their_cache_keys():
+    import dataclasses
+    import hashlib
+    import os
+
+    from evaluators.lm.evaluator import _cache_path
+
+    cfg = lm.LmConfig()
+    old = {k: v for k, v in dataclasses.asdict(cfg.dataset).items() if k != "language"}
+    key = hashlib.sha256(repr((lm.DATA_VERSION, old, dataclasses.asdict(cfg.model))).encode()).hexdigest()[:16]
+    assert os.path.basename(_cache_path(cfg)) == f"noisy-{key}.npz"
+    assert _cache_path(cfg.with_options(language="sum")) != _cache_path(cfg)
 
 
 @pytest.mark.parametrize("setting", lm.SETTINGS)

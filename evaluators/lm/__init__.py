@@ -12,6 +12,11 @@ prompt's token (a systematic error) or write a uniform one; they stop at the ide
 length with probability q (at a uniform length otherwise). On data dominated by poor
 policies, imitation learns the error.
 
+A harder language (``language="sum"``, ``--language sum``): answer token j is
+x_j + x_(K-1-j) modulo the alphabet, the reward credits the correct prefix only (a right
+token after a wrong one earns nothing), and the systematic error is the plain reversal
+(see :data:`~evaluators.lm.language.LANGUAGES`).
+
 Data and settings mirror the MuJoCo suite: two responses to one prompt from two
 behaviour policies, labelled by R (``clean``; ties at random), with labels flipped with
 probability eps (``noisy``), from a pool weighted towards poor policies (``mixed``), or
@@ -54,7 +59,7 @@ _EXPORTS = {
     "config": ("LmConfig", "LmDataConfig", "LmEvalConfig", "LmModelConfig"),
     "evaluator": ("LmEvaluator", "load_or_build", "prepare"),
     "language": ("CONTENT", "COPY", "DATA_VERSION", "EOS", "MAX_RESPONSE", "PROMPT", "QUALITIES", "R_IDEAL",
-                 "SEP", "SEQ", "SETTINGS", "VOCAB", "LmDataset", "behave", "build", "ideal", "prompt_ids",
+                 "LANGUAGES", "SEP", "SEQ", "SETTINGS", "VOCAB", "LmDataset", "behave", "build", "ideal", "prompt_ids",
                  "random_reward", "reward", "sample_prompts", "score_responses", "sequences"),
     "model": ("HEADS", "LIKELIHOOD", "diagnose_population", "fit_reference", "generate_population",
               "init_params", "logits", "pair_log_likelihood", "sequence_log_likelihood"),

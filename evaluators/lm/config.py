@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from evaluators.errors import InputError
-from evaluators.lm.language import MAX_RESPONSE, SEQ, SETTINGS
+from evaluators.lm.language import LANGUAGES, MAX_RESPONSE, SEQ, SETTINGS
 from evaluators.options import TRAINER_OPTIONS, Option, OptionsMixin
 from evaluators.seeds import SEARCH_EVAL
 from evaluators.trainer_config import TrainConfig
@@ -15,18 +15,22 @@ from evaluators.trainer_config import TrainConfig
 
 @dataclasses.dataclass(frozen=True)
 class LmDataConfig:
-    """The token task's data: setting, pairs, label noise and the dataset's seed."""
+    """The token task's data: setting, pairs, label noise, the dataset's seed and the
+    language (see :data:`evaluators.lm.language.LANGUAGES`)."""
     task: str = "lm"
     setting: str = "noisy"
     eps: float = 0.3
     pairs: int = 2000
     seed: int = 0
     mixed_poor_fraction: float = 0.7   # mixed: share of responses from the two poorest policies
+    language: str = "reverse"
 
     def validate(self) -> "LmDataConfig":
         """This configuration, checked (an :class:`InputError` naming the option)."""
         if self.setting not in SETTINGS:
             raise InputError(f"unknown setting {self.setting!r} for --task lm; known: {', '.join(SETTINGS)}")
+        if self.language not in LANGUAGES:
+            raise InputError(f"unknown language {self.language!r} for --task lm; known: {', '.join(LANGUAGES)}")
         if not 0.0 <= self.eps <= 0.5:
             raise InputError(f"--eps must be in [0, 0.5], got {self.eps}")
         if self.pairs < 64:
@@ -68,6 +72,9 @@ class LmConfig(OptionsMixin):
                choices=SETTINGS),
         Option("eps", "dataset", "eps", "Label-flip probability (--setting noisy only)."),
         Option("pairs", "dataset", "pairs", "Pairs in each dataset."),
+        Option("language", "dataset", "language", "The token language: reverse (the prompt reversed) or sum "
+               "(harder: two prompt tokens per answer token, credit for the right prefix only).",
+               choices=LANGUAGES),
         Option("reference_steps", "model", "sft_steps", "Training steps of each dataset's reference policy."),
         Option("data_seed", "dataset", "seed"),
         *TRAINER_OPTIONS,

@@ -28,8 +28,10 @@ from evaluators.pairwise import LoadedData, PairwiseEvaluator
 def _cache_path(config: LmConfig) -> str:
     """Where the dataset of ``config`` and its reference are cached (keyed by the data's
     version and the data and model settings)."""
-    key = hashlib.sha256(repr((DATA_VERSION, dataclasses.asdict(config.dataset),
-                               dataclasses.asdict(config.model))).encode())
+    data = dataclasses.asdict(config.dataset)
+    if data["language"] == "reverse":  # the first language: its datasets keep the keys they had
+        del data["language"]
+    key = hashlib.sha256(repr((DATA_VERSION, data, dataclasses.asdict(config.model))).encode())
     return os.path.join(cache_dir(), "lm", f"{config.dataset.setting}-{key.hexdigest()[:16]}.npz")
 
 
@@ -78,7 +80,8 @@ class LmEvaluator(PairwiseEvaluator):
                  rebuild: bool = False, progress: DataProgress | None = None):
         super().__init__(config, log, rebuild, progress)
         self.eval_prompts = sample_prompts(config.eval.prompts, np.random.default_rng(config.eval.seed), True)
-        self.r_random = random_reward(np.random.default_rng(config.eval.seed + 1))
+        self.language = config.dataset.language
+        self.r_random = random_reward(np.random.default_rng(config.eval.seed + 1), language=self.language)
 
     def load_dataset(self, config: LmConfig, rebuild: bool, stage: Stage) -> LoadedData:
         """One dataset of the task (built on a cache miss) and its SFT reference, prepared."""
@@ -100,12 +103,12 @@ class LmEvaluator(PairwiseEvaluator):
         flat = {k: np.asarray(v).reshape((P * S,) + v.shape[2:]) for k, v in result.params.items()}
         key = jax.random.PRNGKey(self.config.eval.seed if eval_seed is None else eval_seed)
         out = generate_population(flat, prompts, key)
-        rewards = score_responses(prompts, out).mean(axis=-1).reshape(P, S)
+        rewards = score_responses(prompts, out, self.language).mean(axis=-1).reshape(P, S)
         t2 = time.perf_counter()
         datasets = (np.broadcast_to(seeds, (P, S)) % len(self.loaded)).reshape(-1)  # seeds: S or (P, S)
         refs = {k: np.stack([self.loaded[d].reference[k] for d in datasets]) for k in flat}
         kl, greedy = diagnose_population(flat, refs, prompts, out)
-        greedy = self.normalise(score_responses(prompts, greedy).mean(axis=-1)).reshape(P, S)
+        greedy = self.normalise(score_responses(prompts, greedy, self.language).mean(axis=-1)).reshape(P, S)
         timing.update(score_s=t2 - t1, diagnose_s=time.perf_counter() - t2)
         return self.normalise(rewards), {"kl": kl.reshape(P, S), "greedy": greedy}
 
@@ -113,7 +116,7 @@ class LmEvaluator(PairwiseEvaluator):
         """The normalised reward of an SFT reference's sampled responses."""
         out = np.asarray(_generate({k: jnp.asarray(v) for k, v in loaded.reference.items()},
                                    jnp.asarray(self.eval_prompts), jax.random.PRNGKey(self.config.eval.seed)))
-        return float(self.normalise(score_responses(self.eval_prompts, out).mean()))
+        return float(self.normalise(score_responses(self.eval_prompts, out, self.language).mean()))
 
     def describe_scoring(self) -> dict:
         """How this evaluator scores a policy, for run stores and reports."""

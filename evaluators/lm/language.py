@@ -19,19 +19,33 @@ SEQ = PROMPT + 1 + MAX_RESPONSE + 1   # prompt, SEP, response, EOS (padded with 
 QUALITIES = (0.1, 0.3, 0.5, 0.7, 0.9)
 COPY = 0.7                  # a behaviour policy's error copies the prompt's token with this probability
 SETTINGS = ("clean", "noisy", "mixed", "shuffled")
+# "reverse": the ideal response is the prompt reversed, each right token earns credit, and a
+# behaviour policy's error copies the prompt. "sum": harder on every count: token j of the
+# ideal response is x_j + x_(K-1-j) modulo the alphabet (two prompt tokens per answer
+# token), credit goes to the correct prefix only (a token counts if all before it are
+# right: the reward is not a per-token sum), and the systematic error is the plain
+# reversal, a plausible half of the answer.
+LANGUAGES = ("reverse", "sum")
 
 
-def ideal(prompts: np.ndarray) -> np.ndarray:
-    """(N, PROMPT) ideal responses: the prompts reversed."""
-    return prompts[:, ::-1]
+def ideal(prompts: np.ndarray, language: str = "reverse") -> np.ndarray:
+    """(N, PROMPT) ideal responses: the prompts reversed ("reverse"), or each reversed token
+    plus the prompt's token at that position, modulo the alphabet ("sum")."""
+    reverse = prompts[:, ::-1]
+    if language == "sum":
+        return (reverse - 2 + prompts - 2) % CONTENT + 2
+    return reverse
 
 
-def reward(prompts: np.ndarray, responses: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Ground-truth reward of responses ((N, MAX_RESPONSE) tokens, the first ``lengths`` used)."""
-    target = ideal(prompts)
+def reward(prompts: np.ndarray, responses: np.ndarray, lengths: np.ndarray, language: str = "reverse") -> np.ndarray:
+    """Ground-truth reward of responses ((N, MAX_RESPONSE) tokens, the first ``lengths``
+    used): the right tokens ("reverse") or the right prefix ("sum") over K, less the length
+    penalty."""
+    target = ideal(prompts, language)
     k = min(PROMPT, MAX_RESPONSE)
     pos = np.arange(k)
-    hits = ((responses[:, :k] == target[:, :k]) & (pos[None, :] < lengths[:, None])).sum(axis=1)
+    right = (responses[:, :k] == target[:, :k]) & (pos[None, :] < lengths[:, None])
+    hits = (np.cumprod(right, axis=1) if language == "sum" else right).sum(axis=1)
     return hits / PROMPT - 0.25 * np.abs(lengths - PROMPT) / PROMPT
 
 
@@ -53,14 +67,16 @@ def sample_prompts(n: int, rng: np.random.Generator, evaluation: bool = False) -
     return out[:n]
 
 
-def behave(prompts: np.ndarray, quality: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def behave(prompts: np.ndarray, quality: np.ndarray, rng: np.random.Generator,
+           language: str = "reverse") -> tuple[np.ndarray, np.ndarray]:
     """Responses of behaviour policies of the given qualities (one per prompt): each token is
-    the ideal one with probability q; otherwise the prompt's token at that position (the
-    systematic error: copying instead of reversing) with probability COPY, else uniform."""
+    the ideal one with probability q; otherwise the systematic error with probability COPY
+    (the prompt's token at that position, "reverse"; the reversed prompt's, "sum"), else
+    uniform."""
     n = len(prompts)
     q = np.asarray(quality, float)[:, None]
     pad = lambda a: np.concatenate([a, rng.integers(2, 2 + CONTENT, size=(n, MAX_RESPONSE - PROMPT))], axis=1)  # noqa: E731
-    target, copy = pad(ideal(prompts)), pad(prompts)
+    target, copy = pad(ideal(prompts, language)), pad(prompts[:, ::-1] if language == "sum" else prompts)
     noise = np.where(rng.random((n, MAX_RESPONSE)) < COPY, copy, rng.integers(2, 2 + CONTENT, size=(n, MAX_RESPONSE)))
     tokens = np.where(rng.random((n, MAX_RESPONSE)) < q, target, noise)
     lengths = np.where(rng.random(n) < q[:, 0], PROMPT, rng.integers(1, MAX_RESPONSE + 1, size=n))
@@ -115,10 +131,10 @@ def build(config) -> LmDataset:
     else:
         which = rng.integers(0, len(QUALITIES), (n, 2))
     q = np.asarray(QUALITIES)[which]
-    a_tok, a_len = behave(prompts, q[:, 0], rng)
-    b_tok, b_len = behave(prompts, q[:, 1], rng)
+    a_tok, a_len = behave(prompts, q[:, 0], rng, config.language)
+    b_tok, b_len = behave(prompts, q[:, 1], rng, config.language)
     other = prompts[np.roll(np.arange(n), 1)] if config.setting == "shuffled" else prompts
-    ra, rb = reward(prompts, a_tok, a_len), reward(other, b_tok, b_len)
+    ra, rb = reward(prompts, a_tok, a_len, config.language), reward(other, b_tok, b_len, config.language)
     a_first = np.where(ra == rb, rng.random(n) < 0.5, ra > rb)
     if config.setting == "shuffled":  # b is shown after another prompt: always the rejected side
         a_first = np.ones(n, bool)
@@ -137,7 +153,7 @@ def build(config) -> LmDataset:
 
 
 
-def score_responses(prompts: np.ndarray, out: np.ndarray) -> np.ndarray:
+def score_responses(prompts: np.ndarray, out: np.ndarray, language: str = "reverse") -> np.ndarray:
     """Rewards of generated continuations (..., N, MAX_RESPONSE + 1): cut at the first EOS
     (a response that never stops has MAX_RESPONSE tokens)."""
     is_eos = out == EOS
@@ -145,15 +161,15 @@ def score_responses(prompts: np.ndarray, out: np.ndarray) -> np.ndarray:
     lengths = np.minimum(lengths, MAX_RESPONSE)
     flat = out.reshape(-1, out.shape[-1])[:, :MAX_RESPONSE]
     p = np.broadcast_to(prompts, out.shape[:-1] + (PROMPT,)).reshape(-1, PROMPT)
-    return reward(p, flat, lengths.reshape(-1)).reshape(out.shape[:-1])
+    return reward(p, flat, lengths.reshape(-1), language).reshape(out.shape[:-1])
 
 
-def random_reward(rng: np.random.Generator, n: int = 20000) -> float:
+def random_reward(rng: np.random.Generator, n: int = 20000, language: str = "reverse") -> float:
     """Expected reward of random responses (uniform length; each token uniform, or the
     prompt's, whose tokens are themselves uniform: the same expectation)."""
     prompts = sample_prompts(n, rng)
-    tokens, lengths = behave(prompts, np.zeros(n), rng)
-    return float(reward(prompts, tokens, lengths).mean())
+    tokens, lengths = behave(prompts, np.zeros(n), rng, language)
+    return float(reward(prompts, tokens, lengths, language).mean())
 
 
 R_IDEAL = 1.0

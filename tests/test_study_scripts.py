@@ -67,8 +67,11 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     planted = {"zoo dpo_tsallis": b_star, "zoo dpo": b_star - 8,
                **{f"winner {k}": b_star + 10 + rng.normal(0, 2) + rng.normal(0, 3, 20) for k in range(8)}}
     for b in plan["benches"]:
-        rows = [{"name": name, "closed_form": role, "per_dataset": planted[role].tolist()}
+        rows = [{"name": name, "closed_form": role, "per_seed": np.repeat(planted[role], 3).tolist()}
                 for role, name in b["roles"].items() if role in planted]
+        for r in rows:  # a failed run scores 0 (PLAN.md, amendment 2)
+            if r["name"] == "study-walker2d-mixed-3#1":
+                r["per_seed"][:3] = [None, None, None]
         (results / b["name"]).mkdir(parents=True)
         (results / b["name"] / "results.json").write_text(json.dumps(
             {"data_seeds": plan["data_seeds"], "seeds": [1000, 1001, 1002], "losses": rows}))
@@ -87,6 +90,8 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     assert "**Pending** (held-out benches not finished): hopper:mixed" in out
     line = next(x for x in out.splitlines() if x.startswith("| walker2d:mixed |"))
     assert "**better**" in line
+    planted["winner 3"][0] = 0.0
+    assert "Failed training runs (scored 0, PLAN.md amendment 2): {'winner 3': 3}" in out
     d = np.stack([planted[f"winner {k}"] for k in range(8)]) - b_star
     assert f"{d.mean():+.1f} [" in line
     assert "(search 5)" in out  # the secondary pick: the best loss 1 by its own search's held-out score

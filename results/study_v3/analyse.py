@@ -2,7 +2,8 @@
 
     python results/study_v3/analyse.py [TASK:SETTING ...] > results/study_v3/RESULTS.md
 
-Default: the pre-registered settings, in the plan's order (walker2d:mixed hopper:mixed);
+Default: the pre-registered settings, in the plan's order (walker2d:mixed hopper:mixed
+lm:mixed, the last by amendment 3);
 Holm's correction runs over the settings given. For each setting it reads
 heldout-TASK-SETTING.json (written by heldout.py: which loss is in which bench) and the
 benches' results.json, takes each loss's per-dataset score (the mean over the dataset's
@@ -32,7 +33,7 @@ from discover import study  # noqa: E402
 from discover.run_views import numbered_losses  # noqa: E402
 from discover.store import RunStore  # noqa: E402
 
-SETTINGS = ("walker2d:mixed", "hopper:mixed")
+SETTINGS = ("walker2d:mixed", "hopper:mixed", "lm:mixed")  # PLAN.md and its amendment 3
 RESULTS = os.path.join(ROOT, "results")
 
 
@@ -57,10 +58,12 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
                              f"plan's {plan['data_seeds']} x {plan['seeds']}")
         rows = {r["name"]: r for r in bench["losses"]}
         for role, name in b["roles"].items():
-            per = rows[name]["per_dataset"]
-            out["scores"][role] = np.array([np.nan if v is None else v for v in per], float)
+            # PLAN.md, amendment 2: a failed training run scores 0 (a random policy's level)
+            units = np.array([np.nan if v is None else v for v in rows[name]["per_seed"]], float)
+            failed = int(np.isnan(units).sum())
+            out["scores"][role] = np.nan_to_num(units, nan=0.0).reshape(len(plan["data_seeds"]), -1).mean(axis=1)
             out["about"][role] = {"name": name, "form": rows[name]["closed_form"],
-                                  "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
+                                  "recipe": f"{b['steps']} steps, lr {b['lr']:g}", "failed_runs": failed}
     return out
 
 
@@ -106,6 +109,9 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         e, x, about, p = effects[s], found[s]["scores"], found[s]["about"], effects[s]["primary"]
         print(f"\n## {s}\n")
         b = about["b_star"]
+        failed = {r: a["failed_runs"] for r, a in about.items() if a["failed_runs"]}
+        print(f"Failed training runs (scored 0, PLAN.md amendment 2): {failed or 'none'}. A bench keeps no unit "
+              "score of a loss with a failed run, so such a loss counts as 0 on every unit.\n")
         print(f"B*: {b['name']}, `{b['form']}` ({b['recipe']}); {e['searches']} searches x {e['datasets']} held-out "
               f"datasets x 3 seeds, {found[s]['episodes']} evaluation episodes. Standard deviations: between searches "
               f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "

@@ -29,6 +29,9 @@ sys.path.insert(0, ROOT)
 from discover import tuning  # noqa: E402
 from evaluators import seeds as seed_spaces  # noqa: E402
 
+sys.path.insert(0, HERE)
+import study_settings  # noqa: E402
+
 K = 8
 DATASETS, SEEDS = len(seed_spaces.STUDY_HELD_OUT), 3
 
@@ -89,7 +92,8 @@ def main(task: str, setting: str, dry_run: bool) -> None:
     with open(os.path.join(HERE, f"heldout-{task}-{setting}.json"), "w") as f:
         json.dump(p, f, indent=1)
     for b in p["benches"]:
-        command = ["discover", "bench", "--task", task, "--setting", setting, "--losses", ",".join(b["zoo"]),
+        command = ["discover", "bench", "--task", task, "--setting", setting, *study_settings.flags(task, setting),
+                   "--losses", ",".join(b["zoo"]),
                    *[x for run in b["include"] for x in ("--include", run)],
                    "--datasets", str(DATASETS), "--data-seed", str(p["data_seeds"][0]), "--seeds", str(SEEDS),
                    "--steps", str(b["steps"]), "--lr", f"{b['lr']:g}", "--episodes", str(p["episodes"]),

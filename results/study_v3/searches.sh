@@ -24,7 +24,9 @@ search() {  # search K
   if [ -f "results/$name/config.json" ]; then
     COLUMNS=100 discover run --resume "$name" 2>&1 | tee -a "$log"
   else
+    # shellcheck disable=SC2046 (the setting's extra flags, e.g. --language sum)
     COLUMNS=100 discover run --grammar mirror.yaml --task "$task" --setting "$setting" \
+      $(python results/study_v3/study_settings.py "$task" "$setting") \
       --seed "$k" --data-seed $((600 + 3 * k)) --name "$name" 2>&1 | tee "$log"
   fi
   cp "$log" "results/$name/console.txt"

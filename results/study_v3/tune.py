@@ -24,15 +24,20 @@ from evaluators import registry  # noqa: E402
 from grammar import load as load_grammar  # noqa: E402
 from grammar import zoo  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_settings  # noqa: E402
+
 
 def main(task: str, setting: str, runs: list[str]) -> None:
-    config = registry.get(registry.for_task(task)).Config().with_options(task=task, setting=setting)
+    config = registry.get(registry.for_task(task)).Config().with_options(task=task, setting=setting,
+                                                                         **study_settings.options(task, setting))
     winners = []
     for run in runs:
         loss, _ = run_views.ranked_loss(RunStore.open(os.path.join(ROOT, "results", run)), 1)
         winners.append(loss.derive("study", f"{run}#1", loss.expr, loss.constants, f"{run}, loss 1"))
     out = os.path.join(ROOT, "results", "study_v3", f"tune-{task}-{setting}")
-    result = tuning.tune(config, list(zoo.ZOO), winners, load_grammar("mirror.yaml").constants, out)
+    result = tuning.tune(config, list(zoo.ZOO), winners, load_grammar("mirror.yaml").constants, out,
+                         study_settings.tuning_plan(task, setting))
     b = result["b_star"]
     print(f"B* of {task} {setting}: {b['name']} {b['constants']} at {b['steps']} steps, lr {b['lr']:g}: "
           f"{b['score']:.1f} on the tuning datasets")

@@ -36,14 +36,14 @@ def tuned(tmp_path):
               **{f"study-walker2d-mixed-{k}#1": _choice(200 * (1 + k % 2), 6e-4, {}, 33.0) for k in range(8)}}
     (here / "tune-walker2d-mixed" / "tuning.json").write_text(json.dumps({"choice": choice, "b_star": b_star}))
     (here / "tune-walker2d-mixed" / "B_STAR.json").write_text(json.dumps(b_star))
-    (here / "readout-walker2d-mixed.json").write_text(json.dumps({"episodes": 32}))
+    (here / "readout-walker2d-mixed.json").write_text(json.dumps({"option": "episodes", "count": 32}))
     return here
 
 
 def test_the_held_out_benches_group_losses_by_their_tuned_recipe(tuned):
     heldout = _script("heldout")
     plan = heldout.plan("walker2d", "mixed", str(tuned))
-    assert plan["episodes"] == 32 and plan["data_seeds"] == list(range(400, 420)) and plan["seeds"] == 3
+    assert plan["episodes"] == 32 and plan["readout"] == "episodes" and plan["data_seeds"] == list(range(400, 420)) and plan["seeds"] == 3
     by = {(b["steps"], b["lr"]): b for b in plan["benches"]}
     assert sorted(by) == [(200, 6e-4), (400, 6e-4), (400, 12e-4)]
     assert by[(200, 6e-4)]["zoo"] == ["dpo@beta=0.1"]

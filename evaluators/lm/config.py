@@ -78,6 +78,8 @@ class LmConfig(OptionsMixin):
         Option("reference_steps", "model", "sft_steps", "Training steps of each dataset's reference policy."),
         Option("data_seed", "dataset", "seed"),
         *TRAINER_OPTIONS,
+        Option("prompts", "eval", "prompts", "Evaluation prompts per trained policy (one sampled response each).",
+               TRAINER_OPTIONS[0].panel),
         Option("eval_seed", "eval", "seed"),
     )
     TASKS = ("lm",)
@@ -90,6 +92,8 @@ class LmConfig(OptionsMixin):
         """This configuration, every section checked."""
         self.dataset.validate()
         self.train.validate()
+        if self.eval.prompts < 1:
+            raise InputError(f"--prompts must be at least 1, got {self.eval.prompts}")
         if self.model.sft_steps < 1:
             raise InputError(f"--reference-steps must be at least 1, got {self.model.sft_steps}")
         if len(set(self.data_seeds)) != len(self.data_seeds):

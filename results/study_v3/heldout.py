@@ -8,7 +8,7 @@ searched constants), B*, the other tuned top zoo losses and DPO (at their tuned
 constants). Recipes and constants come from tune-TASK-SETTING/tuning.json, which must hold
 the winners (rerun tune.py with the searches' names first), and B* must match the frozen
 B_STAR.json; the episode count comes from the readout-noise measurement
-(readout-TASK-SETTING.json). Losses sharing a recipe are one `discover bench`
+(readout-TASK-SETTING.json; the token task's is its evaluation prompts). Losses sharing a recipe are one `discover bench`
 (results/study-heldout-TASK-SETTING-sSTEPS-lrLR); every bench uses the same datasets, seeds
 and start states, so every difference stays paired. Writes heldout-TASK-SETTING.json (which
 loss is in which bench under which name), then runs the benches one after another;
@@ -55,7 +55,8 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
     frozen = _read(os.path.join(tune_dir, "B_STAR.json"), "the frozen B*")
     if not tuning._same_choice(frozen, tuned["b_star"]):
         raise SystemExit(f"tuning.json's B* ({tuned['b_star']['name']}) is not the frozen one ({frozen['name']})")
-    episodes = _read(os.path.join(here, f"readout-{task}-{setting}.json"), "the readout-noise measurement")["episodes"]
+    readout = _read(os.path.join(here, f"readout-{task}-{setting}.json"), "the readout-noise measurement")
+    episodes = readout["count"]
     if not episodes:
         raise SystemExit("the readout-noise measurement found no episode count under its threshold: see PLAN.md")
     runs = [f"study-{task}-{setting}-{k}" for k in range(K)]
@@ -84,7 +85,7 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
             if loss == tuned["b_star"]["name"]:
                 b["roles"]["b_star"] = label
     return {"task": task, "setting": setting, "data_seeds": list(seed_spaces.STUDY_HELD_OUT), "seeds": SEEDS,
-            "episodes": int(episodes), "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
+            "readout": readout["option"], "episodes": int(episodes), "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
 
 
 def main(task: str, setting: str, dry_run: bool) -> None:
@@ -96,7 +97,7 @@ def main(task: str, setting: str, dry_run: bool) -> None:
                    "--losses", ",".join(b["zoo"]),
                    *[x for run in b["include"] for x in ("--include", run)],
                    "--datasets", str(DATASETS), "--data-seed", str(p["data_seeds"][0]), "--seeds", str(SEEDS),
-                   "--steps", str(b["steps"]), "--lr", f"{b['lr']:g}", "--episodes", str(p["episodes"]),
+                   "--steps", str(b["steps"]), "--lr", f"{b['lr']:g}", f"--{p['readout']}", str(p["episodes"]),
                    "--name", b["name"]]
         done = os.path.exists(os.path.join(ROOT, "results", b["name"], "results.json"))
         print(("done: " if done else "") + " ".join(command), flush=True)

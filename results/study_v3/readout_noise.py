@@ -1,4 +1,5 @@
-"""Study v3, step 4a (PLAN.md): how many evaluation episodes a held-out bench needs.
+"""Study v3, step 4a (PLAN.md): how many evaluation episodes (the token task: evaluation
+prompts, amendment 3) a held-out bench needs.
 
 The same 6 trained policies (3 losses x 2 training seeds, on tuning datasets 50 and 51)
 are scored twice, from two independent draws of start states, at 16, 32, 64 and 128
@@ -27,8 +28,13 @@ from evaluators import registry  # noqa: E402
 from evaluators import seeds as seed_spaces  # noqa: E402
 from grammar import zoo  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import study_settings  # noqa: E402
+
 LOSSES = ("dpo", "sft", "dpo_tsallis")
 EPISODES = (16, 32, 64, 128)
+# the readout option and its counts per evaluator (the token task samples one response per prompt)
+READOUT = {"lm": ("prompts", (512, 1024, 2048, 4096))}
 THRESHOLD = 2.0  # points of normalised return
 
 
@@ -40,27 +46,29 @@ def main(task: str, setting: str) -> None:
     print(f"{task} {setting}: {len(LOSSES)} losses ({', '.join(LOSSES)}) x {len(seeds)} seeds on tuning datasets "
           f"{seed_spaces.TUNE_DATA_SEEDS[:2]}, two draws of start states each")
     chosen, rows = None, []
-    for episodes in EPISODES:
+    option, counts = READOUT.get(registry.for_task(task), ("episodes", EPISODES))
+    for episodes in counts:
         t0 = time.perf_counter()
         base = registry.get(registry.for_task(task)).Config().with_options(task=task, setting=setting,
-                                                                           episodes=episodes)
+                                                                           **study_settings.options(task, setting),
+                                                                           **{option: episodes})
         evaluator = registry.get(registry.for_task(task))(base.with_data_seeds(seed_spaces.TUNE_DATA_SEEDS[:2]))
         a, b = (evaluator.evaluate(exprs, constants, seeds, eval_seed=s) for s in draws)
         assert np.array_equal(a.diagnostics["final_loss"], b.diagnostics["final_loss"]), "training differed"
         diff = np.abs(a.per_seed - b.per_seed)
         mad = float(np.nanmean(diff))
-        print(f"{episodes:4d} episodes: mean |draw 1 - draw 2| {mad:.2f} points (max {np.nanmax(diff):.2f}); "
+        print(f"{episodes:4d} {option}: mean |draw 1 - draw 2| {mad:.2f} points (max {np.nanmax(diff):.2f}); "
               f"scores {np.nanmean(a.per_seed):.1f} / {np.nanmean(b.per_seed):.1f} ({time.perf_counter() - t0:.0f} s)")
-        rows.append({"episodes": episodes, "mean_abs_diff": mad, "max_abs_diff": float(np.nanmax(diff)),
+        rows.append({option: episodes, "mean_abs_diff": mad, "max_abs_diff": float(np.nanmax(diff)),
                      "draw_1": a.per_seed.tolist(), "draw_2": b.per_seed.tolist()})
         if chosen is None and mad < THRESHOLD:
             chosen = episodes
-    print(f"held-out benches of {task} {setting} use --episodes "
-          + (f"{chosen}" if chosen else f"above {EPISODES[-1]} (none of {EPISODES} reached {THRESHOLD:g} points)"))
+    print(f"held-out benches of {task} {setting} use --{option} "
+          + (f"{chosen}" if chosen else f"above {counts[-1]} (none of {counts} reached {THRESHOLD:g} points)"))
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"readout-{task}-{setting}.json")
     with open(out, "w") as f:
         json.dump({"task": task, "setting": setting, "losses": LOSSES, "seeds": seeds, "draws": draws,
-                   "threshold": THRESHOLD, "episodes": chosen, "rows": rows}, f, indent=1)
+                   "threshold": THRESHOLD, "option": option, "count": chosen, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -315,7 +315,9 @@ def test_hall_of_fame_csv_quotes_formulas_and_keeps_constants_as_json():
     (("run", "--grammar", "mirror.yaml", "--data-seed", "303"), "uses data seeds 303, 304, kept"),
     (("bench", "--data-seed", "49"), "dataset seeds 49-53 include the search's (0-2) or the tuning's (50-52)"),
     (("run", "--grammar", "mirror.yaml", "--task", "lm", "--language", "klingon"), "--language takes reverse, sum"),
-    (("run", "--grammar", "mirror.yaml", "--task", "hopper", "--language", "sum"), "--language"),
+    (("run", "--grammar", "mirror.yaml", "--task", "hopper", "--language", "sum"),
+     "--language does not apply to --task hopper (an option of the lm evaluator)"),
+    (("bench", "--task", "lm", "--prompts", "0"), "--prompts must be at least 1, got 0"),
     (("bench", "--losses", ""), "nothing to bench: --losses \"\" names no zoo loss and no --include names a run"),
 ])
 def test_requests_that_cannot_run_are_refused_before_any_work(cli, tmp_path, args, fragment):

@@ -45,6 +45,10 @@ def test_the_sum_language_adds_two_prompt_tokens_and_credits_the_right_prefix_on
     ds = lm.build(cfg)
     assert not np.array_equal(ds.tokens, lm.build(lm.LmDataConfig(setting="clean", pairs=400, seed=3)).tokens)
     assert np.all(ds.rewards[:, 0] >= ds.rewards[:, 1])
+    for side in (0, 1):  # the labels' rewards are the sum language's, recomputed from the tokens
+        resp = ds.tokens[:, side, lm.PROMPT + 1:lm.PROMPT + 1 + lm.MAX_RESPONSE]
+        np.testing.assert_array_equal(lm.reward(ds.prompts, resp, ds.lengths[:, side] - 1, "sum"), ds.rewards[:, side])
+    assert lm.random_reward(np.random.default_rng(0), 4000, "sum") < lm.random_reward(np.random.default_rng(0), 4000)
     tokens, _ = lm.behave(ds.prompts, np.zeros(400), np.random.default_rng(0), "sum")
     assert 0.6 < np.mean(tokens[:, :lm.PROMPT] == ds.prompts[:, ::-1]) < 0.85  # COPY, and chance
     with pytest.raises(InputError, match="unknown language 'nosuch'"):

@@ -67,14 +67,12 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     planted = {"zoo dpo_tsallis": b_star, "zoo dpo": b_star - 8,
                **{f"winner {k}": b_star + 10 + rng.normal(0, 2) + rng.normal(0, 3, 20) for k in range(8)}}
     for b in plan["benches"]:
-        rows = [{"name": name, "closed_form": role, "per_seed": np.repeat(planted[role], 3).tolist()}
+        rows = [{"name": name, "closed_form": role, "per_seed": np.repeat(planted[role], 3).tolist(), "reason": None}
                 for role, name in b["roles"].items() if role in planted]
-        for r in rows:  # a failed run scores 0 (PLAN.md, amendment 2)
-            if r["name"] == "study-walker2d-mixed-3#1":
-                r["per_seed"][:3] = [None, None, None]
+        config = {"train": {"steps": b["steps"], "learning_rate": b["lr"]}, "eval": {"episodes": 32}, "dataset": {}}
         (results / b["name"]).mkdir(parents=True)
         (results / b["name"] / "results.json").write_text(json.dumps(
-            {"data_seeds": plan["data_seeds"], "seeds": [1000, 1001, 1002], "losses": rows}))
+            {"data_seeds": plan["data_seeds"], "seeds": [1000, 1001, 1002], "losses": rows, "config": config}))
     for k in range(8):  # the searches: loss 1 of each (its held-out score decides the secondary pick)
         run = results / f"study-walker2d-mixed-{k}"
         run.mkdir()
@@ -90,11 +88,42 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     assert "**Pending** (held-out benches not finished): hopper:mixed" in out
     line = next(x for x in out.splitlines() if x.startswith("| walker2d:mixed |"))
     assert "**better**" in line
-    planted["winner 3"][0] = 0.0
-    assert "Failed training runs (scored 0, PLAN.md amendment 2): {'winner 3': 3}" in out
     d = np.stack([planted[f"winner {k}"] for k in range(8)]) - b_star
     assert f"{d.mean():+.1f} [" in line
     assert "(search 5)" in out  # the secondary pick: the best loss 1 by its own search's held-out score
     analysis = json.loads((tuned / "analysis.json").read_text())
-    assert analysis["verdicts"]["walker2d:mixed"]["alpha_first_step"] == 0.025
+    assert analysis["verdicts"]["walker2d:mixed"]["alpha_first_step"] == pytest.approx(0.05 / 3)  # the plan's 3
     assert analysis["effects"]["walker2d:mixed"]["best_pick"]["search"] == 5
+    # a bench that is not the plan's (another recipe), a failed loss, a setting not in the plan: refused
+    bench = results / plan["benches"][0]["name"] / "results.json"
+    good = json.loads(bench.read_text())
+    bench.write_text(json.dumps({**good, "config": {**good["config"], "train": {"steps": 999, "learning_rate": 1}}}))
+    with pytest.raises(SystemExit, match="not the plan's bench \\(steps 999, not 200\\)"):
+        analyse.main(["walker2d:mixed"], str(tuned), str(results))
+    failed = [{**r, "reason": "non-finite loss", "per_seed": [None] * 60} for r in good["losses"]]
+    bench.write_text(json.dumps({**good, "losses": failed}))
+    with pytest.raises(SystemExit, match="failed \\(non-finite loss\\)"):
+        analyse.main(["walker2d:mixed"], str(tuned), str(results))
+    with pytest.raises(SystemExit, match="not a pre-registered setting: hopper:noisy"):
+        analyse.main(["hopper:noisy"], str(tuned), str(results))
+
+
+def test_the_token_settings_benches_carry_its_language_and_readout(tmp_path, capsys):
+    """heldout.py --dry-run on the token setting: the language, the readout's prompts and
+    each loss's own recipe (not the search's) on the command line."""
+    heldout = _script("heldout")
+    here = tmp_path / "study"
+    (here / "tune-lm-mixed").mkdir(parents=True)
+    b_star = {"name": "dpo_tsallis", **_choice(800, 48e-4, {"alpha": 0.2, "beta": 1.0}, 60.0)}
+    choice = {"dpo_tsallis": _choice(800, 48e-4, b_star["constants"], 60.0),
+              **{f"study-lm-mixed-{k}#1": _choice(400, 24e-4, {}, 61.0) for k in range(8)}}
+    (here / "tune-lm-mixed" / "tuning.json").write_text(json.dumps({"choice": choice, "b_star": b_star}))
+    (here / "tune-lm-mixed" / "B_STAR.json").write_text(json.dumps(b_star))
+    (here / "readout-lm-mixed.json").write_text(json.dumps({"option": "prompts", "count": 1024}))
+    heldout.main("lm", "mixed", dry_run=True, here=str(here))
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("discover bench")]
+    assert len(lines) == 2
+    b_line = next(x for x in lines if "dpo_tsallis" in x)
+    assert "--language sum" in b_line and "--prompts 1024" in b_line and "--episodes" not in b_line
+    assert b_line.count("--steps") == 1 and "--steps 800 --lr 0.0048" in b_line
+    assert "--losses  --include study-lm-mixed-0:1" in next(x for x in lines if "study-lm-mixed-0:1" in x)

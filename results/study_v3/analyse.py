@@ -4,7 +4,8 @@
 
 Default: the pre-registered settings, in the plan's order (walker2d:mixed hopper:mixed
 lm:mixed, the last by amendment 3);
-Holm's correction runs over the settings given. For each setting it reads
+Holm's correction always runs over every pre-registered setting (those not given or
+not finished count with p = 1). For each setting it reads
 heldout-TASK-SETTING.json (written by heldout.py: which loss is in which bench) and the
 benches' results.json, takes each loss's per-dataset score (the mean over the dataset's
 3 seeds) and computes, with discover.study: the primary search-averaged effect of the K
@@ -12,8 +13,8 @@ winners over B* (crossed random effects of search and dataset), the sensitivity 
 the secondary comparison (the best of the K winners by its own search's held-out score),
 each winner's own interval and bootstrap intervals over datasets. Prints a markdown
 report and writes results/study_v3/analysis.json. A setting whose benches have not all
-finished is listed as pending and counts in Holm's correction with p = 1 (the family is
-the settings given): the others' verdicts are then provisional.
+finished is listed as pending: the others' verdicts are then provisional. A loss that
+failed in a bench stops the analysis (its per-run scores are needed first).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
 
 from discover import study  # noqa: E402
+
+sys.path.insert(0, HERE)
+import heldout  # noqa: E402
 from discover.run_views import numbered_losses  # noqa: E402
 from discover.store import RunStore  # noqa: E402
 
@@ -53,24 +57,30 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
             return None
         with open(res) as f:
             bench = json.load(f)
-        if bench["data_seeds"] != plan["data_seeds"] or len(bench["seeds"]) != plan["seeds"]:
-            raise SystemExit(f"{b['name']}: datasets {bench['data_seeds']} x {len(bench['seeds'])} seeds, not the "
-                             f"plan's {plan['data_seeds']} x {plan['seeds']}")
+        if problem := heldout.mismatch(bench, plan, b):
+            raise SystemExit(f"{b['name']}: not the plan's bench ({problem})")
         rows = {r["name"]: r for r in bench["losses"]}
         for role, name in b["roles"].items():
-            # PLAN.md, amendment 2: a failed training run scores 0 (a random policy's level)
-            units = np.array([np.nan if v is None else v for v in rows[name]["per_seed"]], float)
-            failed = int(np.isnan(units).sum())
-            out["scores"][role] = np.nan_to_num(units, nan=0.0).reshape(len(plan["data_seeds"]), -1).mean(axis=1)
+            if rows[name].get("reason"):
+                # PLAN.md, amendments 2-3: a failed run scores 0, but a bench keeps no unit score of
+                # a loss with a failed run; its per-run record must exist before a verdict
+                raise SystemExit(f"{b['name']}: {name} ({role}) failed ({rows[name]['reason']}): the bench keeps no "
+                                 "per-run scores of a failed loss; record them (amendment 3) before analysing")
+            units = np.array(rows[name]["per_seed"], float)
+            out["scores"][role] = units.reshape(len(plan["data_seeds"]), -1).mean(axis=1)
             out["about"][role] = {"name": name, "form": rows[name]["closed_form"],
-                                  "recipe": f"{b['steps']} steps, lr {b['lr']:g}", "failed_runs": failed}
+                                  "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
     return out
 
 
-def pick(task: str, setting: str, k: int, results: str = RESULTS) -> int:
-    """The winner that its own search scored best on its held-out seeds (loss 1's score)."""
-    best = [numbered_losses(RunStore.open(f"study-{task}-{setting}-{i}", results))[0].row for i in range(k)]
-    return int(np.argmax([r["fitness"] if r["fitness"] is not None else -np.inf for r in best]))
+def pick(task: str, setting: str, searches: list[int], results: str = RESULTS) -> int:
+    """The position in ``searches`` of the winner that its own search scored best on its
+    held-out seeds (loss 1's held-out score)."""
+    best = [numbered_losses(RunStore.open(f"study-{task}-{setting}-{i}", results))[0] for i in searches]
+    for i, b in zip(searches, best):
+        if b.basis != "held-out score":
+            raise SystemExit(f"study-{task}-{setting}-{i}: loss 1 has no held-out score ({b.basis})")
+    return int(np.argmax([b.row["fitness"] for b in best]))
 
 
 def _ci(r: dict) -> str:
@@ -78,6 +88,8 @@ def _ci(r: dict) -> str:
 
 
 def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
+    if unknown := [s for s in settings if s not in SETTINGS]:
+        raise SystemExit(f"not a pre-registered setting: {', '.join(unknown)} (PLAN.md: {', '.join(SETTINGS)})")
     commit = subprocess.run(["git", "log", "-1", "--format=%h %cs", "--", "results/study_v3/PLAN.md"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     print("# Study v3: results\n")
@@ -90,9 +102,9 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         x = found[s]["scores"]
         k = sorted(int(r.split()[1]) for r in x if r.startswith("winner "))
         winners_of[s] = np.stack([x[f"winner {i}"] for i in k])
-        effects[s] = study.setting_effect(winners_of[s], x["b_star"], pick(*s.split(":"), len(k), results))
+        effects[s] = study.setting_effect(winners_of[s], x["b_star"], pick(*s.split(":"), k, results))
     pending = [s for s in settings if s not in done]
-    verdicts = dict(zip(done, study.verdicts([effects[s] for s in done], family=len(settings)))) if done else {}
+    verdicts = dict(zip(done, study.verdicts([effects[s] for s in done], family=len(SETTINGS)))) if done else {}
     if pending:
         print(f"**Pending** (held-out benches not finished): {', '.join(pending)}. Holm's correction below counts "
               f"them with p = 1: the verdicts are provisional (they can only become more decisive).\n")
@@ -109,9 +121,6 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         e, x, about, p = effects[s], found[s]["scores"], found[s]["about"], effects[s]["primary"]
         print(f"\n## {s}\n")
         b = about["b_star"]
-        failed = {r: a["failed_runs"] for r, a in about.items() if a["failed_runs"]}
-        print(f"Failed training runs (scored 0, PLAN.md amendment 2): {failed or 'none'}. A bench keeps no unit "
-              "score of a loss with a failed run, so such a loss counts as 0 on every unit.\n")
         print(f"B*: {b['name']}, `{b['form']}` ({b['recipe']}); {e['searches']} searches x {e['datasets']} held-out "
               f"datasets x 3 seeds, {found[s]['episodes']} evaluation episodes. Standard deviations: between searches "
               f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "

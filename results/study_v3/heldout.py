@@ -88,22 +88,44 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
             "readout": readout["option"], "episodes": int(episodes), "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
 
 
-def main(task: str, setting: str, dry_run: bool) -> None:
-    p = plan(task, setting)
-    with open(os.path.join(HERE, f"heldout-{task}-{setting}.json"), "w") as f:
+def mismatch(bench: dict, plan: dict, b: dict) -> str | None:
+    """Why a finished bench is not the plan's bench ``b`` (None if it is): its datasets,
+    training seeds, recipe, readout count, the setting's options or its losses differ."""
+    cfg = bench["config"]
+    want = {"data seeds": (bench["data_seeds"], plan["data_seeds"]),
+            "training seeds": (bench["seeds"], seed_spaces.bench_train(plan["seeds"])),
+            "steps": (cfg["train"]["steps"], b["steps"]),
+            "learning rate": (round(cfg["train"]["learning_rate"], 12), round(b["lr"], 12)),
+            plan["readout"]: (cfg["eval"][plan["readout"]], plan["episodes"]),
+            **{k: (cfg["dataset"].get(k), v) for k, v in study_settings.options(plan["task"], plan["setting"]).items()
+               if k not in ("steps", "lr")}}
+    for what, (have, should) in want.items():
+        if have != should:
+            return f"{what} {have}, not {should}"
+    missing = sorted(set(b["roles"].values()) - {r["name"] for r in bench["losses"]})
+    return f"no row {', '.join(missing)}" if missing else None
+
+
+def main(task: str, setting: str, dry_run: bool, here: str = HERE) -> None:
+    p = plan(task, setting, here)
+    with open(os.path.join(here, f"heldout-{task}-{setting}.json"), "w") as f:
         json.dump(p, f, indent=1)
     for b in p["benches"]:
-        command = ["discover", "bench", "--task", task, "--setting", setting, *study_settings.flags(task, setting),
+        command = ["discover", "bench", "--task", task, "--setting", setting,
+                   *study_settings.flags(task, setting, recipe=False),
                    "--losses", ",".join(b["zoo"]),
                    *[x for run in b["include"] for x in ("--include", run)],
                    "--datasets", str(DATASETS), "--data-seed", str(p["data_seeds"][0]), "--seeds", str(SEEDS),
                    "--steps", str(b["steps"]), "--lr", f"{b['lr']:g}", f"--{p['readout']}", str(p["episodes"]),
                    "--name", b["name"]]
-        done = os.path.exists(os.path.join(ROOT, "results", b["name"], "results.json"))
+        res = os.path.join(ROOT, "results", b["name"], "results.json")
+        done = os.path.exists(res)
+        if done and (problem := mismatch(_read(res, "a bench"), p, b)):
+            raise SystemExit(f"{b['name']}/results.json is not this plan's bench: {problem}; move it away")
         print(("done: " if done else "") + " ".join(command), flush=True)
         if done or dry_run:
             continue
-        log = os.path.join(HERE, "logs", f"{b['name']}.log")
+        log = os.path.join(here, "logs", f"{b['name']}.log")
         with open(log, "a") as f:
             proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                     env={**os.environ, "COLUMNS": "100"})

@@ -24,9 +24,10 @@ search() {  # search K
   if [ -f "results/$name/config.json" ]; then
     COLUMNS=100 discover run --resume "$name" 2>&1 | tee -a "$log"
   else
-    # shellcheck disable=SC2046 (the setting's extra flags, e.g. --language sum)
-    COLUMNS=100 discover run --grammar mirror.yaml --task "$task" --setting "$setting" \
-      $(python results/study_v3/study_settings.py "$task" "$setting") \
+    local extra  # the setting's own flags (e.g. --language sum); on a line of its own, so that set -e sees a failure
+    extra=$(python3 results/study_v3/study_settings.py "$task" "$setting")
+    # shellcheck disable=SC2086
+    COLUMNS=100 discover run --grammar mirror.yaml --task "$task" --setting "$setting" $extra \
       --seed "$k" --data-seed $((600 + 3 * k)) --name "$name" 2>&1 | tee "$log"
   fi
   cp "$log" "results/$name/console.txt"

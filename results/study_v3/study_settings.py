@@ -27,10 +27,12 @@ def tuning_plan(task: str, setting: str):
     return TuningPlan(recipes=recipes) if recipes else TuningPlan()
 
 
-def flags(task: str, setting: str) -> list[str]:
-    """The same as command-line flags of ``discover run`` and ``bench``."""
-    return [x for k, v in options(task, setting).items() for x in (f"--{k.replace('_', '-')}", f"{v:g}"
-                                                                    if isinstance(v, float) else str(v))]
+def flags(task: str, setting: str, recipe: bool = True) -> list[str]:
+    """The same as command-line flags of ``discover run`` and ``bench``; without the recipe
+    (steps, lr) where the caller gives its own (a bench at a loss's tuned recipe)."""
+    chosen = {k: v for k, v in options(task, setting).items() if recipe or k not in ("steps", "lr")}
+    return [x for k, v in chosen.items() for x in (f"--{k.replace('_', '-')}", f"{v:g}" if isinstance(v, float)
+                                                   else str(v))]
 
 
 if __name__ == "__main__":

@@ -228,3 +228,23 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
     assert all(r["fitness"] is not None for r in bench["losses"]) and bench["task"] == "lm"
     assert all(r["kl"]["mean"] >= 0 and len(r["greedy"]["per_dataset"]) == 1 for r in bench["losses"])
     assert "greedy: the score of the policy's greedy decoding" in out
+
+
+@pytest.mark.slow
+def test_the_evaluator_scores_in_its_own_language(small):
+    """With --language sum the data, the random baseline and the reference's score follow
+    the sum language (the same model shapes, so the same compiled programs)."""
+    import dataclasses
+
+    hard = lm.LmEvaluator(dataclasses.replace(small.config, dataset=dataclasses.replace(small.config.dataset,
+                                                                                        language="sum")))
+    assert hard.r_random == lm.random_reward(np.random.default_rng(hard.config.eval.seed + 1), language="sum")
+    assert hard.r_random != small.r_random
+    ref = {k: jnp.asarray(v) for k, v in hard.loaded[0].reference.items()}
+    out = np.asarray(lm.model._generate(ref, jnp.asarray(hard.eval_prompts), jax.random.PRNGKey(hard.config.eval.seed)))
+    want = hard.normalise(lm.score_responses(hard.eval_prompts, out, "sum").mean())
+    assert hard.reference_score(hard.loaded[0]) == pytest.approx(want)
+    assert hard.reference_score(hard.loaded[0]) != pytest.approx(
+        hard.normalise(lm.score_responses(hard.eval_prompts, out).mean()))
+    ev = hard.evaluate([zoo.ZOO["sft"].expr], [{}], [0])
+    assert np.isfinite(ev.per_seed).all() and ev.diagnostics["greedy"].shape == (1, 1)

@@ -267,6 +267,9 @@ class Checkpoints:
     # per-unit figures that some evaluators add (the token task: KL(policy || reference) on
     # the evaluation prompts and the greedy-decoding score), kept where every dataset has them
     TASK_DIAGNOSTICS = ("kl", "greedy")
+    # each run's own score, nan where that run failed (evaluators.interface.run_scores): kept
+    # so that a loss with a failed run still has the scores of its runs that trained
+    RUN_SCORE = "run_score"
 
     def __init__(self, out_dir: str, key: str, log: Callable[[str], None] = print):
         self.root, self.key, self.log = os.path.join(out_dir, "partial"), key, log
@@ -380,7 +383,7 @@ def run_bench(config, entries: Sequence[Loss], seeds: Sequence[int], out_dir: st
         per_seed.append(arrays["per_seed"])
         reasons = [r or (f"dataset {ds}: {fields['reasons'][i]}" if fields["reasons"][i] else None)
                    for i, r in enumerate(reasons)]
-        for name in done.DIAGNOSTICS + tuple(n for n in done.TASK_DIAGNOSTICS if n in arrays):
+        for name in done.DIAGNOSTICS + tuple(n for n in (*done.TASK_DIAGNOSTICS, done.RUN_SCORE) if n in arrays):
             diag.setdefault(name, []).append(arrays[name])
         refs.append(fields["reference"])
         abouts.append(fields["about"])
@@ -487,8 +490,9 @@ def _dataset_stage(config, entries: Sequence[Loss], seeds: Sequence[int], ds: in
     log(f"{label} (data seed {ds}): training {len(entries)} losses x {len(seeds)} seeds ({config.train.steps} "
         f"steps, {config.train.batch_pairs} pairs per batch) ...")
     scores = evaluator.evaluate([z.expr for z in entries], [z.constants for z in entries], seeds)
-    arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n]) for n in done.DIAGNOSTICS
-                                              + done.TASK_DIAGNOSTICS if n in scores.diagnostics}}
+    arrays = {"per_seed": scores.per_seed, **{n: np.asarray(scores.diagnostics[n], dtype=float)
+                                              for n in (*done.DIAGNOSTICS, *done.TASK_DIAGNOSTICS, done.RUN_SCORE)
+                                              if n in scores.diagnostics}}
     fields = {"reasons": scores.reasons, "reference": evaluator.baseline()[0], "about": evaluator.describe(),
               "timing": scores.timing, "losses": trained, "seconds": time.perf_counter() - began}
     done.save(f"dataset-{ds}", arrays, fields)
@@ -513,7 +517,17 @@ def _row(entry: Loss, i: int, pooled: np.ndarray, reason: str | None, diag: dict
         margin=margin, beta_margin=None if beta is None else float(beta) * margin,
         final_loss=[float(v) for v in diag["final_loss"][i]],
         **{f: _task_diagnostic(diag[f][i], failed, n_data) for f in Checkpoints.TASK_DIAGNOSTICS if f in diag},
+        **_run_scores(diag.get(Checkpoints.RUN_SCORE), i, failed),
     )
+
+
+def _run_scores(run_score: np.ndarray | None, i: int, failed: bool) -> dict:
+    """``run_scores`` of a failed loss (its units' own scores, None where that run failed),
+    where the evaluator measured them; a loss that trained on every unit has them in
+    ``per_seed``."""
+    if not failed or run_score is None:
+        return {}
+    return {"run_scores": [None if np.isnan(v) else float(v) for v in run_score[i]]}
 
 
 def _task_diagnostic(units: np.ndarray, failed: bool, n_data: int) -> dict:

@@ -30,6 +30,14 @@ from grammar.expr import Expr
 PAIR_TERMINALS = ("logp_w", "logp_l", "ref_w", "ref_l", "len_w", "len_l")
 
 
+def run_scores(per_seed: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """Each run's own score (P, S), nan where that run failed (``status`` != 0): the
+    diagnostic ``run_score``. An :class:`Evaluation` keeps no score for any seed of a
+    candidate with a failed run; this keeps the scores of its runs that trained, so that a
+    report can score the failed runs alone (e.g. as 0, a random policy's level)."""
+    return np.where(np.asarray(status) != 0, np.nan, np.asarray(per_seed, dtype=float))
+
+
 @dataclasses.dataclass
 class Evaluation:
     """Scores of P candidates x S seeds.

@@ -25,7 +25,7 @@ import numpy as np
 
 from evaluators import trainer
 from evaluators.interface import (DataProgress, Evaluation, Stage, encode, prepare_datasets, reference_terminals,
-                                  trained_policy_terminals)
+                                  run_scores, trained_policy_terminals)
 from grammar.expr import Expr
 
 
@@ -115,7 +115,8 @@ class PairwiseEvaluator:
         timing.setdefault("score_s", time.perf_counter() - t1)
         return Evaluation(per_seed, [result.reason(p) for p in range(len(programs))],
                           diagnostics={"train_accuracy": result.train_accuracy, "final_loss": result.final_loss,
-                                       "reward_w": result.reward_w, "reward_l": result.reward_l, **diagnostics},
+                                       "reward_w": result.reward_w, "reward_l": result.reward_l,
+                                       "run_score": run_scores(per_seed, result.status), **diagnostics},
                           timing=timing)
 
     def terminal_sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -86,6 +86,22 @@ def test_the_search_and_the_bench_build_their_rows_with_one_builder(tmp_path, mo
     assert built[-1] == "dpo" and row["spread"] == pytest.approx(np.std(pooled[0], ddof=1))
     assert row["per_dataset"] == [1.5, 4.5] and row["base"] == "dpo"
     assert set(loss_row(entry, pooled[0], None)) <= set(row) and set(loss_row(entry, pooled[0], None)) <= set(dpo)
+    assert "run_scores" not in row  # a loss that trained everywhere has its units in per_seed
+    # a loss with one failed run (unit 2): no unit score, but the scores of the runs that trained
+    failed = bench._row(entry, 0, np.full((1, 4), np.nan), "dataset 101: non-finite loss",
+                        {**diag, "run_score": np.array([[1.0, 2.0, np.nan, 6.0]])}, 2)
+    assert failed["fitness"] is None and failed["per_seed"] == [None] * 4
+    assert failed["run_scores"] == [1.0, 2.0, None, 6.0]
+    assert "run_scores" not in bench._row(entry, 0, pooled, "x", diag, 2)  # an evaluator that does not measure them
+
+
+def test_run_scores_keep_the_runs_that_trained():
+    from evaluators.interface import run_scores
+
+    per_seed = np.array([[1.0, 2.0], [3.0, 4.0]])
+    got = run_scores(per_seed, np.array([[0, 1], [0, 0]]))
+    np.testing.assert_array_equal(got, [[1.0, np.nan], [3.0, 4.0]])
+    assert np.isnan(Evaluation(per_seed, [None, "x"]).per_seed[1]).all()  # where an Evaluation keeps none
 
 
 def _title(final: dict) -> str:

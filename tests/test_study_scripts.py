@@ -100,9 +100,21 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     bench.write_text(json.dumps({**good, "config": {**good["config"], "train": {"steps": 999, "learning_rate": 1}}}))
     with pytest.raises(SystemExit, match="not the plan's bench \\(steps 999, not 200\\)"):
         analyse.main(["walker2d:mixed"], str(tuned), str(results))
-    failed = [{**r, "reason": "non-finite loss", "per_seed": [None] * 60} for r in good["losses"]]
+    # a failed run scores 0 (amendment 2), from the row's run_scores; without them, refused
+    rows = good["losses"]
+    run_scores = [[None if u == 7 else v for u, v in enumerate(r["per_seed"])] for r in rows]
+    failed = [{**r, "reason": "non-finite loss", "per_seed": [None] * 60, "run_scores": runs}
+              for r, runs in zip(rows, run_scores)]
     bench.write_text(json.dumps({**good, "losses": failed}))
-    with pytest.raises(SystemExit, match="failed \\(non-finite loss\\)"):
+    analyse.main(["walker2d:mixed"], str(tuned), str(results))
+    assert "Failed training runs (scored 0): " in capsys.readouterr().out
+    counted = json.loads((tuned / "analysis.json").read_text())["failed_runs"]["walker2d:mixed"]
+    assert {role: counted[role] for role in plan["benches"][0]["roles"] if role in planted} == \
+        {role: 1 for role in plan["benches"][0]["roles"] if role in planted}
+    unit, n = analyse.unit_scores(failed[0], "x")
+    assert n == 1 and unit[7] == 0.0 and unit[8] == rows[0]["per_seed"][8]
+    bench.write_text(json.dumps({**good, "losses": [{k: v for k, v in r.items() if k != "run_scores"} for r in failed]}))
+    with pytest.raises(SystemExit, match="failed \\(non-finite loss\\) and its bench did not record"):
         analyse.main(["walker2d:mixed"], str(tuned), str(results))
     with pytest.raises(SystemExit, match="not a pre-registered setting: hopper:noisy"):
         analyse.main(["hopper:noisy"], str(tuned), str(results))

@@ -104,6 +104,10 @@ def test_non_finite_candidate_is_rejected_and_isolated(pendulum_evaluator):
     assert scores.fitness[0] is not None and scores.reasons[0] is None
     # the healthy candidates are unaffected by their neighbour
     np.testing.assert_allclose(scores.fitness[0], scores.fitness[2])
+    # each run's own score: nan where that run failed, the per-seed score elsewhere
+    run = scores.diagnostics["run_score"]
+    assert np.isnan(run[1]).all() and np.isnan(scores.per_seed[1]).all()
+    np.testing.assert_array_equal(run[[0, 2, 3]], scores.per_seed[[0, 2, 3]])
 
 
 def test_zero_budget_is_a_user_error():

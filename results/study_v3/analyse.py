@@ -13,8 +13,10 @@ winners over B* (crossed random effects of search and dataset), the sensitivity 
 the secondary comparison (the best of the K winners by its own search's held-out score),
 each winner's own interval and bootstrap intervals over datasets. Prints a markdown
 report and writes results/study_v3/analysis.json. A setting whose benches have not all
-finished is listed as pending: the others' verdicts are then provisional. A loss that
-failed in a bench stops the analysis (its per-run scores are needed first).
+finished is listed as pending: the others' verdicts are then provisional. A training run
+that failed scores 0 (PLAN.md, amendment 2), read from the bench row's ``run_scores``;
+their count is reported. A failed loss whose bench did not record ``run_scores`` stops
+the analysis.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
         return None
     with open(path) as f:
         plan = json.load(f)
-    out = {"scores": {}, "about": {}, "episodes": plan["episodes"], "data_seeds": plan["data_seeds"]}
+    out = {"scores": {}, "about": {}, "failed_runs": {}, "episodes": plan["episodes"],
+           "data_seeds": plan["data_seeds"]}
     for b in plan["benches"]:
         res = os.path.join(results, b["name"], "results.json")
         if not os.path.exists(res):
@@ -61,16 +64,24 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
             raise SystemExit(f"{b['name']}: not the plan's bench ({problem})")
         rows = {r["name"]: r for r in bench["losses"]}
         for role, name in b["roles"].items():
-            if rows[name].get("reason"):
-                # PLAN.md, amendments 2-3: a failed run scores 0, but a bench keeps no unit score of
-                # a loss with a failed run; its per-run record must exist before a verdict
-                raise SystemExit(f"{b['name']}: {name} ({role}) failed ({rows[name]['reason']}): the bench keeps no "
-                                 "per-run scores of a failed loss; record them (amendment 3) before analysing")
-            units = np.array(rows[name]["per_seed"], float)
+            units, failed = unit_scores(rows[name], f"{b['name']}: {name} ({role})")
             out["scores"][role] = units.reshape(len(plan["data_seeds"]), -1).mean(axis=1)
+            out["failed_runs"][role] = failed
             out["about"][role] = {"name": name, "form": rows[name]["closed_form"],
                                   "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
     return out
+
+
+def unit_scores(row: dict, label: str) -> tuple[np.ndarray, int]:
+    """A bench row's per-unit scores and how many of its training runs failed: a failed
+    run scores 0, a random policy's level (PLAN.md, amendment 2)."""
+    if not row.get("reason"):
+        return np.array(row["per_seed"], float), 0
+    if row.get("run_scores") is None:  # a bench written before rows recorded them
+        raise SystemExit(f"{label} failed ({row['reason']}) and its bench did not record the scores of its runs "
+                         "(run_scores): rerun that bench before analysing")
+    units = np.array([np.nan if v is None else v for v in row["run_scores"]], float)
+    return np.nan_to_num(units, nan=0.0), int(np.isnan(units).sum())
 
 
 def pick(task: str, setting: str, searches: list[int], results: str = RESULTS) -> int:
@@ -125,6 +136,9 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
               f"datasets x 3 seeds, {found[s]['episodes']} evaluation episodes. Standard deviations: between searches "
               f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "
               f"(moments SE {p['se_moments']:.2f} vs REML {p['se']:.2f}).\n")
+        failed = {r: n for r, n in found[s]["failed_runs"].items() if n}
+        print("Failed training runs (scored 0): " + (", ".join(f"{r} {n}" for r, n in failed.items()) if failed
+                                                      else "none") + ".\n")
         b = e["best_pick"]
         print(f"Secondary, the best of the {e['searches']} winners by its own search's held-out score (search "
               f"{b['search']}): {_ci(b)} over {b['n']} datasets, TOST p {b['p_tost']:.3g}.\n")
@@ -147,7 +161,8 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         for seed, a, w, d in zip(*columns):
             print(f"| {seed} | {a:.1f} | {w:.1f} | {d:+.1f} |")
     with open(os.path.join(here, "analysis.json"), "w") as f:
-        json.dump({"settings": settings, "pending": pending, "effects": effects, "verdicts": verdicts}, f, indent=1,
+        json.dump({"settings": settings, "pending": pending, "effects": effects, "verdicts": verdicts,
+                   "failed_runs": {s: found[s]["failed_runs"] for s in done}}, f, indent=1,
                   default=float)
 
 

@@ -204,8 +204,10 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")
+    # 64 evaluation prompts: the run re-scores every zoo loss on 5 held-out seeds, and at the
+    # default 512 sampling them takes most of this test's time
     small = ["--task", "lm", "--setting", "mixed", "--pairs", "128", "--steps", "20", "--batch", "16",
-             "--reference-steps", "150"]
+             "--reference-steps", "150", "--prompts", "64"]
     # Halving and re-training are tested on the pendulum; here only the token task's path
     # through the commands is, as small as it goes.
     for args in (["run", "--grammar", "mirror.yaml", *small, "--population", "10", "--generations", "1",
@@ -222,7 +224,7 @@ def test_discover_run_and_bench_on_the_token_task(tmp_path, monkeypatch, capsys)
     assert "reference (SFT)" in out and "reference (BC)" not in out  # the evaluator names its reference
     config = json.loads((tmp_path / "results" / "lm-run" / "config.json").read_text())
     assert config["evaluator"] == "lm" and config["experiment"]["dataset"]["setting"] == "mixed"
-    assert config["experiment"]["model"]["sft_steps"] == 150
+    assert config["experiment"]["model"]["sft_steps"] == 150 and config["experiment"]["eval"]["prompts"] == 64
     bench = json.loads((tmp_path / "results" / "lm-bench" / "results.json").read_text())
     assert [r["name"] for r in bench["losses"]] == ["dpo", "sft", "lm-run#1"]
     assert all(r["fitness"] is not None for r in bench["losses"]) and bench["task"] == "lm"

@@ -25,7 +25,6 @@ so one run of a few minutes on a borrowed machine says as much as it can.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import tempfile
@@ -41,9 +40,12 @@ SIZES = {
     # that a CPU test of it stays short (its dataset and reference are those of tests/test_cli_run.py)
     "full": dict(task="hopper", envs=(512, 2048, 8192), steps=1000, population=32, train_steps=200, pairs=2000,
                  segment=25, episodes=16, parity_envs=8, reference_steps=None, generations=3),
-    "small": dict(task="pendulum", envs=(8,), steps=50, population=4, train_steps=20, pairs=200, segment=20,
+    "small": dict(task="pendulum", envs=(4,), steps=40, population=4, train_steps=20, pairs=200, segment=20,
                   episodes=2, parity_envs=2, reference_steps=800, generations=2),
 }
+# parity's horizon (control steps); in the small mode the rollout step has parity's shape
+# (parity_envs x 2 episodes, this many steps), so that both share one compilation
+PARITY_HORIZON = 40
 
 
 def parity(size: dict) -> str:
@@ -60,10 +62,11 @@ def parity(size: dict) -> str:
         p["w2"] = p["w2"] * 30.0  # make the actions matter
         pols.append(p)
     stacked = policy_io.stack(pols)
-    a = native.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=40)
-    b = mjx.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=40)
+    a = native.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=PARITY_HORIZON)
+    b = mjx.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=PARITY_HORIZON)
     rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1.0)))
-    return f"parity ({size['task']}, 40 control steps, {a.size} episodes): max relative difference {rel:.2e}"
+    return (f"parity ({size['task']}, {PARITY_HORIZON} control steps, {a.size} episodes): max relative difference "
+            f"{rel:.2e}")
 
 
 def rollouts(size: dict) -> list[str]:
@@ -76,9 +79,8 @@ def _rollouts(size: dict, n: int) -> str:
     from evaluators.mujoco.backends import mjx, native
     from evaluators.mujoco.tasks import get_task
 
-    task = dataclasses.replace(get_task(size["task"]), healthy=lambda q, v, xp: xp.ones(q.shape[:-1], bool))
-    sim = native.NativeSimulator(task)
-    model = sim.model
+    task = get_task(size["task"])
+    model = task.mj_model()
     rng = np.random.default_rng(0)
     steps = size["steps"]
     obs_dim = len(task.observation(model.qpos0, np.zeros(model.nv), np))
@@ -86,13 +88,14 @@ def _rollouts(size: dict, n: int) -> str:
             for i in range(max(n // 8, 1))]
     stacked = {k: np.repeat(v, n // len(pols), axis=0) for k, v in policy_io.stack(pols).items()}
     qpos, qvel = native.initial_qpos_qvel(task, model, n, rng)
-    sim.close()
-    msim = mjx.MjxSimulator(task, chunk=steps)
+    # the scoring's own simulator (its chunks of control steps), every step simulated even
+    # once an episode has ended: a batch steps every environment either way
+    msim = mjx.simulator(task)
     t0 = time.perf_counter()
-    msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps)
+    msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps, stop_early=False)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps)
+    msim.run(stacked, policy_io.PolicySpec(), qpos, qvel, steps, stop_early=False)
     run = time.perf_counter() - t0
     physics = n * steps * task.frame_skip
     return (f"MJX rollouts, policy in the loop ({n} envs x {steps} control steps x {task.frame_skip}): "

@@ -182,9 +182,11 @@ def _search_data_inputs(cfg, entries, searched: dict) -> list[tuple]:
     from evaluators.interface import effective_inputs
     from evaluators.seeds import SEARCH_DATA
 
+    groups: dict[int, list] = {}  # first search dataset -> its entries, in order
+    for e in entries:
+        groups.setdefault(searched.get(e.name, SEARCH_DATA)[0], []).append(e)
     inputs: dict[str, tuple] = {}
-    for seed in dict.fromkeys(searched.get(e.name, SEARCH_DATA)[0] for e in entries):
-        group = [e for e in entries if searched.get(e.name, SEARCH_DATA)[0] == seed]
+    for seed, group in groups.items():
         evaluator = registry.get(registry.for_task(cfg.task))(cfg.with_options(data_seed=seed), log=console.print)
         found = effective_inputs(evaluator, [e.expr for e in group], [e.constants for e in group])
         inputs.update((e.name, x) for e, x in zip(group, found))

@@ -50,12 +50,10 @@ The wing: :mod:`~evaluators.lm.language` (the language and its data, NumPy only)
 re-exported here.
 """
 
-import importlib
+from evaluators import lazy
 
-# The public names of each module of the wing. They are imported on first use (PEP 562),
-# so that reading the configuration (``evaluators.lm.config``, as the command line does for
-# its options) does not import the evaluator and JAX.
-_EXPORTS = {
+# The public names of each module of the wing, imported on first use (evaluators.lazy).
+__getattr__, __all__ = lazy.exports(__name__, {
     "config": ("LmConfig", "LmDataConfig", "LmEvalConfig", "LmModelConfig"),
     "evaluator": ("LmEvaluator", "load_or_build", "prepare"),
     "language": ("CONTENT", "COPY", "DATA_VERSION", "EOS", "MAX_RESPONSE", "PROMPT", "QUALITIES", "R_IDEAL",
@@ -63,12 +61,4 @@ _EXPORTS = {
                  "random_reward", "reward", "sample_prompts", "score_responses", "sequences"),
     "model": ("HEADS", "LIKELIHOOD", "diagnose_population", "fit_reference", "generate_population",
               "init_params", "logits", "pair_log_likelihood", "sequence_log_likelihood"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = list(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name in _MODULE_OF:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+})

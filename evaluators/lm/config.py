@@ -74,7 +74,7 @@ class LmConfig(OptionsMixin):
         Option("pairs", "dataset", "pairs", "Pairs in each dataset."),
         Option("language", "dataset", "language", "The token language: reverse (the prompt reversed) or sum "
                "(harder: two prompt tokens per answer token, credit for the right prefix only).",
-               choices=LANGUAGES),
+               choices=tuple(LANGUAGES)),
         Option("reference_steps", "model", "sft_steps", "Training steps of each dataset's reference policy."),
         Option("data_seed", "dataset", "seed"),
         *TRAINER_OPTIONS,

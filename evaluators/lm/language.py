@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -19,22 +19,33 @@ SEQ = PROMPT + 1 + MAX_RESPONSE + 1   # prompt, SEP, response, EOS (padded with 
 QUALITIES = (0.1, 0.3, 0.5, 0.7, 0.9)
 COPY = 0.7                  # a behaviour policy's error copies the prompt's token with this probability
 SETTINGS = ("clean", "noisy", "mixed", "shuffled")
+@dataclasses.dataclass(frozen=True)
+class Language:
+    """A token language: its ideal responses, its behaviour policies' systematic error, and
+    how the reward credits right tokens."""
+
+    target: Callable[[np.ndarray], np.ndarray]  # (N, PROMPT) prompts -> their ideal responses
+    error: Callable[[np.ndarray], np.ndarray]  # prompts -> the systematic error's responses
+    prefix_credit: bool  # a right token counts only if all before it are right (else each counts)
+
+
 # "reverse": the ideal response is the prompt reversed, each right token earns credit, and a
 # behaviour policy's error copies the prompt. "sum": harder on every count: token j of the
 # ideal response is x_j + x_(K-1-j) modulo the alphabet (two prompt tokens per answer
 # token), credit goes to the correct prefix only (a token counts if all before it are
 # right: the reward is not a per-token sum), and the systematic error is the plain
 # reversal, a plausible half of the answer.
-LANGUAGES = ("reverse", "sum")
+LANGUAGES = {
+    "reverse": Language(target=lambda p: p[:, ::-1], error=lambda p: p, prefix_credit=False),
+    "sum": Language(target=lambda p: (p[:, ::-1] - 2 + p - 2) % CONTENT + 2, error=lambda p: p[:, ::-1],
+                    prefix_credit=True),
+}
 
 
 def ideal(prompts: np.ndarray, language: str = "reverse") -> np.ndarray:
     """(N, PROMPT) ideal responses: the prompts reversed ("reverse"), or each reversed token
     plus the prompt's token at that position, modulo the alphabet ("sum")."""
-    reverse = prompts[:, ::-1]
-    if language == "sum":
-        return (reverse - 2 + prompts - 2) % CONTENT + 2
-    return reverse
+    return LANGUAGES[language].target(prompts)
 
 
 def reward(prompts: np.ndarray, responses: np.ndarray, lengths: np.ndarray, language: str = "reverse") -> np.ndarray:
@@ -45,7 +56,7 @@ def reward(prompts: np.ndarray, responses: np.ndarray, lengths: np.ndarray, lang
     k = min(PROMPT, MAX_RESPONSE)
     pos = np.arange(k)
     right = (responses[:, :k] == target[:, :k]) & (pos[None, :] < lengths[:, None])
-    hits = (np.cumprod(right, axis=1) if language == "sum" else right).sum(axis=1)
+    hits = (np.cumprod(right, axis=1) if LANGUAGES[language].prefix_credit else right).sum(axis=1)
     return hits / PROMPT - 0.25 * np.abs(lengths - PROMPT) / PROMPT
 
 
@@ -76,7 +87,7 @@ def behave(prompts: np.ndarray, quality: np.ndarray, rng: np.random.Generator,
     n = len(prompts)
     q = np.asarray(quality, float)[:, None]
     pad = lambda a: np.concatenate([a, rng.integers(2, 2 + CONTENT, size=(n, MAX_RESPONSE - PROMPT))], axis=1)  # noqa: E731
-    target, copy = pad(ideal(prompts, language)), pad(prompts[:, ::-1] if language == "sum" else prompts)
+    target, copy = pad(ideal(prompts, language)), pad(LANGUAGES[language].error(prompts))
     noise = np.where(rng.random((n, MAX_RESPONSE)) < COPY, copy, rng.integers(2, 2 + CONTENT, size=(n, MAX_RESPONSE)))
     tokens = np.where(rng.random((n, MAX_RESPONSE)) < q, target, noise)
     lengths = np.where(rng.random(n) < q[:, 0], PROMPT, rng.integers(1, MAX_RESPONSE + 1, size=n))

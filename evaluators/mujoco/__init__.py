@@ -11,20 +11,10 @@
 :mod:`~evaluators.mujoco.evaluator` (:class:`MujocoEvaluator`).
 """
 
-import importlib
+from evaluators import lazy
 
-# The public names of each module of the wing. They are imported on first use (PEP 562),
-# so that reading the configuration (``evaluators.mujoco.config``, as the command line does
-# for its options) does not import the evaluator and JAX.
-_EXPORTS = {
+# The public names of each module of the wing, imported on first use (evaluators.lazy).
+__getattr__, __all__ = lazy.exports(__name__, {
     "config": ("MujocoConfig",),
     "evaluator": ("LIKELIHOOD", "MujocoEvaluator", "load_data", "prepare"),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = list(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name in _MODULE_OF:
-        return getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+})

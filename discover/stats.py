@@ -123,10 +123,15 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
     model = smf.mixedlm("d ~ 1", frame, groups="group", re_formula="0",
                         vc_formula={"search": "0 + C(search)", "dataset": "0 + C(dataset)"})
     moments_se, moments_df = _moments_se(d)
+    converged, fit_warnings = None, []
     try:
-        with warnings.catch_warnings():  # a variance component at 0 (on the boundary) is a result, not a failure
-            warnings.simplefilter("ignore")
+        # a variance component at 0 (on the boundary) is a result, not a failure: warnings are
+        # kept for the report (with ``converged``), not acted on
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             fit = model.fit(reml=True)
+        fit_warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+        converged = bool(fit.converged)
         mu, se, df, method = float(fit.fe_params["Intercept"]), float(fit.bse_fe["Intercept"]), K - 1, "mixedlm"
         vc = dict(zip(model.exog_vc.names, np.sqrt(np.maximum(np.asarray(fit.vcomp, float), 0.0))))
         sds = float(vc["search"]), float(vc["dataset"]), float(np.sqrt(fit.scale))
@@ -139,18 +144,26 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
     p_tost = float(max(sps.t.sf((mu + margin) / se, df), sps.t.cdf((mu - margin) / se, df))) if se > 0 else None
     return {"mean": mu, "se": se, "df": float(df), "method": method, "low": mu - h, "high": mu + h, "p": p,
             "p_tost": p_tost, "margin": margin, "sd_search": sds[0], "sd_dataset": sds[1], "sd_residual": sds[2],
-            "se_moments": moments_se, "searches": K, "datasets": J,
+            "se_moments": moments_se, "converged": converged, "fit_warnings": fit_warnings, "searches": K, "datasets": J,
             "mde": float((sps.t.ppf(0.975, df) + sps.t.ppf(0.8, df)) * se)}
 
 
 def _moments_se(d: np.ndarray) -> tuple[float, float]:
     """Standard error of the grand mean of a balanced search x dataset table with crossed
-    random effects, from its mean squares: SE^2 = (MS_search + MS_dataset - MS_residual) /
-    (K J), and Satterthwaite's degrees of freedom."""
+    random effects, from its mean squares: SE^2 = s_search^2 / K + s_dataset^2 / J +
+    s_residual^2 / (K J) with s_search^2 = (MS_search - MS_residual) / J and s_dataset^2 =
+    (MS_dataset - MS_residual) / K, each set to 0 where negative (without that,
+    (MS_search + MS_dataset - MS_residual) / (K J)); Satterthwaite's degrees of freedom for
+    the resulting combination of mean squares."""
     K, J = d.shape
     rows, cols, grand = d.mean(axis=1, keepdims=True), d.mean(axis=0, keepdims=True), d.mean()
-    ms_s, ms_d = J * rows.var(ddof=1), K * cols.var(ddof=1)
-    ms_e = float(((d - rows - cols + grand) ** 2).sum() / ((K - 1) * (J - 1)))
-    total = max(ms_s + ms_d - ms_e, 1e-12)
-    df = total**2 / (ms_s**2 / (K - 1) + ms_d**2 / (J - 1) + ms_e**2 / ((K - 1) * (J - 1)))
+    ms = np.array([J * rows.var(ddof=1), K * cols.var(ddof=1),
+                   float(((d - rows - cols + grand) ** 2).sum() / ((K - 1) * (J - 1)))])
+    dfs = np.array([K - 1, J - 1, (K - 1) * (J - 1)], float)
+    kept = ms[:2] > ms[2]  # a component whose estimate is positive
+    coef = np.array([*kept.astype(float), 1.0 - kept.sum()])  # K J SE^2 = coef . ms
+    total = float(coef @ ms)
+    if total <= 0:  # every mean square 0: no spread at all
+        return 0.0, float(dfs[2])
+    df = total**2 / float(np.sum((coef * ms) ** 2 / dfs))
     return float(np.sqrt(total / (K * J))), float(df)

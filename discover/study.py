@@ -70,7 +70,9 @@ def verdicts(effects: Sequence[dict], alpha: float = 0.05, power: float = 0.8, f
     m = max(len(effects), family or 0)
     pad = [1.0] * (m - len(effects))
     p_holm = stats.holm([e["primary"]["p"] for e in effects] + pad)[:len(effects)]
-    tost_holm = stats.holm([e["primary"]["p_tost"] for e in effects] + pad)[:len(effects)]
+    # no equivalence test (a standard error of 0) counts as p = 1: the family stays m
+    tost_holm = stats.holm([1.0 if e["primary"]["p_tost"] is None else e["primary"]["p_tost"] for e in effects]
+                           + pad)[:len(effects)]
     out = []
     for e, p, pt in zip(effects, p_holm, tost_holm):
         prim = e["primary"]

@@ -82,8 +82,35 @@ def test_crossed_effect_counts_the_spread_between_searches():
     assert b["sd_search"] > 5 and a["sd_search"] < 3 and a["searches"] == K and a["datasets"] == J
     assert a["low"] < a["mean"] < a["high"] and 0 <= a["p"] <= 1 and a["mde"] > 0
     assert a["method"] == "mixedlm" and b["se_moments"] == pytest.approx(b["se"], rel=0.1)  # two estimators agree
+    assert a["converged"] is True and isinstance(a["fit_warnings"], list)  # reported, not acted on
     with pytest.raises(ValueError, match="searches, datasets"):
         crossed_effect(np.ones(5))
+
+
+def test_the_moments_standard_error_sets_each_negative_component_to_zero():
+    """The fallback's SE: the balanced formula where every component is positive, and where
+    one is negative (searches that agree more than the residual suggests) not the floored
+    sum, which can give a standard error near 0, but the other components' share."""
+    from discover.stats import _moments_se
+
+    rng = np.random.default_rng(2)
+    K, J = 8, 20
+    d = rng.normal(0, 1, (K, J)) + rng.normal(0, 2, (K, 1)) + rng.normal(0, 3, (1, J))
+    rows, cols, grand = d.mean(axis=1, keepdims=True), d.mean(axis=0, keepdims=True), d.mean()
+    ms_s, ms_d = J * rows.var(ddof=1), K * cols.var(ddof=1)
+    ms_e = ((d - rows - cols + grand) ** 2).sum() / ((K - 1) * (J - 1))
+    se, df = _moments_se(d)
+    assert se == pytest.approx(np.sqrt((ms_s + ms_d - ms_e) / (K * J)))
+    assert 1 < df < K * J
+    flat = rng.normal(0, 1, (K, J))
+    flat = flat - flat.mean(axis=1, keepdims=True) + rng.normal(0, 0.01, (K, 1))  # search means all but equal
+    se, df = _moments_se(flat)
+    rows, cols = flat.mean(axis=1, keepdims=True), flat.mean(axis=0, keepdims=True)
+    ms_d = K * cols.var(ddof=1)
+    ms_e = ((flat - rows - cols + flat.mean()) ** 2).sum() / ((K - 1) * (J - 1))
+    # the search component is dropped; what remains is the dataset and residual share
+    want = (ms_d - ms_e) / K / J + ms_e / (K * J) if ms_d > ms_e else ms_e / (K * J)
+    assert se == pytest.approx(np.sqrt(want)) and se > 0.5 * flat.std() / np.sqrt(K * J) and df >= 1
 
 
 def test_a_study_setting_is_analysed_with_the_dataset_as_its_unit():

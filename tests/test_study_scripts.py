@@ -51,6 +51,15 @@ def test_the_held_out_benches_group_losses_by_their_tuned_recipe(tuned):
     assert by[(400, 12e-4)]["roles"] == {"zoo dpo_tsallis": "dpo_tsallis (alpha=0.2, beta=1)",
                                          "b_star": "dpo_tsallis (alpha=0.2, beta=1)"}
     assert by[(400, 6e-4)]["zoo"] == [] and by[(400, 6e-4)]["roles"]["winner 7"] == "study-walker2d-mixed-7#1"
+    # a winner that failed at every tuning recipe: at its search's recipe; such a zoo loss: left out
+    tuning = json.loads((tuned / "tune-walker2d-mixed" / "tuning.json").read_text())
+    (tuned / "tune-walker2d-mixed" / "tuning.json").write_text(json.dumps(
+        {**tuning, "choice": {**tuning["choice"], "study-walker2d-mixed-1#1": None, "dpo": None}}))
+    failed = heldout.plan("walker2d", "mixed", str(tuned))
+    assert failed["untuned_winners"] == ["study-walker2d-mixed-1#1"] and failed["zoo_left_out"] == ["dpo"]
+    at_search = next(b for b in failed["benches"] if (b["steps"], b["lr"]) == (200, 3e-4))
+    assert at_search["roles"] == {"winner 1": "study-walker2d-mixed-1#1"}
+    (tuned / "tune-walker2d-mixed" / "tuning.json").write_text(json.dumps(tuning))
     frozen = json.loads((tuned / "tune-walker2d-mixed" / "B_STAR.json").read_text())
     (tuned / "tune-walker2d-mixed" / "B_STAR.json").write_text(json.dumps({**frozen, "name": "dpo"}))
     with pytest.raises(SystemExit, match="not the frozen one"):
@@ -85,7 +94,8 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
         (run / "final.json").write_text(json.dumps(final))
     analyse.main(["walker2d:mixed", "hopper:mixed"], str(tuned), str(results))
     out = capsys.readouterr().out
-    assert "**Pending** (held-out benches not finished): hopper:mixed" in out
+    assert "**Pending** (held-out benches not finished, or not analysed in this call): hopper:mixed, lm:mixed" in out
+    assert "Each winner against B* (p values unadjusted" in out and "| 5 | `" in out
     line = next(x for x in out.splitlines() if x.startswith("| walker2d:mixed |"))
     assert "**better**" in line
     d = np.stack([planted[f"winner {k}"] for k in range(8)]) - b_star
@@ -111,6 +121,13 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     counted = json.loads((tuned / "analysis.json").read_text())["failed_runs"]["walker2d:mixed"]
     assert {role: counted[role] for role in plan["benches"][0]["roles"] if role in planted} == \
         {role: 1 for role in plan["benches"][0]["roles"] if role in planted}
+    # units are dataset-major (unit (d, s) at column d x 3 + s): per-dataset scores are seed means
+    varied = [{**r, "per_seed": (np.asarray(r["per_seed"]) + np.tile([-1.0, 0.0, 4.0], 20)).tolist()}
+              for r in rows]
+    bench.write_text(json.dumps({**good, "losses": varied}))
+    role, name = next((role, name) for role, name in plan["benches"][0]["roles"].items() if role in planted)
+    got = analyse.scores("walker2d", "mixed", str(tuned), str(results))["scores"][role]
+    np.testing.assert_allclose(got, planted[role] + 1.0)
     unit, n = analyse.unit_scores(failed[0], "x")
     assert n == 1 and unit[7] == 0.0 and unit[8] == rows[0]["per_seed"][8]
     bench.write_text(json.dumps({**good, "losses": [{k: v for k, v in r.items() if k != "run_scores"} for r in failed]}))

@@ -53,7 +53,7 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
     with open(path) as f:
         plan = json.load(f)
     out = {"scores": {}, "about": {}, "failed_runs": {}, "episodes": plan["episodes"],
-           "data_seeds": plan["data_seeds"]}
+           "data_seeds": plan["data_seeds"], "untuned_winners": plan.get("untuned_winners", [])}
     for b in plan["benches"]:
         res = os.path.join(results, b["name"], "results.json")
         if not os.path.exists(res):
@@ -91,7 +91,11 @@ def pick(task: str, setting: str, searches: list[int], results: str = RESULTS) -
     for i, b in zip(searches, best):
         if b.basis != "held-out score":
             raise SystemExit(f"study-{task}-{setting}-{i}: loss 1 has no held-out score ({b.basis})")
-    return int(np.argmax([b.row["fitness"] for b in best]))
+    # a loss 1 that failed its held-out re-scoring (no fitness) is never the pick
+    scored = [-np.inf if b.row["fitness"] is None else b.row["fitness"] for b in best]
+    if not np.isfinite(max(scored)):
+        raise SystemExit(f"{task} {setting}: no search's loss 1 has a held-out score")
+    return int(np.argmax(scored))
 
 
 def _ci(r: dict) -> str:
@@ -101,10 +105,12 @@ def _ci(r: dict) -> str:
 def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
     if unknown := [s for s in settings if s not in SETTINGS]:
         raise SystemExit(f"not a pre-registered setting: {', '.join(unknown)} (PLAN.md: {', '.join(SETTINGS)})")
-    commit = subprocess.run(["git", "log", "-1", "--format=%h %cs", "--", "results/study_v3/PLAN.md"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    commits = subprocess.run(["git", "log", "--format=%h %cs", "--", "results/study_v3/PLAN.md"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split("\n")
+    commits = [c for c in commits if c.strip()] or ["(not committed)"]
     print("# Study v3: results\n")
-    print(f"Plan: `results/study_v3/PLAN.md` at {commit} (its amendments listed there). Command: "
+    print(f"Plan: `results/study_v3/PLAN.md`, pre-registered at {commits[-1]}, last amended at {commits[0]} "
+          f"({len(commits)} commits; the amendments and deviations are listed in it). Command: "
           f"`python results/study_v3/analyse.py {' '.join(settings)}`.\n")
     found = {s: scores(*s.split(":"), here, results) for s in settings}
     done = [s for s in settings if found[s] is not None]
@@ -114,11 +120,15 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         k = sorted(int(r.split()[1]) for r in x if r.startswith("winner "))
         winners_of[s] = np.stack([x[f"winner {i}"] for i in k])
         effects[s] = study.setting_effect(winners_of[s], x["b_star"], pick(*s.split(":"), k, results))
-    pending = [s for s in settings if s not in done]
+        effects[s]["search_numbers"] = k  # position i of the winners is search k[i]
+        if "best_pick" in effects[s]:
+            effects[s]["best_pick"]["search"] = k[effects[s]["best_pick"]["search"]]
+    pending = [s for s in SETTINGS if s not in done]  # not finished, or not analysed in this call
     verdicts = dict(zip(done, study.verdicts([effects[s] for s in done], family=len(SETTINGS)))) if done else {}
     if pending:
-        print(f"**Pending** (held-out benches not finished): {', '.join(pending)}. Holm's correction below counts "
-              f"them with p = 1: the verdicts are provisional (they can only become more decisive).\n")
+        print(f"**Pending** (held-out benches not finished, or not analysed in this call): {', '.join(pending)}. "
+              f"Holm's correction below counts them with p = 1: the verdicts are provisional (the adjusted p values "
+              f"can only fall once they are in).\n")
     print("| setting | primary effect (winners - B*) [95% CI], p | Holm p | TOST p (Holm) | verdict | MDE at "
           "Holm's first alpha | by searches | by datasets |")
     print("|---|---|---|---|---|---|---|---|")
@@ -135,21 +145,32 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         print(f"B*: {b['name']}, `{b['form']}` ({b['recipe']}); {e['searches']} searches x {e['datasets']} held-out "
               f"datasets x 3 seeds, {found[s]['episodes']} evaluation episodes. Standard deviations: between searches "
               f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "
-              f"(moments SE {p['se_moments']:.2f} vs REML {p['se']:.2f}).\n")
+              f"(moments SE {p['se_moments']:.2f} vs REML {p['se']:.2f}; REML converged: {p.get('converged')}"
+              + (f"; its warnings: {'; '.join(p['fit_warnings'])}" if p.get("fit_warnings") else "") + ").\n")
+        if found[s]["untuned_winners"]:
+            print(f"Winners that failed at every tuning recipe, benched at their search's recipe (PLAN.md, amendment "
+                  f"4): {', '.join(found[s]['untuned_winners'])}.\n")
         failed = {r: n for r, n in found[s]["failed_runs"].items() if n}
         print("Failed training runs (scored 0): " + (", ".join(f"{r} {n}" for r, n in failed.items()) if failed
                                                       else "none") + ".\n")
         b = e["best_pick"]
         print(f"Secondary, the best of the {e['searches']} winners by its own search's held-out score (search "
-              f"{b['search']}): {_ci(b)} over {b['n']} datasets, TOST p {b['p_tost']:.3g}.\n")
+              f"{b['search']}): {_ci(b)} over {b['n']} datasets, TOST p {b['p_tost']:.3g} (p values unadjusted; "
+              f"not used for the verdict).\n")
+        left_out = sorted(set(range(heldout.K)) - set(e["search_numbers"]))
+        if left_out:
+            print(f"Searches left out (could not finish; PLAN.md, amendment 2): {', '.join(map(str, left_out))}.\n")
+        print("Each winner against B* (p values unadjusted; not used for the verdict):\n")
         print("| search | winner | recipe | vs B* over datasets [95% CI], p |")
         print("|---|---|---|---|")
-        for i, r in enumerate(e["per_search"]):
-            w = about[f"winner {i}"]
-            print(f"| {i} | `{w['form']}` | {w['recipe']} | {_ci(r)} |")
-        named = {"B*": x["b_star"], "winners (mean of K)": winners_of[s].mean(axis=0),
+        for k, r in zip(e["search_numbers"], e["per_search"]):
+            w = about[f"winner {k}"]
+            print(f"| {k} | `{w['form']}` | {w['recipe']} | {_ci(r)} |")
+        named = {"B*": x["b_star"], f"winners (mean of these {e['searches']} searches)": winners_of[s].mean(axis=0),
                  **{about[r]["name"]: x[r] for r in x if r.startswith("zoo ")}}
-        print("\nInterval estimates over datasets (percentile bootstrap, 10,000 resamples):\n")
+        print("\nInterval estimates over datasets (percentile bootstrap, 10,000 resamples; datasets resampled, the "
+              "searches held fixed, so the winners' row is conditional on these searches; absolute scores, not "
+              "paired differences: overlapping intervals are not a test):\n")
         print("| loss | mean [95% CI] | IQM [95% CI] |")
         print("|---|---|---|")
         for name, r in study.dataset_intervals(named).items():

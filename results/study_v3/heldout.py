@@ -65,10 +65,16 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
         raise SystemExit(f"tuning.json has no recipe for {', '.join(missing)}: finish the searches, then run "
                          f"python results/study_v3/tune.py {task} {setting} {' '.join(runs)}")
     benches: dict[tuple, dict] = {}
+    untuned, left_out = [], []
     for loss, choice in tuned["choice"].items():
-        if choice is None:
-            raise SystemExit(f"{loss} failed at every recipe of the tuning")
-        recipe = (int(choice["steps"]), float(choice["lr"]))
+        if choice is None:  # failed at every recipe of the tuning (PLAN.md, amendment 4)
+            if not loss.endswith("#1"):
+                left_out.append(loss)  # a zoo loss other than B*: not benched
+                continue
+            untuned.append(loss)  # a winner: benched at its search's recipe
+            recipe = study_settings.search_recipe(task, setting)
+        else:
+            recipe = (int(choice["steps"]), float(choice["lr"]))
         b = benches.setdefault(recipe, {"name": f"study-heldout-{task}-{setting}-s{recipe[0]}-lr{recipe[1]:g}",
                                         "steps": recipe[0], "lr": recipe[1], "zoo": [], "include": [], "roles": {}})
         if loss.endswith("#1"):
@@ -85,7 +91,8 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
             if loss == tuned["b_star"]["name"]:
                 b["roles"]["b_star"] = label
     return {"task": task, "setting": setting, "data_seeds": list(seed_spaces.STUDY_HELD_OUT), "seeds": SEEDS,
-            "readout": readout["option"], "episodes": int(episodes), "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
+            "readout": readout["option"], "episodes": int(episodes), "untuned_winners": untuned,
+            "zoo_left_out": left_out, "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
 
 
 def mismatch(bench: dict, plan: dict, b: dict) -> str | None:

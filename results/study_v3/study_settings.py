@@ -27,6 +27,14 @@ def tuning_plan(task: str, setting: str):
     return TuningPlan(recipes=recipes) if recipes else TuningPlan()
 
 
+def search_recipe(task: str, setting: str) -> tuple[int, float]:
+    """(steps, learning rate) the setting's searches train with: its own, else the trainer's defaults."""
+    from evaluators.trainer_config import TrainConfig
+
+    extra = options(task, setting)
+    return int(extra.get("steps", TrainConfig.steps)), float(extra.get("lr", TrainConfig.learning_rate))
+
+
 def flags(task: str, setting: str, recipe: bool = True) -> list[str]:
     """The same as command-line flags of ``discover run`` and ``bench``; without the recipe
     (steps, lr) where the caller gives its own (a bench at a loss's tuned recipe)."""

@@ -53,7 +53,8 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
     with open(path) as f:
         plan = json.load(f)
     out = {"scores": {}, "about": {}, "failed_runs": {}, "episodes": plan["episodes"],
-           "data_seeds": plan["data_seeds"], "untuned_winners": plan.get("untuned_winners", [])}
+           "data_seeds": plan["data_seeds"], "untuned_winners": plan.get("untuned_winners", []),
+           "readout_met_threshold": plan.get("readout_met_threshold", True)}
     for b in plan["benches"]:
         res = os.path.join(results, b["name"], "results.json")
         if not os.path.exists(res):
@@ -147,6 +148,8 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
               f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "
               f"(moments SE {p['se_moments']:.2f} vs REML {p['se']:.2f}; REML converged: {p.get('converged')}"
               + (f"; its warnings: {'; '.join(p['fit_warnings'])}" if p.get("fit_warnings") else "") + ").\n")
+        if not found[s]["readout_met_threshold"]:
+            print(f"The readout ({found[s]['episodes']}) did not reach the 2-point rule (PLAN.md, amendment 5).\n")
         if found[s]["untuned_winners"]:
             print(f"Winners that failed at every tuning recipe, benched at their search's recipe (PLAN.md, amendment "
                   f"4): {', '.join(found[s]['untuned_winners'])}.\n")

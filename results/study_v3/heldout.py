@@ -58,7 +58,8 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
     readout = _read(os.path.join(here, f"readout-{task}-{setting}.json"), "the readout-noise measurement")
     episodes = readout["count"]
     if not episodes:
-        raise SystemExit("the readout-noise measurement found no episode count under its threshold: see PLAN.md")
+        raise SystemExit("the readout-noise measurement has no count (written before PLAN.md amendment 5): run "
+                         "readout_noise.py again")
     runs = [f"study-{task}-{setting}-{k}" for k in range(K)]
     missing = [r for r in runs if f"{r}#1" not in tuned["choice"]]
     if missing:
@@ -91,7 +92,8 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
             if loss == tuned["b_star"]["name"]:
                 b["roles"]["b_star"] = label
     return {"task": task, "setting": setting, "data_seeds": list(seed_spaces.STUDY_HELD_OUT), "seeds": SEEDS,
-            "readout": readout["option"], "episodes": int(episodes), "untuned_winners": untuned,
+            "readout": readout["option"], "episodes": int(episodes),
+            "readout_met_threshold": bool(readout.get("met_threshold", True)), "untuned_winners": untuned,
             "zoo_left_out": left_out, "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
 
 

@@ -4,7 +4,8 @@ prompts, amendment 3) a held-out bench needs.
 The same 6 trained policies (3 losses x 2 training seeds, on tuning datasets 50 and 51)
 are scored twice, from two independent draws of start states, at 16, 32, 64 and 128
 episodes; the bench uses the smallest count whose mean absolute difference between the
-two draws is under 2 points. Training is deterministic, so both draws score the same
+two draws is under 2 points. Where none is, 256 and then 512 are measured until one is
+(PLAN.md, amendment 5). Training is deterministic, so both draws score the same
 policies (checked: their training diagnostics agree).
 
     python results/study_v3/readout_noise.py walker2d mixed > results/study_v3/readout-walker2d-mixed.txt
@@ -36,6 +37,9 @@ EPISODES = (16, 32, 64, 128)
 # the readout option and its counts per evaluator (the token task samples one response per prompt)
 READOUT = {"lm": ("prompts", (512, 1024, 2048, 4096))}
 THRESHOLD = 2.0  # points of normalised return
+# PLAN.md, amendment 5: where no pre-registered count reaches the threshold, the count doubles,
+# up to 4x the largest, each measured until one does
+EXTEND = 2
 
 
 def main(task: str, setting: str) -> None:
@@ -47,7 +51,10 @@ def main(task: str, setting: str) -> None:
           f"{seed_spaces.TUNE_DATA_SEEDS[:2]}, two draws of start states each")
     chosen, rows = None, []
     option, counts = READOUT.get(registry.for_task(task), ("episodes", EPISODES))
-    for episodes in counts:
+    extension = tuple(counts[-1] * 2 ** (i + 1) for i in range(EXTEND))
+    for episodes in counts + extension:
+        if chosen is not None and episodes in extension:
+            break
         t0 = time.perf_counter()
         base = registry.get(registry.for_task(task)).Config().with_options(task=task, setting=setting,
                                                                            **study_settings.options(task, setting),
@@ -63,12 +70,14 @@ def main(task: str, setting: str) -> None:
                      "draw_1": a.per_seed.tolist(), "draw_2": b.per_seed.tolist()})
         if chosen is None and mad < THRESHOLD:
             chosen = episodes
+    measured = tuple(r[option] for r in rows)
     print(f"held-out benches of {task} {setting} use --{option} "
-          + (f"{chosen}" if chosen else f"above {counts[-1]} (none of {counts} reached {THRESHOLD:g} points)"))
+          + (f"{chosen}" if chosen else f"above {measured[-1]} (none of {measured} reached {THRESHOLD:g} points)"))
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"readout-{task}-{setting}.json")
     with open(out, "w") as f:
         json.dump({"task": task, "setting": setting, "losses": LOSSES, "seeds": seeds, "draws": draws,
-                   "threshold": THRESHOLD, "option": option, "count": chosen, "rows": rows}, f, indent=1)
+                   "threshold": THRESHOLD, "option": option, "count": chosen or measured[-1],
+                   "met_threshold": chosen is not None, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,44 @@ def test_the_token_settings_benches_carry_its_language_and_readout(tmp_path, cap
     assert "--language sum" in b_line and "--prompts 1024" in b_line and "--episodes" not in b_line
     assert b_line.count("--steps") == 1 and "--steps 800 --lr 0.0048" in b_line
     assert "--losses  --include study-lm-mixed-0:1" in next(x for x in lines if "study-lm-mixed-0:1" in x)
+
+
+def test_the_readout_grid_doubles_until_a_count_meets_the_rule(tmp_path, monkeypatch, capsys):
+    """PLAN.md, amendment 5: where no pre-registered count is under 2 points, 256 then 512
+    episodes are measured until one is; if none is, the largest is used and said."""
+    from types import SimpleNamespace
+
+    readout = _script("readout_noise")
+
+    def fake(spread_at_16):
+        class Config:
+            def __init__(self, episodes=16):
+                self.episodes = episodes
+
+            def with_options(self, episodes=16, **_):
+                return Config(episodes)
+
+            def with_data_seeds(self, _):
+                return self
+
+        class Evaluator:
+            def __init__(self, config):
+                self.episodes = config.episodes
+
+            def evaluate(self, exprs, constants, seeds, eval_seed=None):
+                # two draws differ by spread / sqrt(episodes / 16), in opposite directions
+                half = spread_at_16 / 2 / np.sqrt(self.episodes / 16) * (1 if eval_seed % 2 else -1)
+                return SimpleNamespace(per_seed=np.full((len(exprs), len(seeds)), 40.0 + half),
+                                       diagnostics={"final_loss": np.zeros((len(exprs), len(seeds)))})
+
+        Evaluator.Config = Config
+        return Evaluator
+
+    monkeypatch.setattr(readout.registry, "for_task", lambda task: task)
+    monkeypatch.setattr(readout.os.path, "dirname", lambda p: str(tmp_path))
+    for spread, count, met, measured in ((7.0, 256, True, 5), (30.0, 512, False, 6), (3.0, 64, True, 4)):
+        monkeypatch.setattr(readout.registry, "get", lambda name, s=spread: fake(s))
+        readout.main("walker2d", "mixed")
+        out = json.loads((tmp_path / "readout-walker2d-mixed.json").read_text())
+        assert (out["count"], out["met_threshold"], len(out["rows"])) == (count, met, measured)
+    assert "above 512 (none of (16, 32, 64, 128, 256, 512) reached 2 points)" in capsys.readouterr().out

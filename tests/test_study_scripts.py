@@ -190,10 +190,9 @@ def test_the_readout_grid_doubles_until_a_count_meets_the_rule(tmp_path, monkeyp
         return Evaluator
 
     monkeypatch.setattr(readout.registry, "for_task", lambda task: task)
-    monkeypatch.setattr(readout.os.path, "dirname", lambda p: str(tmp_path))
     for spread, count, met, measured in ((7.0, 256, True, 5), (30.0, 512, False, 6), (3.0, 64, True, 4)):
         monkeypatch.setattr(readout.registry, "get", lambda name, s=spread: fake(s))
-        readout.main("walker2d", "mixed")
+        readout.main("walker2d", "mixed", str(tmp_path))
         out = json.loads((tmp_path / "readout-walker2d-mixed.json").read_text())
         assert (out["count"], out["met_threshold"], len(out["rows"])) == (count, met, measured)
     assert "above 512 (none of (16, 32, 64, 128, 256, 512) reached 2 points)" in capsys.readouterr().out

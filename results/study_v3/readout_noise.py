@@ -42,7 +42,7 @@ THRESHOLD = 2.0  # points of normalised return
 EXTEND = 2
 
 
-def main(task: str, setting: str) -> None:
+def main(task: str, setting: str, here: str = os.path.dirname(os.path.abspath(__file__))) -> None:
     exprs = [zoo.get(n).expr for n in LOSSES]
     constants = [zoo.get(n).constants for n in LOSSES]
     seeds = [seed_spaces.TUNE_TRAIN[0], seed_spaces.TUNE_TRAIN[1]]
@@ -73,7 +73,7 @@ def main(task: str, setting: str) -> None:
     measured = tuple(r[option] for r in rows)
     print(f"held-out benches of {task} {setting} use --{option} "
           + (f"{chosen}" if chosen else f"above {measured[-1]} (none of {measured} reached {THRESHOLD:g} points)"))
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"readout-{task}-{setting}.json")
+    out = os.path.join(here, f"readout-{task}-{setting}.json")
     with open(out, "w") as f:
         json.dump({"task": task, "setting": setting, "losses": LOSSES, "seeds": seeds, "draws": draws,
                    "threshold": THRESHOLD, "option": option, "count": chosen or measured[-1],

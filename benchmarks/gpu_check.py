@@ -4,7 +4,7 @@ throughput and one generation of the default search on ``--backend mjx``.
 Writes one file, ``results/benchmarks/gpu_check-<platform>.txt``, with every figure and
 the machine it came from. On an accelerator (the default ``--size full``, on Hopper) it
 takes a few minutes; ``--size small`` runs the same steps with small shapes on the
-pendulum, and is how it is tested on a CPU (``tests/test_gpu_check.py``).
+pendulum, and is how it is tested on a CPU (``tests/test_backends.py``).
 
     python benchmarks/gpu_check.py [--size full|small] [--out results/benchmarks]
 
@@ -39,13 +39,13 @@ SIZES = {
     # reference steps (None: the default); small runs every step on the cheapest task (pendulum), so
     # that a CPU test of it stays short (its dataset and reference are those of tests/test_cli_run.py)
     "full": dict(task="hopper", envs=(512, 2048, 8192), steps=1000, population=32, train_steps=200, pairs=2000,
-                 segment=25, episodes=16, parity_envs=8, reference_steps=None, generations=3),
-    "small": dict(task="pendulum", envs=(4,), steps=40, population=4, train_steps=20, pairs=200, segment=20,
-                  episodes=2, parity_envs=2, reference_steps=800, generations=2),
+                 segment=25, episodes=16, parity_envs=8, parity_steps=40, reference_steps=None, generations=3),
+    "small": dict(task="pendulum", envs=(16,), steps=100, population=4, train_steps=20, pairs=200, segment=20,
+                  episodes=2, parity_envs=8, parity_steps=100, reference_steps=800, generations=2),
 }
-# parity's horizon (control steps); in the small mode the rollout step has parity's shape
-# (parity_envs x 2 episodes, this many steps), so that both share one compilation
-PARITY_HORIZON = 40
+# In the small mode parity, the rollout step and the generation's scoring (4 losses x 2
+# seeds x 2 episodes) all run 16 environments in chunks of 100 control steps: one MJX
+# compilation on a CPU, which tests/test_backends.py's early-stop test shares.
 
 
 def parity(size: dict) -> str:
@@ -62,11 +62,11 @@ def parity(size: dict) -> str:
         p["w2"] = p["w2"] * 30.0  # make the actions matter
         pols.append(p)
     stacked = policy_io.stack(pols)
-    a = native.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=PARITY_HORIZON)
-    b = mjx.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=PARITY_HORIZON)
+    steps = size["parity_steps"]
+    a = native.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=steps)
+    b = mjx.evaluate_returns(task, stacked, policy_io.PolicySpec(), episodes=2, seed=3, horizon=steps)
     rel = float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1.0)))
-    return (f"parity ({size['task']}, {PARITY_HORIZON} control steps, {a.size} episodes): max relative difference "
-            f"{rel:.2e}")
+    return f"parity ({size['task']}, {steps} control steps, {a.size} episodes): max relative difference {rel:.2e}"
 
 
 def rollouts(size: dict) -> list[str]:

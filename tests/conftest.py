@@ -25,8 +25,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 # first: the two workers take files in this order (``--no-loadscope-reorder``), so that
 # neither is left with a long file at the end while the other idles. The rest follow in
 # collection order.
-SLOWEST_FIRST = ("test_lm.py", "test_cli_run.py", "test_search.py", "test_trainer.py", "test_ray.py",
-                 "test_gpu_check.py", "test_datasets.py", "test_interpreter.py", "test_backends.py")
+SLOWEST_FIRST = ("test_lm.py", "test_cli_run.py", "test_backends.py", "test_search.py", "test_trainer.py",
+                 "test_ray.py", "test_datasets.py", "test_interpreter.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -27,7 +30,7 @@ def test_native_and_mjx_agree_over_a_short_horizon():
     """Same policies and initial states: returns within 1e-3 relative over 40 control steps,
     on Hopper, whose contacts and continuous rewards make it the hard case (the pendulum,
     whose return counts the steps before the pole falls, is compared by the GPU check's small
-    mode, tests/test_gpu_check.py)."""
+    mode, below)."""
     task = get_task("hopper")
     pols = random_policies(task, 2)
     spec = policy_io.PolicySpec()
@@ -92,34 +95,53 @@ def test_every_task_steps(name):
     assert traj.obs.shape[-1] == expected
 
 
+
+
+def test_gpu_check_small_mode_on_cpu(tmp_path):
+    """The one-shot GPU check runs end to end on the CPU in its small mode (pendulum)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_check.py")
+    spec = importlib.util.spec_from_file_location("gpu_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--size", "small", "--out", str(tmp_path)])
+    text = open(out).read()
+    assert "FAILED" not in text, text
+    for fragment in ("parity", "MJX rollouts", "training runs (loss x seed) per hour", "generation 1 of",
+                     "steady state (generations 1-1)", "candidate trainings (loss x seed) per hour including"):
+        assert fragment in text
+    rel = float(text.split("max relative difference ")[1].split()[0])
+    assert rel < 1e-3
+
+
 @pytest.mark.slow
 def test_mjx_stops_when_every_episode_has_ended_and_pads_its_batch(monkeypatch):
     """Chunks of control steps stop once every episode of the batch ended, with the rewards
     and alive masks of the whole rollout (and its positions while an episode lasts);
-    scoring pads 9 environments (to 10 on a CPU) and drops the padding. One batch shape
-    throughout: one compilation."""
+    scoring pads 15 environments (to 16 on a CPU) and drops the padding. One batch shape
+    throughout, the GPU check's small mode's above (16 environments, chunks of 100 control
+    steps): no compilation of its own."""
     task = get_task("pendulum")
     sim = mjx.simulator(task)
-    monkeypatch.setattr(sim, "chunk", 25)
-    pols = random_policies(task, 3, scale=100.0)  # strong random pushes: the pole falls early
+    pols = random_policies(task, 5, scale=100.0)  # strong random pushes: the pole falls early
     stacked = policy_io.stack(pols)
     spec = policy_io.PolicySpec()
-    returns = mjx.evaluate_returns(task, stacked, spec, episodes=3, seed=3, horizon=100)
+    horizon = 4 * sim.chunk
+    returns = mjx.evaluate_returns(task, stacked, spec, episodes=3, seed=3, horizon=horizon)
     qpos, qvel = native.initial_qpos_qvel(task, task.mj_model(), 3, np.random.default_rng(3))
-    qpos, qvel = np.tile(qpos, (3, 1)), np.tile(qvel, (3, 1))
+    qpos, qvel = np.tile(qpos, (5, 1)), np.tile(qvel, (5, 1))
     per_env = {k: np.repeat(v, 3, axis=0) for k, v in stacked.items()}
-    pad = mjx.batch_size(9) - 9  # the padding: copies of the first environment
+    pad = mjx.batch_size(15) - 15  # the padding: copies of the first environment
     assert pad > 0
     qpos, qvel = (np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) for x in (qpos, qvel))
     per_env = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in per_env.items()}
-    whole = sim.run(per_env, spec, qpos, qvel, 100, stop_early=False)
+    whole = sim.run(per_env, spec, qpos, qvel, horizon, stop_early=False)
     calls = []
     steps = sim._steps
     monkeypatch.setattr(sim, "_steps", lambda *a: calls.append(1) or steps(*a))
-    parts = sim.run(per_env, spec, qpos, qvel, 100)
-    assert whole[1][:, -1].max() == 0.0 and len(calls) < 100 // 25  # all fell, so it stopped early
+    parts = sim.run(per_env, spec, qpos, qvel, horizon)
+    assert whole[1][:, -1].max() == 0.0 and len(calls) < horizon // sim.chunk  # all fell, so it stopped early
     for a, b in zip(whole[:2], parts[:2]):  # rewards and alive masks
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
     live = whole[1].astype(bool)  # positions agree while an episode lasts
     np.testing.assert_allclose(parts[2][live], whole[2][live], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(returns, whole[0][:9].sum(axis=1).reshape(3, 3), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(returns, whole[0][:15].sum(axis=1).reshape(5, 3), rtol=1e-6, atol=1e-6)

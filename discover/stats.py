@@ -30,6 +30,9 @@ from scipy import stats as sps
 # an equivalence test confirms them (a twentieth of the expert-random gap).
 EQUIVALENCE_MARGIN = 5.0
 
+# statsmodels' optimisers that fit the study's crossed model; the REML fit is the best of them
+OPTIMIZERS = ("bfgs", "lbfgs", "nm", "powell")
+
 
 def _clean(d: Sequence[float]) -> np.ndarray:
     d = np.asarray(d, float)
@@ -103,8 +106,10 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
     crossed random effects, d_kj = mu + a_k + b_j + e_kj (search and dataset random;
     statsmodels ``MixedLM`` with one group and a variance component for each), mu's
     standard error is referred to a t distribution with K - 1 degrees of freedom (the
-    searches are the scarcer units). Where the fit fails, the balanced design's moments
-    give the standard error (Satterthwaite's degrees of freedom; ``method`` says which;
+    searches are the scarcer units). The fit is the highest restricted log-likelihood that
+    any of :data:`OPTIMIZERS` reaches (statsmodels' default alone can stop short of it and
+    still report convergence); where every fit fails, the balanced design's moments give
+    the standard error (Satterthwaite's degrees of freedom; ``method`` says which;
     ``se_moments`` is reported either way). Returns mu, its interval, the two-sided p of
     mu = 0, the TOST p within +-``margin``, the three standard deviations, K and J, and the
     minimum detectable effect at 0.05 and power 0.8 for this standard error. Needs the
@@ -122,39 +127,46 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
                           "group": 0})
     model = smf.mixedlm("d ~ 1", frame, groups="group", re_formula="0",
                         vc_formula={"search": "0 + C(search)", "dataset": "0 + C(dataset)"})
-    moments_se, moments_df = _moments_se(d)
-    converged, fit_warnings = None, []
-    try:
+    moments_se, moments_df, moments_sds = _moments(d)
+    converged, fit_warnings, optimizer, fits = None, [], None, []
+    for name in OPTIMIZERS:
         # a variance component at 0 (on the boundary) is a result, not a failure: warnings are
         # kept for the report (with ``converged``), not acted on
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = model.fit(reml=True)
-        fit_warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+            try:
+                fit = model.fit(reml=True, method=name)
+            except Exception:  # noqa: BLE001 - an optimiser that breaks leaves the others
+                continue
+        if np.isfinite(fit.llf) and np.isfinite(float(fit.bse_fe["Intercept"])):
+            fits.append((float(fit.llf), name, fit, sorted({f"{w.category.__name__}: {w.message}" for w in caught})))
+    if fits:  # the REML estimate: the highest restricted log-likelihood any optimiser reached
+        _, optimizer, fit, fit_warnings = max(fits, key=lambda f: f[0])
         converged = bool(fit.converged)
         mu, se, df, method = float(fit.fe_params["Intercept"]), float(fit.bse_fe["Intercept"]), K - 1, "mixedlm"
         vc = dict(zip(model.exog_vc.names, np.sqrt(np.maximum(np.asarray(fit.vcomp, float), 0.0))))
         sds = float(vc["search"]), float(vc["dataset"]), float(np.sqrt(fit.scale))
-    except (ValueError, np.linalg.LinAlgError):
-        se = np.nan
-    if not np.isfinite(se):  # the balanced design's moments instead (same estimand)
-        mu, se, df, method, sds = float(d.mean()), moments_se, moments_df, "moments", (np.nan, np.nan, np.nan)
+    else:  # the balanced design's moments instead (same estimand)
+        mu, se, df, method, sds = float(d.mean()), moments_se, moments_df, "moments", moments_sds
     h = float(sps.t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * sps.t.sf(abs(mu) / se, df)) if se > 0 else (0.0 if mu else 1.0)
     p_tost = float(max(sps.t.sf((mu + margin) / se, df), sps.t.cdf((mu - margin) / se, df))) if se > 0 else None
     return {"mean": mu, "se": se, "df": float(df), "method": method, "low": mu - h, "high": mu + h, "p": p,
             "p_tost": p_tost, "margin": margin, "sd_search": sds[0], "sd_dataset": sds[1], "sd_residual": sds[2],
-            "se_moments": moments_se, "converged": converged, "fit_warnings": fit_warnings, "searches": K, "datasets": J,
+            "se_moments": moments_se, "converged": converged, "optimizer": optimizer, "fit_warnings": fit_warnings,
+            "searches": K, "datasets": J,
             "mde": float((sps.t.ppf(0.975, df) + sps.t.ppf(0.8, df)) * se)}
 
 
-def _moments_se(d: np.ndarray) -> tuple[float, float]:
+def _moments(d: np.ndarray) -> tuple[float, float, tuple[float, float, float]]:
     """Standard error of the grand mean of a balanced search x dataset table with crossed
     random effects, from its mean squares: SE^2 = s_search^2 / K + s_dataset^2 / J +
     s_residual^2 / (K J) with s_search^2 = (MS_search - MS_residual) / J and s_dataset^2 =
     (MS_dataset - MS_residual) / K, each set to 0 where negative (without that,
     (MS_search + MS_dataset - MS_residual) / (K J)); Satterthwaite's degrees of freedom for
-    the resulting combination of mean squares."""
+    the resulting combination of mean squares; and the three standard deviations (search,
+    dataset, residual) so estimated. With every component positive these are the REML
+    estimates of a balanced design."""
     K, J = d.shape
     rows, cols, grand = d.mean(axis=1, keepdims=True), d.mean(axis=0, keepdims=True), d.mean()
     ms = np.array([J * rows.var(ddof=1), K * cols.var(ddof=1),
@@ -163,7 +175,8 @@ def _moments_se(d: np.ndarray) -> tuple[float, float]:
     kept = ms[:2] > ms[2]  # a component whose estimate is positive
     coef = np.array([*kept.astype(float), 1.0 - kept.sum()])  # K J SE^2 = coef . ms
     total = float(coef @ ms)
+    sds = tuple(float(np.sqrt(max(v, 0.0))) for v in ((ms[0] - ms[2]) / J, (ms[1] - ms[2]) / K, ms[2]))
     if total <= 0:  # every mean square 0: no spread at all
-        return 0.0, float(dfs[2])
+        return 0.0, float(dfs[2]), sds
     df = total**2 / float(np.sum((coef * ms) ** 2 / dfs))
-    return float(np.sqrt(total / (K * J))), float(df)
+    return float(np.sqrt(total / (K * J))), float(df), sds

@@ -91,10 +91,12 @@ def interquartile_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
 def dataset_intervals(scores: dict[str, Sequence[float]], level: float = 0.95, resamples: int = 10_000,
                       seed: int = 0) -> dict[str, dict]:
     """Mean and interquartile mean over datasets of each named per-dataset score vector,
-    each with its percentile-bootstrap interval (datasets resampled with replacement)."""
+    each with its percentile-bootstrap interval (datasets resampled with replacement; each
+    vector's resamples drawn from ``seed`` afresh, so equal scores give equal intervals
+    wherever they stand in ``scores``)."""
     out = {}
-    rng = np.random.default_rng(seed)
     for name, values in scores.items():
+        rng = np.random.default_rng(seed)
         x = np.asarray(values, float)
         row = {"datasets": int(x.size)}
         for what, fn in (("mean", np.mean), ("iqm", interquartile_mean)):

@@ -81,7 +81,8 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
         config = {"train": {"steps": b["steps"], "learning_rate": b["lr"]}, "eval": {"episodes": 32}, "dataset": {}}
         (results / b["name"]).mkdir(parents=True)
         (results / b["name"] / "results.json").write_text(json.dumps(
-            {"data_seeds": plan["data_seeds"], "seeds": [1000, 1001, 1002], "losses": rows, "config": config}))
+            {"data_seeds": plan["data_seeds"], "seeds": [1000, 1001, 1002], "losses": rows, "config": config,
+             "datasets": [{"digest": f"{seed:016x}"} for seed in plan["data_seeds"]]}))
     for k in range(8):  # the searches: loss 1 of each (its held-out score decides the secondary pick)
         run = results / f"study-walker2d-mixed-{k}"
         run.mkdir()
@@ -101,6 +102,9 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     d = np.stack([planted[f"winner {k}"] for k in range(8)]) - b_star
     assert f"{d.mean():+.1f} [" in line
     assert "(search 5)" in out  # the secondary pick: the best loss 1 by its own search's held-out score
+    intervals = out.split("Interval estimates over datasets")[1].split("Per dataset")[0]
+    star = next(b["roles"]["b_star"] for b in plan["benches"] if "b_star" in b["roles"])
+    assert intervals.count(star) == 1 and f"| B* ({star}) |" in intervals  # B* once, not again as a zoo row
     analysis = json.loads((tuned / "analysis.json").read_text())
     assert analysis["verdicts"]["walker2d:mixed"]["alpha_first_step"] == pytest.approx(0.05 / 3)  # the plan's 3
     assert analysis["effects"]["walker2d:mixed"]["best_pick"]["search"] == 5
@@ -110,6 +114,14 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     bench.write_text(json.dumps({**good, "config": {**good["config"], "train": {"steps": 999, "learning_rate": 1}}}))
     with pytest.raises(SystemExit, match="not the plan's bench \\(steps 999, not 200\\)"):
         analyse.main(["walker2d:mixed"], str(tuned), str(results))
+    # rows pair only on the same datasets: a bench whose datasets have other digests is refused
+    bench.write_text(json.dumps(good))
+    other = results / plan["benches"][-1]["name"] / "results.json"
+    fine = json.loads(other.read_text())
+    other.write_text(json.dumps({**fine, "datasets": [{"digest": "0"}] + fine["datasets"][1:]}))
+    with pytest.raises(SystemExit, match="digests differ from"):
+        analyse.main(["walker2d:mixed"], str(tuned), str(results))
+    other.write_text(json.dumps(fine))
     # a failed run scores 0 (amendment 2), from the row's run_scores; without them, refused
     rows = good["losses"]
     run_scores = [[None if u == 7 else v for u, v in enumerate(r["per_seed"])] for r in rows]

@@ -52,6 +52,7 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
         return None
     with open(path) as f:
         plan = json.load(f)
+    digests = {}  # bench name -> its datasets' content digests: every bench of a setting the same
     out = {"scores": {}, "about": {}, "failed_runs": {}, "episodes": plan["episodes"],
            "data_seeds": plan["data_seeds"], "untuned_winners": plan.get("untuned_winners", []),
            "readout_met_threshold": plan.get("readout_met_threshold", True)}
@@ -63,6 +64,7 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
             bench = json.load(f)
         if problem := heldout.mismatch(bench, plan, b):
             raise SystemExit(f"{b['name']}: not the plan's bench ({problem})")
+        digests[b["name"]] = [d.get("digest") for d in bench.get("datasets") or []]
         rows = {r["name"]: r for r in bench["losses"]}
         for role, name in b["roles"].items():
             units, failed = unit_scores(rows[name], f"{b['name']}: {name} ({role})")
@@ -70,6 +72,13 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
             out["failed_runs"][role] = failed
             out["about"][role] = {"name": name, "form": rows[name]["closed_form"],
                                   "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
+    # rows pair only on the very same datasets: equal seeds on another CPU family (or an
+    # accelerator) can build other draws, which only the digests show
+    first, *rest = digests
+    for name in rest:
+        if digests[name] != digests[first] or not digests[name] or None in digests[name]:
+            raise SystemExit(f"{name}: its datasets' digests differ from {first}'s (or are missing): "
+                             "its rows do not pair with that bench's; rerun it on the machine that built the others")
     return out
 
 
@@ -136,7 +145,7 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
     for s in done:
         e, v = effects[s], verdicts[s]
         p, mde = e["primary"], v["mde"][f"{v['alpha_first_step']:g}"]
-        print(f"| {s} | {_ci(p)} ({p['method']}, {p['df']:.0f} df) | {v['p_holm']:.3g} | "
+        print(f"| {s} | {_ci(p)} ({p['method']}, {p['df']:.3g} df) | {v['p_holm']:.3g} | "
               f"{v['p_tost_holm']:.3g} | **{v['verdict']}** | {mde:.1f} | "
               f"{_ci(e['by_searches'])} | {_ci(e['by_datasets'])} |")
     for s in done:
@@ -146,7 +155,8 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         print(f"B*: {b['name']}, `{b['form']}` ({b['recipe']}); {e['searches']} searches x {e['datasets']} held-out "
               f"datasets x 3 seeds, {found[s]['episodes']} evaluation episodes. Standard deviations: between searches "
               f"{p['sd_search']:.1f}, between datasets {p['sd_dataset']:.1f}, residual {p['sd_residual']:.1f} "
-              f"(moments SE {p['se_moments']:.2f} vs REML {p['se']:.2f}; REML converged: {p.get('converged')}"
+              f"(moments SE {p['se_moments']:.2f} vs {p['method']} {p['se']:.2f}; REML optimiser "
+              f"{p.get('optimizer')}, converged: {p.get('converged')}"
               + (f"; its warnings: {'; '.join(p['fit_warnings'])}" if p.get("fit_warnings") else "") + ").\n")
         if not found[s]["readout_met_threshold"]:
             print(f"The readout ({found[s]['episodes']}) did not reach the 2-point rule (PLAN.md, amendment 5).\n")
@@ -169,8 +179,10 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         for k, r in zip(e["search_numbers"], e["per_search"]):
             w = about[f"winner {k}"]
             print(f"| {k} | `{w['form']}` | {w['recipe']} | {_ci(r)} |")
-        named = {"B*": x["b_star"], f"winners (mean of these {e['searches']} searches)": winners_of[s].mean(axis=0),
-                 **{about[r]["name"]: x[r] for r in x if r.startswith("zoo ")}}
+        star = about["b_star"]["name"]  # also one of the zoo rows: listed once, as B*
+        named = {f"B* ({star})": x["b_star"],
+                 f"winners (mean of these {e['searches']} searches)": winners_of[s].mean(axis=0),
+                 **{about[r]["name"]: x[r] for r in x if r.startswith("zoo ") and about[r]["name"] != star}}
         print("\nInterval estimates over datasets (percentile bootstrap, 10,000 resamples; datasets resampled, the "
               "searches held fixed, so the winners' row is conditional on these searches; absolute scores, not "
               "paired differences: overlapping intervals are not a test):\n")

@@ -83,16 +83,26 @@ def grammar_check(
         console.print(seeds)
     started = time.time()
     nodes, truncated = derivation.enumerate_nodes(g, depth, limit)
-    hashes, valid = set(), 0
+    hashes, valid, invalid = set(), 0, {}
     with console.status(f"canonicalising {len(nodes)} derivations ..."):
         for n in nodes:
             e = derivation.expand(g, n)
-            if derivation.check(g, n, e) is None:
+            reason = derivation.check(g, n, e)
+            if reason is None:
                 valid += 1
                 hashes.add(symbolic.canonical_hash(e))
+            else:
+                invalid.setdefault(reason, derivation.to_text(n))
     more = "at least " if truncated else ""
     console.print(f"up to derivation depth {depth}: {more}{len(nodes)} derivations, {valid} valid, "
                   f"[bold]{len(hashes)} distinct canonical losses[/] ({time.time() - started:.1f} s)")
+    for reason, example in list(invalid.items())[:INVALID_SHOWN]:  # why the others are not
+        console.print(f"  invalid: {shown(reason)} (e.g. {shown(example)})", soft_wrap=True, highlight=False)
+    if len(invalid) > INVALID_SHOWN:
+        console.print(f"  ... and {len(invalid) - INVALID_SHOWN} more reasons")
+
+
+INVALID_SHOWN = 5  # reasons for invalid derivations that grammar check lists
 
 
 @app.command("expr", context_settings={"ignore_unknown_options": True})
@@ -115,6 +125,8 @@ def expr_cmd(
         g = load_grammar("mirror.yaml")
         e = parse(text, zoo.alias_scope(tuple(g.constants)))
         defaults = {c: g.constants[c].default for c in e.constants}
+    if reason := symbolic.undefined(e):
+        raise UsageProblem(f"the loss {text!r} {reason}")
     h = symbolic.canonical_hash(e)
     # names may come from a grammar file: every form is escaped, so that it prints as written
     console.print("[bold]closed form[/]")

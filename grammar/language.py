@@ -464,6 +464,14 @@ def _parse_body(text: str, scope: Scope, what: str, line) -> Expr:
     if depth > MAX_EXPRESSION_DEPTH:
         raise GrammarError(f"{what}: expression nested {depth} levels deep (at most {MAX_EXPRESSION_DEPTH})",
                            line=line)
+    from grammar.symbolic import undefined  # sympy: loaded with the first expression checked
+
+    try:
+        reason = undefined(body)
+    except GrammarError as e:  # its numbers grow too large
+        raise GrammarError(f"{what}: {e.message}", line=line) from None
+    if reason:
+        raise GrammarError(f"{what}: {_cut(text)} {reason}", line=line)
     return body
 
 

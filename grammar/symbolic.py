@@ -49,10 +49,11 @@ def symbol(name: str, kind: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
-def to_sympy(expr: Expr) -> sympy.Expr:
+def to_sympy(expr: Expr, holes: bool = False) -> sympy.Expr:
     """The tree as a sympy expression. Raises :class:`GrammarError` where its numbers would
     grow past NUMBER_BITS: sympy multiplies literals out as it builds (``(2*x)^2`` is
-    ``4*x**2``), and each square doubles their digits."""
+    ``4*x**2``), and each square doubles their digits. ``holes``: a grammar body's calls
+    of nonterminals become unknown real symbols."""
     memo: dict[Expr, sympy.Expr] = {}
     bits: dict[sympy.Basic, int] = {}
 
@@ -73,6 +74,8 @@ def to_sympy(expr: Expr) -> sympy.Expr:
             out = symbol(e.name, "const")
         elif e.op == "param":
             out = symbol(e.name, "param")
+        elif e.op == "nt" and holes:
+            out = sympy.Dummy(real=True)
         elif e.op == "num":
             out = sympy.Rational(repr(e.value)) if e.value != int(e.value) else sympy.Integer(int(e.value))
         else:
@@ -92,6 +95,18 @@ def to_sympy(expr: Expr) -> sympy.Expr:
         return out
 
     return go(expr)
+
+
+def undefined(expr: Expr) -> str | None:
+    """Why an expression is no real, finite function of its inputs (sympy folds a literal
+    division by zero to complex infinity and the log of a negative literal to an imaginary
+    number), or None. A grammar body's calls of nonterminals count as unknown reals."""
+    s = to_sympy(expr, holes=True)
+    if s.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+        return "is infinite or undefined (a division by zero?)"
+    if s.has(sympy.I):
+        return "is not real (a logarithm or root of a negative number?)"
+    return None
 
 
 class _OverBudget(Exception):

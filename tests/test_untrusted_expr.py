@@ -217,6 +217,8 @@ def test_expr_of_an_expansion_over_the_budget_answers(cli):
     ("+".join(["logp_w"] * 500), "nested too deeply"),
     (squared("2 * logp_w", 40), "numbers of this expression grow"),
     ("logp_w\x1b[2J", "unexpected character '\\x1b'"),
+    ("logp_w / 0", "is infinite or undefined"),  # sympy's complex infinity (zoo), not a loss
+    ("log(-1 + 0*t)", "is not real"),
 ])
 def test_expr_probes_are_one_line(cli, text, fragment):
     out = cli("expr", "--", text)

@@ -195,6 +195,11 @@ BAD = {
     "carriage return in doc": (edit("doc: the loss", 'doc: "fine\\roverwritten"'), "control character '\\r'"),
     "C1 control in doc": (edit("doc: inverse temperature", 'doc: "a\\x9bb"'), "control character '\\x9b'"),
     "bell in production doc": (edit("doc: the template", 'doc: "\\a"'), "control character '\\x07'"),
+    # expressions that are no real, finite function (sympy folds them to zoo or I*pi)
+    "division by zero": (production("z / 0"), "production Link.logistic: z / 0 is infinite or undefined"),
+    "log of a negative number": (production("log(-1 + 0*z)"), "log(-1 + 0*z) is not real"),
+    "undefined definition": (edit("r_l: logp_l - ref_l", "r_l: logp_l / (ref_l - ref_l)"),
+                             "definition r_l: logp_l / (ref_l - ref_l) is infinite or undefined"),
     "carriage return in production": (production("z\\r+ z"), "production Link.logistic contains the control"),
     "unit separator in seed": (edit("dpo: main(Link=logistic, Mirror=identity)",
                                       'dpo: "main(Link=logistic,\\x1f Mirror=identity)"'),
@@ -278,6 +283,16 @@ def test_grammar_check_reports_one_line(cli, tmp_path, text, fragment):
     result = cli("grammar", "check", "shared.yaml")
     assert_user_error(result, fragment)
     assert "\x1b[2J" not in result.stdout + result.stderr
+
+
+def test_grammar_check_says_why_a_derivation_is_invalid(cli, tmp_path):
+    flipped = edit('      - {name: identity, expr: "x"}',
+                   '      - {name: identity, expr: "x"}\n      - {name: flipped, expr: "-x"}')
+    (tmp_path / "flipped.yaml").write_text(flipped)
+    result = cli("grammar", "check", "flipped.yaml", "--depth", "3")
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "2 valid" in said and "invalid: Mirror flipped is not increasing on [-20, -0.01]" in said
 
 
 # --------------------------------------------------------------------------- fuzzing

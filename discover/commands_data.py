@@ -27,7 +27,8 @@ Labels, parse_labels = Literal[LABELS], one_of("--labels", "labels", LABELS)
 def data_policies(
     task: MujocoTask = typer.Option("hopper", parser=parse_mujoco_task, metavar="TASK",
                                     help=MUJOCO_TASK_HELP),
-    trainer: str = typer.Option("sac", help="sac or sb3 (stable-baselines3, native MuJoCo) or brax (PPO on MJX)."),
+    trainer: str = typer.Option("sac", help="sac (SAC) or sb3 (PPO), both stable-baselines3 on native MuJoCo, "
+                                            "or brax (PPO on MJX)."),
     steps: Optional[int] = typer.Option(None, help="Environment steps (default: per task)."),
     episodes: int = typer.Option(10, help="Episodes to measure each checkpoint's return."),
     out: Optional[str] = typer.Option(None, help="Directory (default: evaluators/mujoco/behaviour_policies/TASK)."),

@@ -351,7 +351,8 @@ def _versions() -> dict:
 def show_cmd(
     run: str = typer.Argument(..., help="A run under results/ (or a path to one)."),
     latex: bool = typer.Option(False, "--latex", help="Closed forms in LaTeX."),
-    top: int = typer.Option(10, help="Losses shown, numbered as export --rank takes them."),
+    top: int = typer.Option(10, min=1, help="Losses shown, numbered as export --rank takes them (the held-out "
+                                            "table of a finished run is shown whole)."),
     effective: bool = typer.Option(False, "--effective", help="Also each discovered loss's effective form on the "
                                                              "run's data, at the reference and at the end of the "
                                                              "loss's own training (one run each): terms under 1% "

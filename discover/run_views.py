@@ -204,7 +204,7 @@ def write_loss_shapes(store: RunStore, hof: dict, inputs: dict, top: int = 3, ou
         curves["mirrors"] = loss_shapes.mirror_curves(g, derived, inputs)
     atomic.write_json(_target(store, out_dir, "loss_shapes.json"), curves)
     pair = curves["pair"]
-    return os.path.relpath(plots.loss_shapes(
+    return shown_path(plots.loss_shapes(
         curves, _target(store, out_dir, "loss_shapes.png"),
         f"run {store.name}: losses against the margin at a typical pair (ref_w {pair['ref_w']:.0f}, ref_l "
         f"{pair['ref_l']:.0f}, lengths {pair['len_w']:.0f} / {pair['len_l']:.0f})"))
@@ -235,15 +235,18 @@ def effective_lines(rows: list[dict], inputs, names: list[str] | None = None) ->
 
 def data_of(cfg: dict) -> str:
     """What a run was scored on, from its stored config: "task hopper, setting noisy, eps 0.3"
-    for the MuJoCo evaluator, the evaluator's name otherwise."""
+    for the MuJoCo evaluator, "evaluator lm, setting mixed" for another with a setting, the
+    evaluator's name otherwise."""
     from evaluators import registry
 
     name = registry.of_store(cfg)
-    data = cfg.get("experiment", {}).get("dataset") if name == "mujoco" else None
-    if not data:
+    data = cfg.get("experiment", {}).get("dataset")
+    if not isinstance(data, dict) or "setting" not in data:
         return f"evaluator {name}"
-    return (f"task {data['task']}, setting {data['setting']}"
-            + (f", eps {data['eps']}" if data["setting"] == "noisy" else ""))
+    noise = f", eps {data['eps']}" if data["setting"] == "noisy" and "eps" in data else ""
+    if name != "mujoco":
+        return f"evaluator {name}, setting {data['setting']}{noise}"
+    return f"task {data['task']}, setting {data['setting']}{noise}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,13 +309,13 @@ def ranked_loss(store: RunStore, rank: int) -> tuple[Loss, str | None]:
     """The run's loss number ``rank`` (see :func:`numbered_losses`), named ``RUN#RANK`` with
     its provenance as source, and its derivation."""
     if rank < 1:
-        raise RunError("--rank starts at 1")
+        raise RunError(f"loss numbers start at 1, not {rank}")
     losses = numbered_losses(store)
     if not losses:
         raise RunError(f"run {store.name} has no scored loss yet")
     if rank > len(losses):
         raise RunError(f"run {store.name} has {len(losses)} numbered losses (see discover show {store.name}); "
-                       f"--rank {rank} is out of range")
+                       f"loss {rank} is not one of them")
     entry = losses[rank - 1]
     row = entry.row
     cfg = store.config()
@@ -362,4 +365,11 @@ def write_plots(store: RunStore, history: list[dict], hof: dict, out_dir: str | 
         out.append(plots.pareto([r["complexity"] for r in scored], [r["fitness"] for r in scored],
                                 [(r["complexity"], r["fitness"]) for r in hof["pareto"]],
                                 _target(store, out_dir, "pareto.png"), f"run {store.name}: Pareto front"))
-    return [os.path.relpath(p) for p in out]
+    return [shown_path(p) for p in out]
+
+
+def shown_path(path: str) -> str:
+    """A written file's path as a user reads it: relative to the working directory when it
+    lies below it, as given otherwise (not ``../../tmp/...``)."""
+    rel = os.path.relpath(path)
+    return path if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel

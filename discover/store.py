@@ -125,6 +125,8 @@ class RunStore:
             known = sorted(d for d in os.listdir(results_dir)
                            if os.path.isfile(os.path.join(results_dir, d, "config.json")))
         hint = f" (runs: {', '.join(known)})" if known else f" (no runs under {results_dir}/)"
+        if os.path.isdir(name_or_path):
+            raise RunError(f"{_cut(name_or_path)!r} is a folder but not a run folder (it has no config.json){hint}")
         raise RunError(f"no run named {_cut(name_or_path)!r}{hint}")
 
     # -- files

@@ -252,7 +252,24 @@ RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_committed_runs_of_every_schema_still_show(cli, run):
     out = cli("show", run, "--results-dir", RESULTS)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "held-out scores" in " ".join(out.stdout.split())
+    said = " ".join(out.stdout.split())
+    assert "held-out scores" in said
+    assert ("evaluator lm, setting mixed" if run == "v2-lm-mixed" else "task hopper, setting") in said
+
+
+def test_show_refuses_what_is_not_a_run_and_a_top_below_one(cli, tmp_path):
+    assert_user_error(cli("show", str(tmp_path), "--results-dir", RESULTS), "is a folder but not a run folder")
+    out = cli("show", "hopper-mixed", "--top", "0", "--results-dir", RESULTS)
+    assert out.returncode == 2 and "--top" in out.stderr
+
+
+def test_written_paths_are_shown_as_given_outside_the_working_directory(tmp_path, monkeypatch):
+    from discover.run_views import shown_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    assert shown_path(str(tmp_path / "here" / "a.png")) == os.path.join("here", "a.png")
+    assert shown_path("/elsewhere/a.png") == "/elsewhere/a.png"
 
 
 def test_cache_dir_is_the_users_unless_set(monkeypatch):

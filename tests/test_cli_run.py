@@ -87,7 +87,7 @@ def test_the_report_names_a_winner_by_its_derivation_and_fills_the_readme(finish
 def test_rank_out_of_range(finished_run):
     cwd, _ = finished_run
     out = discover("export", "tiny", "--rank", "99", "--output", "x.py", cwd=cwd)
-    assert out.returncode == 2 and "out of range" in out.stderr
+    assert out.returncode == 2 and "loss 99 is not one of them" in out.stderr
 
 
 def test_plot_and_resume_of_a_finished_run(finished_run):

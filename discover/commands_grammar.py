@@ -158,8 +158,9 @@ def expr_cmd(
 def export_cmd(
     run: Optional[str] = typer.Argument(None, help="A run under results/ (or a path to one)."),
     zoo_name: Optional[str] = typer.Option(None, "--zoo", help="Export a zoo loss instead of a run's."),
-    rank: int = typer.Option(1, "--rank", help="Which of the run's losses: the number discover show gives it "
-                                               "(1 = best held-out score of a finished run)."),
+    rank: Optional[int] = typer.Option(None, "--rank", help="Which of the run's losses: the number discover show "
+                                                            "gives it (default 1 = best held-out score of a "
+                                                            "finished run)."),
     fmt: ExportFormat = typer.Option("jax", "--format", "-f", parser=parse_export_format,
                                      help="A JAX or PyTorch module, or a TRL trainer."),
     output: str = typer.Option(..., "--output", "-o", help="The .py file to write (- for standard output)."),
@@ -170,6 +171,9 @@ def export_cmd(
 
     if (run is None) == (zoo_name is None):
         raise UsageProblem("give either a RUN or --zoo NAME")
+    if zoo_name and rank is not None:
+        raise UsageProblem("--rank numbers a run's losses; a zoo loss is named by --zoo alone")
+    rank = 1 if rank is None else rank
     if output != "-":
         check_output(output)
     from discover.api import source_of

@@ -147,6 +147,7 @@ def test_export_zoo(cli, tmp_path):
     (("grammar", "check", "no_such_grammar.yaml"), "grammar file not found"),
     (("export", "--zoo", "nope", "--output", "x.py"), "unknown zoo loss 'nope'"),
     (("export", "--zoo", "dpo", "--format", "onnx", "--output", "x.py"), "--format takes jax, torch, trl"),
+    (("export", "--zoo", "dpo", "--rank", "3", "--output", "x.py"), "a zoo loss is named by --zoo alone"),
     (("run", "--grammar", "mirror.yaml", "--time-limit", "0.01"), "shorter than one generation"),
     (("run", "--grammar", "mirror.yaml", "--task", "humanoid_football"), "unknown task 'humanoid_football'"),
     (("run", "--grammar", "mirror.yaml", "--setting", "weird"), "unknown setting 'weird'"),

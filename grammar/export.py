@@ -201,6 +201,7 @@ def _body(expr: Expr, fmt: str) -> tuple[list[str], str, set[str]]:
             return n.name
         if n.op == "num":
             if fmt == "torch" and as_function_arg:
+                helpers.add("_scalar")
                 return f"_scalar({_num(n.value)}, logp_w)"
             return _num(n.value)
         prim = PRIMITIVES[n.op]
@@ -246,13 +247,13 @@ def definitions(expr: Expr, constants: Mapping[str, float], fmt: str) -> tuple[s
                 "    logp_w = logp_w.float()"]
         conv = "torch.as_tensor({src}, dtype=logp_w.dtype, device=logp_w.device)"
         finish = "return torch.broadcast_to({r}, logp_w.shape)"
-        helpers.add("_scalar")
     for term in ("logp_l", "ref_w", "ref_l", "len_w", "len_l", "t"):
         if term in used:
             prep.append(f"{term} = {conv.format(src=ARGUMENTS[term])}")
     const_prep = [f"{k} = {conv.format(src=k)}" for k in constants]
     if fmt == "torch" and expr.op == "num":  # torch.broadcast_to takes tensors only
         result = f"_scalar({result}, logp_w)"
+        helpers.add("_scalar")
     body = prep + const_prep + lines + [finish.format(r=result)]
     helper_src = []
     for h in sorted(helpers):

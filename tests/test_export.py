@@ -109,6 +109,9 @@ def test_dead_terms_and_inert_constants_are_removed(tmp_path):
     mod = load_module(path)
     assert mod.CONSTANTS == {"beta": 0.5} and mod.INPUTS == ()
     assert "lam" not in src and "0.0)" not in src.split("def loss")[1]
+    assert "_scalar" not in src  # the torch helper for numbers as function arguments, only where one is
+    with_number = export.export_module(parse("max(0, logp_l - logp_w)", scope), {}, "torch", "t", "t")
+    assert "def _scalar(" in with_number and "_scalar(0" in with_number
     x = [torch.tensor([-1.0, -2.0]), torch.tensor([-3.0, -0.5]), torch.tensor([-1.5, -1.0]), torch.tensor([-2.0, -1.0])]
     engine = lowering.lower(expr)({"logp_w": jnp.asarray(x[0].numpy()), "logp_l": jnp.asarray(x[1].numpy()),
                                    "ref_w": jnp.asarray(x[2].numpy()), "ref_l": jnp.asarray(x[3].numpy()),

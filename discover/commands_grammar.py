@@ -126,7 +126,8 @@ def expr_cmd(
         e = parse(text, zoo.alias_scope(tuple(g.constants)))
         defaults = {c: g.constants[c].default for c in e.constants}
     if reason := symbolic.undefined(e):
-        raise UsageProblem(f"the loss {text!r} {reason}")
+        shown_text = text if len(text) <= 60 else text[:57] + "..."
+        raise UsageProblem(f"the loss {shown_text!r} {reason}")
     h = symbolic.canonical_hash(e)
     # names may come from a grammar file: every form is escaped, so that it prints as written
     console.print("[bold]closed form[/]")
@@ -171,7 +172,7 @@ def export_cmd(
 
     if (run is None) == (zoo_name is None):
         raise UsageProblem("give either a RUN or --zoo NAME")
-    if zoo_name and rank is not None:
+    if zoo_name is not None and rank is not None:
         raise UsageProblem("--rank numbers a run's losses; a zoo loss is named by --zoo alone")
     rank = 1 if rank is None else rank
     if output != "-":
@@ -179,7 +180,7 @@ def export_cmd(
     from discover.api import source_of
     from grammar import load as load_grammar
 
-    if zoo_name:
+    if zoo_name is not None:
         z = zoo.get(zoo_name)
         loss, title = z.loss(), f"{zoo_name}: {z.formula}"
         g = load_grammar("mirror.yaml")

@@ -136,12 +136,16 @@ def crossed_effect(d: np.ndarray, margin: float = EQUIVALENCE_MARGIN, level: flo
             warnings.simplefilter("always")
             try:
                 fit = model.fit(reml=True, method=name)
+                se = float(fit.bse_fe["Intercept"])
             except Exception:  # noqa: BLE001 - an optimiser that breaks leaves the others
                 continue
-        if np.isfinite(fit.llf) and np.isfinite(float(fit.bse_fe["Intercept"])):
+        if np.isfinite(fit.llf) and np.isfinite(se):
             fits.append((float(fit.llf), name, fit, sorted({f"{w.category.__name__}: {w.message}" for w in caught})))
-    if fits:  # the REML estimate: the highest restricted log-likelihood any optimiser reached
-        _, optimizer, fit, fit_warnings = max(fits, key=lambda f: f[0])
+    if fits:  # the REML estimate: the highest restricted log-likelihood any optimiser reached;
+        # among fits that tie with it (to 1e-6), a converged one first, then the order of OPTIMIZERS
+        top = max(f[0] for f in fits)
+        tied = [f for f in fits if f[0] >= top - 1e-6]
+        _, optimizer, fit, fit_warnings = min(tied, key=lambda f: (not f[2].converged, OPTIMIZERS.index(f[1])))
         converged = bool(fit.converged)
         mu, se, df, method = float(fit.fe_params["Intercept"]), float(fit.bse_fe["Intercept"]), K - 1, "mixedlm"
         vc = dict(zip(model.exog_vc.names, np.sqrt(np.maximum(np.asarray(fit.vcomp, float), 0.0))))

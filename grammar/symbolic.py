@@ -74,8 +74,9 @@ def to_sympy(expr: Expr, holes: bool = False) -> sympy.Expr:
             out = symbol(e.name, "const")
         elif e.op == "param":
             out = symbol(e.name, "param")
-        elif e.op == "nt" and holes:
-            out = sympy.Dummy(real=True)
+        elif e.op == "nt" and holes:  # an unknown real function of its arguments, which stay visible
+            args = [go(a) for a in e.args]
+            out = sympy.Function("nt_" + e.name.replace(".", "_"), real=True)(*args) if args else sympy.Dummy(real=True)
         elif e.op == "num":
             out = sympy.Rational(repr(e.value)) if e.value != int(e.value) else sympy.Integer(int(e.value))
         else:
@@ -98,9 +99,12 @@ def to_sympy(expr: Expr, holes: bool = False) -> sympy.Expr:
 
 
 def undefined(expr: Expr) -> str | None:
-    """Why an expression is no real, finite function of its inputs (sympy folds a literal
-    division by zero to complex infinity and the log of a negative literal to an imaginary
-    number), or None. A grammar body's calls of nonterminals count as unknown reals."""
+    """Why an expression is, as written, no real, finite function of its inputs, or None:
+    where sympy folds it to complex infinity or an imaginary number (a division by a literal
+    zero, or by a difference that cancels; the log of a negative literal). Not a proof of
+    finiteness: what sympy does not fold (``log1mexp(0)``) or folds away (``0 * log(-1)``)
+    passes. A grammar body's calls of nonterminals are unknown real functions of their
+    arguments."""
     s = to_sympy(expr, holes=True)
     if s.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
         return "is infinite or undefined (a division by zero?)"

@@ -95,8 +95,7 @@ def test_every_task_steps(name):
     assert traj.obs.shape[-1] == expected
 
 
-
-
+@pytest.mark.slow
 def test_gpu_check_small_mode_on_cpu(tmp_path):
     """The one-shot GPU check runs end to end on the CPU in its small mode (pendulum)."""
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_check.py")

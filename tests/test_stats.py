@@ -117,9 +117,8 @@ def test_the_moments_standard_error_sets_each_negative_component_to_zero():
 
 def test_the_crossed_fit_is_the_reml_optimum_not_where_the_default_optimiser_stops():
     """On this draw statsmodels 0.15's default fit stops short of the REML optimum (standard
-    error 1.105 against 1.306) while reporting convergence; the best of several optimisers
-    reaches it, which on a balanced design with every component positive is the moments
-    estimate."""
+    error 1.105 against 1.306); the best of several optimisers reaches it, which on a
+    balanced design with every component positive is the moments estimate."""
     from discover.stats import _moments, crossed_effect
 
     rng = np.random.default_rng(1)

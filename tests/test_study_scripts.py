@@ -121,6 +121,9 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     other.write_text(json.dumps({**fine, "datasets": [{"digest": "0"}] + fine["datasets"][1:]}))
     with pytest.raises(SystemExit, match="digests differ from"):
         analyse.main(["walker2d:mixed"], str(tuned), str(results))
+    other.write_text(json.dumps({**fine, "datasets": [None] + fine["datasets"][1:]}))
+    with pytest.raises(SystemExit, match="do not record every dataset's digest"):
+        analyse.main(["walker2d:mixed"], str(tuned), str(results))
     other.write_text(json.dumps(fine))
     # a failed run scores 0 (amendment 2), from the row's run_scores; without them, refused
     rows = good["losses"]

@@ -198,6 +198,9 @@ BAD = {
     # expressions that are no real, finite function (sympy folds them to zoo or I*pi)
     "division by zero": (production("z / 0"), "production Link.logistic: z / 0 is infinite or undefined"),
     "log of a negative number": (production("log(-1 + 0*z)"), "log(-1 + 0*z) is not real"),
+    "inside a nonterminal's argument": (edit('"Link(beta * (Mirror(r_w) - Mirror(r_l)))"',
+                                              '"Link(beta / 0 * (Mirror(r_w) - Mirror(r_l)))"'),
+                                         "production Loss.main: Link(beta / 0 * (Mirror(r_w) - Mirror... is infinite"),
     "undefined definition": (edit("r_l: logp_l - ref_l", "r_l: logp_l / (ref_l - ref_l)"),
                              "definition r_l: logp_l / (ref_l - ref_l) is infinite or undefined"),
     "carriage return in production": (production("z\\r+ z"), "production Link.logistic contains the control"),

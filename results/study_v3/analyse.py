@@ -64,7 +64,7 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
             bench = json.load(f)
         if problem := heldout.mismatch(bench, plan, b):
             raise SystemExit(f"{b['name']}: not the plan's bench ({problem})")
-        digests[b["name"]] = [d.get("digest") for d in bench.get("datasets") or []]
+        digests[b["name"]] = [(d or {}).get("digest") for d in bench.get("datasets") or []]
         rows = {r["name"]: r for r in bench["losses"]}
         for role, name in b["roles"].items():
             units, failed = unit_scores(rows[name], f"{b['name']}: {name} ({role})")
@@ -74,11 +74,13 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
                                   "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
     # rows pair only on the very same datasets: equal seeds on another CPU family (or an
     # accelerator) can build other draws, which only the digests show
-    first, *rest = digests
-    for name in rest:
-        if digests[name] != digests[first] or not digests[name] or None in digests[name]:
-            raise SystemExit(f"{name}: its datasets' digests differ from {first}'s (or are missing): "
-                             "its rows do not pair with that bench's; rerun it on the machine that built the others")
+    first = next(iter(digests))
+    for name, have in digests.items():
+        if len(have) != len(plan["data_seeds"]) or None in have:
+            raise SystemExit(f"{name}: its results do not record every dataset's digest, which pairing needs")
+        if have != digests[first]:
+            raise SystemExit(f"{name}: its datasets' digests differ from {first}'s: its rows do not pair with "
+                             "that bench's; rerun it on the machine that built the others")
     return out
 
 

@@ -126,8 +126,9 @@ def expr_cmd(
         e = parse(text, zoo.alias_scope(tuple(g.constants)))
         defaults = {c: g.constants[c].default for c in e.constants}
     if reason := symbolic.undefined(e):
-        shown_text = text if len(text) <= 60 else text[:57] + "..."
-        raise UsageProblem(f"the loss {shown_text!r} {reason}")
+        from discover.store import cut
+
+        raise UsageProblem(f"the loss {cut(text)!r} {reason}")
     h = symbolic.canonical_hash(e)
     # names may come from a grammar file: every form is escaped, so that it prints as written
     console.print("[bold]closed form[/]")

@@ -45,7 +45,8 @@ def run_name_problem(name: str) -> str | None:
     return None
 
 
-def _cut(text: str, width: int = 60) -> str:
+def cut(text: str, width: int = 60) -> str:
+    """``text`` shortened to ``width`` characters for an error line."""
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
@@ -61,7 +62,7 @@ def _read_json(path: str, what: str, shape: Check | None = None):
         raise RunError(f"{what} is corrupt: {path} ({e.__class__.__name__} at line {getattr(e, 'lineno', '?')})") \
             from None
     except (ValueError, RecursionError) as e:  # a 5,000-digit number; arrays nested thousands deep
-        raise RunError(f"{what} is corrupt: {path} ({_cut(str(e) or e.__class__.__name__)})") from None
+        raise RunError(f"{what} is corrupt: {path} ({cut(str(e) or e.__class__.__name__)})") from None
     if shape is not None and (bad := shape(obj, "")):
         raise RunError(f"{what} is corrupt: {path} ({bad})")
     return obj
@@ -94,7 +95,7 @@ class RunStore:
         :class:`RunError` for a bad name or a run that already exists."""
         problem = run_name_problem(name)
         if problem:
-            raise RunError(f"bad run name {_cut(name)!r}: it {problem}; use letters, digits, '.', '_' and '-', "
+            raise RunError(f"bad run name {cut(name)!r}: it {problem}; use letters, digits, '.', '_' and '-', "
                            f"at most {MAX_RUN_NAME} characters")
         path = os.path.join(results_dir, name)
         if os.path.exists(os.path.join(path, "config.json")):
@@ -117,7 +118,7 @@ class RunStore:
                 name = os.path.basename(os.path.abspath(c))
                 problem = run_name_problem(name)
                 if problem:
-                    raise RunError(f"bad run folder {_cut(c)!r}: its name {problem}; rename it with letters, "
+                    raise RunError(f"bad run folder {cut(c)!r}: its name {problem}; rename it with letters, "
                                    f"digits, '.', '_' and '-' (at most {MAX_RUN_NAME} characters)")
                 return RunStore(c)
         known = []
@@ -126,8 +127,8 @@ class RunStore:
                            if os.path.isfile(os.path.join(results_dir, d, "config.json")))
         hint = f" (runs: {', '.join(known)})" if known else f" (no runs under {results_dir}/)"
         if os.path.isdir(name_or_path):
-            raise RunError(f"{_cut(name_or_path)!r} is a folder but not a run folder (it has no config.json){hint}")
-        raise RunError(f"no run named {_cut(name_or_path)!r}{hint}")
+            raise RunError(f"{cut(name_or_path)!r} is a folder but not a run folder (it has no config.json){hint}")
+        raise RunError(f"no run named {cut(name_or_path)!r}{hint}")
 
     # -- files
     def file(self, *parts: str) -> str:
@@ -149,7 +150,7 @@ class RunStore:
             return name, registry.config_from_dict(name, cfg["experiment"])
         except (TypeError, KeyError, ValueError, AttributeError) as e:  # fields of another version or a hand edit
             raise RunError(f"run configuration is corrupt: {self.file('config.json')} (experiment: "
-                           f"{_cut(str(e) or e.__class__.__name__, 120)})") from None
+                           f"{cut(str(e) or e.__class__.__name__, 120)})") from None
 
     def append_candidates(self, records: Iterable[dict]) -> None:
         """Appends candidate records to candidates.jsonl (flushed to disk before returning)."""

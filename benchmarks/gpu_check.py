@@ -19,7 +19,12 @@ so one run of a few minutes on a borrowed machine says as much as it can.
    default budget;
 4. generations of the default search (Hopper, mirror.yaml, successive halving) scored on
    ``--backend mjx``: seconds per generation once compiled (the steady state) and candidate
-   trainings per hour including scoring.
+   trainings per hour including scoring;
+5. the same at a large population (256 in the full mode), where a generation's scoring
+   fills the accelerator.
+
+The file is rewritten after every check, so a run stopped at its time limit keeps what
+it measured.
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ SIZES = {
     # reference steps (None: the default); small runs every step on the cheapest task (pendulum), so
     # that a CPU test of it stays short (its dataset and reference are those of tests/test_cli_run.py)
     "full": dict(task="hopper", envs=(512, 2048, 8192), steps=1000, population=32, train_steps=200, pairs=2000,
-                 segment=25, episodes=16, parity_envs=8, parity_steps=40, reference_steps=None, generations=3),
+                 segment=25, episodes=16, parity_envs=8, parity_steps=40, reference_steps=None, generations=3,
+                 large_population=256, large_generations=2),
     "small": dict(task="pendulum", envs=(16,), steps=100, population=4, train_steps=20, pairs=200, segment=20,
-                  episodes=2, parity_envs=8, parity_steps=100, reference_steps=800, generations=2),
+                  episodes=2, parity_envs=8, parity_steps=100, reference_steps=800, generations=2,
+                  large_population=None, large_generations=None),
 }
 # In the small mode parity, the rollout step and the generation's scoring (4 losses x 2
 # seeds x 2 episodes) all run 16 environments in chunks of 100 control steps: one MJX
@@ -102,18 +109,29 @@ def _rollouts(size: dict, n: int) -> str:
             f"{physics / run:,.0f} physics steps/s (compile {first - run:.1f} s)")
 
 
-def trainer_and_generation(size: dict, tmp: str) -> list[str]:
-    from discover.search import Search, SearchConfig
-    from discover.store import RunStore
-    from evaluators import trainer
+_EXPERIMENTS: dict = {}
+
+
+def _experiment(size: dict):
+    """The MuJoCo evaluator of ``size`` on ``--backend mjx``, built once (its dataset and
+    reference too) for the checks that share it."""
     from evaluators.mujoco import MujocoConfig, MujocoEvaluator
-    from grammar import load as load_grammar
-    from grammar import zoo
 
     cfg = MujocoConfig().with_options(task=size["task"], setting="noisy", pairs=size["pairs"],
                                       segment=size["segment"], steps=size["train_steps"], episodes=size["episodes"],
                                       reference_steps=size["reference_steps"], backend="mjx")
-    exp = MujocoEvaluator(cfg, log=lambda m: None)
+    key = repr(cfg.to_dict())
+    if key not in _EXPERIMENTS:
+        _EXPERIMENTS[key] = MujocoEvaluator(cfg, log=lambda m: None)
+    return _EXPERIMENTS[key]
+
+
+def trainer_and_generation(size: dict, tmp: str) -> list[str]:
+    from evaluators import trainer
+    from grammar import zoo
+
+    exp = _experiment(size)
+    cfg = exp.config
     names = list(zoo.ZOO)[: size["population"]]
     losses = [zoo.ZOO[n] for n in names]
     exp.evaluate([z.expr for z in losses], [z.constants for z in losses], [0, 1])  # compile
@@ -123,6 +141,21 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
              f"{cfg.train.batch_pairs} pairs): {runs} runs in {ev.timing['train_s']:.1f} s -> "
              f"{3600 * runs / ev.timing['train_s']:,.0f} training runs (loss x seed) per hour; scoring on MJX "
              f"{ev.timing['score_s']:.1f} s"]
+    return lines + search_generations(size, tmp, size["population"], size["generations"])
+
+
+def large_population(size: dict, tmp: str) -> list[str]:
+    return search_generations(size, tmp, size["large_population"], size["large_generations"], halving=False)
+
+
+def search_generations(size: dict, tmp: str, population: int, generations: int, halving: bool = True) -> list[str]:
+    """Generations of the default search at ``population``: each one's seconds, and the
+    steady state (every generation after the first, which compiles)."""
+    from discover.search import Search, SearchConfig
+    from discover.store import RunStore
+    from grammar import load as load_grammar
+
+    exp = _experiment(size)
     g = load_grammar("mirror.yaml")
     # The default search's shape (successive halving, re-evaluation of elites) at this
     # population: its rungs change the batch from call to call, which the padded sizes of
@@ -130,10 +163,11 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
     # (The small mode trains all seeds at once, as the trainer check above: on a CPU each
     # new batch size would cost MJX a compilation of half a minute.)
     small = dict(es_trees=1, es_popsize=2, reevaluate=0, inner_seeds=(0, 1), halving=False)
-    search_cfg = SearchConfig(population=size["population"], generations=size["generations"],
-                              **(small if size["population"] < 16 else {}))
-    store = RunStore.create(tmp, "gpu-check", {"search": search_cfg.to_dict(), "experiment": cfg.to_dict(),
-                                               "grammar_name": g.name}, g.path)
+    search_cfg = SearchConfig(population=population, generations=generations,
+                              **(small if population < 16 else {"halving": halving}))
+    store = RunStore.create(os.path.join(tmp, f"p{population}"), "gpu-check",
+                            {"search": search_cfg.to_dict(), "experiment": exp.config.to_dict(),
+                             "grammar_name": g.name}, g.path)
     trained, runs_by_generation = [0], []
     evaluate = exp.evaluate
 
@@ -142,18 +176,23 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
         return evaluate(exprs, constants, seeds, **kw)
 
     exp.evaluate = counting
-    search = Search(g, exp, search_cfg, store, report=lambda info: runs_by_generation.append(trained[0]))
-    search.run()
+    try:
+        search = Search(g, exp, search_cfg, store, report=lambda info: runs_by_generation.append(trained[0]))
+        search.run()
+    finally:
+        exp.evaluate = evaluate
     runs = np.diff([0] + runs_by_generation)
+    lines = []
     for h, n in zip(search.history, runs):
-        lines.append(f"generation {h['generation']} of {size['population']} candidates"
+        lines.append(f"generation {h['generation']} of {population} candidates"
                      f"{' (successive halving)' if search_cfg.halving else ''} on "
                      f"--backend mjx: {h['seconds']:.1f} s (train {h['train_s']:.1f}, score {h['score_s']:.1f}), "
                      f"{n} training runs; best fitness {h['best_fitness']:.1f}")
     steady = search.history[1:]
     seconds = sum(h["seconds"] for h in steady)
     runs = int(runs[1:].sum())
-    lines.append(f"steady state (generations 1-{len(search.history) - 1}): {seconds / len(steady):.1f} s per "
+    lines.append(f"steady state at population {population} (generations 1-{len(search.history) - 1}): "
+                 f"{seconds / len(steady):.1f} s per generation, {runs / len(steady):.0f} training runs per "
                  f"generation, {3600 * runs / seconds:,.0f} candidate trainings (loss x seed) per hour including "
                  f"scoring")
     return lines
@@ -195,15 +234,25 @@ def main(argv=None) -> str:
     lines = [f"gpu_check --size {args.size} on {platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: "
              f"{_versions()}"]
     print(lines[0], flush=True)
-    ok = _step(lines, "parity", parity, size)
-    ok &= _step(lines, "MJX rollouts", rollouts, size)
-    with tempfile.TemporaryDirectory() as tmp:
-        ok &= _step(lines, "trainer and one generation", trainer_and_generation, size, tmp)
-    lines.append(f"total {time.perf_counter() - started:.0f} s; {'all checks ran' if ok else 'SOME CHECKS FAILED'}")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}.txt")
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+
+    def write(ok: bool | None = None) -> None:
+        tail = [] if ok is None else [f"total {time.perf_counter() - started:.0f} s; "
+                                      f"{'all checks ran' if ok else 'SOME CHECKS FAILED'}"]
+        with open(path, "w") as f:
+            f.write("\n".join(lines + tail) + "\n")
+
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        checks = [("parity", parity, size), ("MJX rollouts", rollouts, size),
+                  ("trainer and generations", trainer_and_generation, size, tmp)]
+        if size["large_population"]:
+            checks.append((f"population {size['large_population']}", large_population, size, tmp))
+        for name, fn, *fargs in checks:
+            ok &= _step(lines, name, fn, *fargs)
+            write()
+    write(ok)
     print(f"wrote {path}")
     return path
 

@@ -106,7 +106,7 @@ def test_gpu_check_small_mode_on_cpu(tmp_path):
     text = open(out).read()
     assert "FAILED" not in text, text
     for fragment in ("parity", "MJX rollouts", "training runs (loss x seed) per hour", "generation 1 of",
-                     "steady state (generations 1-1)", "candidate trainings (loss x seed) per hour including"):
+                     "steady state at population 4 (generations 1-1)", "candidate trainings (loss x seed) per hour including"):
         assert fragment in text
     rel = float(text.split("max relative difference ")[1].split()[0])
     assert rel < 1e-3

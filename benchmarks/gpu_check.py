@@ -6,7 +6,8 @@ the machine it came from. On an accelerator (the default ``--size full``, on Hop
 takes a few minutes; ``--size small`` runs the same steps with small shapes on the
 pendulum, and is how it is tested on a CPU (``tests/test_backends.py``).
 
-    python benchmarks/gpu_check.py [--size full|small] [--out results/benchmarks]
+    python benchmarks/gpu_check.py [--size full|small] [--checks parity,rollouts,generations,large]
+                                   [--out results/benchmarks]
 
 A check that fails is written down with the end of its traceback and the next one runs,
 so one run of a few minutes on a borrowed machine says as much as it can.
@@ -177,7 +178,16 @@ def search_generations(size: dict, tmp: str, population: int, generations: int, 
 
     exp.evaluate = counting
     try:
-        search = Search(g, exp, search_cfg, store, report=lambda info: runs_by_generation.append(trained[0]))
+        started = time.perf_counter()
+
+        def report(info: dict) -> None:  # progress, so that a run stopped at its limit shows how far it got
+            runs_by_generation.append(trained[0])
+            print(f"  population {population}, generation {info['generation']}: {info['seconds']:.1f} s "
+                  f"({time.perf_counter() - started:.0f} s since the search started)", flush=True)
+
+        search = Search(g, exp, search_cfg, store, report=report,
+                        phase=lambda m: print(f"  population {population}: {m} "
+                                              f"({time.perf_counter() - started:.0f} s)", flush=True))
         search.run()
     finally:
         exp.evaluate = evaluate
@@ -224,15 +234,25 @@ def _step(lines: list[str], name: str, fn, *args) -> bool:
     return True
 
 
+CHECKS = ("parity", "rollouts", "generations", "large")
+
+
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument("--checks", default=",".join(CHECKS),
+                    help=f"the checks to run, comma-separated, of {','.join(CHECKS)} (default: all; large "
+                         "only where the size has a large population)")
     ap.add_argument("--out", default=os.path.join("results", "benchmarks"))
     args = ap.parse_args(argv)
     size = SIZES[args.size]
+    chosen = [c.strip() for c in args.checks.split(",") if c.strip()]
+    unknown = sorted(set(chosen) - set(CHECKS))
+    if unknown or not chosen:
+        ap.error(f"--checks: {', '.join(unknown) or 'none given'}; choose from {', '.join(CHECKS)}")
     started = time.perf_counter()
-    lines = [f"gpu_check --size {args.size} on {platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: "
-             f"{_versions()}"]
+    lines = [f"gpu_check --size {args.size} --checks {','.join(c for c in CHECKS if c in chosen)} on "
+             f"{platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: {_versions()}"]
     print(lines[0], flush=True)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}.txt")
@@ -245,11 +265,13 @@ def main(argv=None) -> str:
 
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
-        checks = [("parity", parity, size), ("MJX rollouts", rollouts, size),
-                  ("trainer and generations", trainer_and_generation, size, tmp)]
-        if size["large_population"]:
-            checks.append((f"population {size['large_population']}", large_population, size, tmp))
-        for name, fn, *fargs in checks:
+        checks = {"parity": ("parity", parity, size), "rollouts": ("MJX rollouts", rollouts, size),
+                  "generations": ("trainer and generations", trainer_and_generation, size, tmp),
+                  "large": (f"population {size['large_population']}", large_population, size, tmp)}
+        for key in CHECKS:
+            if key not in chosen or (key == "large" and not size["large_population"]):
+                continue
+            name, fn, *fargs = checks[key]
             ok &= _step(lines, name, fn, *fargs)
             write()
     write(ok)

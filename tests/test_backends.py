@@ -95,14 +95,26 @@ def test_every_task_steps(name):
     assert traj.obs.shape[-1] == expected
 
 
-@pytest.mark.slow
-def test_gpu_check_small_mode_on_cpu(tmp_path):
-    """The one-shot GPU check runs end to end on the CPU in its small mode (pendulum)."""
+def _gpu_check():
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "gpu_check.py")
     spec = importlib.util.spec_from_file_location("gpu_check", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    out = module.main(["--size", "small", "--out", str(tmp_path)])
+    return module
+
+
+def test_gpu_check_refuses_unknown_checks_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _gpu_check().main(["--checks", "parity,speed", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "--checks: speed; choose from parity, rollouts, generations, large" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+def test_gpu_check_small_mode_on_cpu(tmp_path):
+    """The one-shot GPU check runs end to end on the CPU in its small mode (pendulum)."""
+    out = _gpu_check().main(["--size", "small", "--out", str(tmp_path)])
     text = open(out).read()
     assert "FAILED" not in text, text
     for fragment in ("parity", "MJX rollouts", "training runs (loss x seed) per hour", "generation 1 of",

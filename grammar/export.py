@@ -240,17 +240,27 @@ def definitions(expr: Expr, constants: Mapping[str, float], fmt: str) -> tuple[s
                 "if not jnp.issubdtype(logp_w.dtype, jnp.floating):",
                 "    logp_w = logp_w.astype(jnp.float32)"]
         conv = "jnp.asarray({src}, logp_w.dtype)"
-        finish = "return jnp.broadcast_to({r}, logp_w.shape)"
+        shapes = "jnp.broadcast_shapes({})"
     else:
         prep = ["logp_w = torch.as_tensor(policy_chosen_logps)",
                 "if not torch.is_floating_point(logp_w):",
                 "    logp_w = logp_w.float()"]
         conv = "torch.as_tensor({src}, dtype=logp_w.dtype, device=logp_w.device)"
-        finish = "return torch.broadcast_to({r}, logp_w.shape)"
+        shapes = "torch.broadcast_shapes({})"
     for term in ("logp_l", "ref_w", "ref_l", "len_w", "len_l", "t"):
         if term in used:
             prep.append(f"{term} = {conv.format(src=ARGUMENTS[term])}")
     const_prep = [f"{k} = {conv.format(src=k)}" for k in constants]
+    # Per-example losses in the shape of all the inputs broadcast together (a scalar
+    # log-probability with a vector of lengths gives a vector; a loss that is constant in
+    # its inputs is still one value per example)
+    shaped = ["logp_w", *(t for t in ("logp_l", "ref_w", "ref_l", "len_w", "len_l", "t") if t in used), *constants]
+    lib = "jnp" if fmt == "jax" else "torch"
+    if len(shaped) == 1:
+        finish = f"return {lib}.broadcast_to({{r}}, logp_w.shape)"
+    else:
+        finish = (f"_shape = {shapes.format(', '.join(f'{v}.shape' for v in shaped))}\n"
+                  f"return {lib}.broadcast_to({{r}}, _shape)")
     if fmt == "torch" and expr.op == "num":  # torch.broadcast_to takes tensors only
         result = f"_scalar({result}, logp_w)"
         helpers.add("_scalar")

@@ -121,6 +121,31 @@ def test_dead_terms_and_inert_constants_are_removed(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["jax", "torch"])
+def test_losses_take_the_shape_of_all_inputs_broadcast_together(tmp_path, fmt):
+    """A scalar log-probability with vectors of lengths (or a vector constant) gives one
+    loss per example, as the engine computes it; a loss constant in its inputs too."""
+    from grammar.expr import Scope, parse
+
+    z = zoo.ZOO["simpo"]
+    path = tmp_path / f"simpo_{fmt}.py"
+    path.write_text(export.export_module(z.expr, z.constants, fmt, "simpo", "test"))
+    mod = load_module(path)
+    lengths = np.array([1.0, 2.0, 4.0], np.float32)
+    expected = -jax.nn.log_sigmoid(2.0 * (-3.0 / lengths - -2.0 / 2.0) - 1.0)
+    arr = torch.tensor if fmt == "torch" else jnp.asarray
+    out = mod.loss(arr(-3.0), arr(-2.0), arr(-3.0), arr(-2.0), chosen_lengths=arr(lengths), rejected_lengths=2.0)
+    assert tuple(out.shape) == (3,)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-6)
+    betas = mod.loss(arr(-3.0), arr(-2.0), arr(-3.0), arr(-2.0), chosen_lengths=1.0, rejected_lengths=1.0,
+                     beta=arr([1.0, 2.0]))
+    assert tuple(betas.shape) == (2,)
+    scope = Scope(terminals=("logp_w", "logp_l", "ref_w", "ref_l"), constants=("lam",))
+    flat = tmp_path / f"flat_{fmt}.py"
+    flat.write_text(export.export_module(parse("lam", scope), {"lam": 0.5}, fmt, "flat", "test"))
+    assert tuple(load_module(flat).loss(*[arr([-1.0, -2.0])] * 4).shape) == (2,)
+
+
+@pytest.mark.parametrize("fmt", ["jax", "torch"])
 def test_dtype_follows_the_inputs(tmp_path, fmt):
     z = zoo.ZOO["dpo"]
     path = tmp_path / f"dpo_{fmt}.py"

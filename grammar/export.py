@@ -251,19 +251,22 @@ def definitions(expr: Expr, constants: Mapping[str, float], fmt: str) -> tuple[s
         if term in used:
             prep.append(f"{term} = {conv.format(src=ARGUMENTS[term])}")
     const_prep = [f"{k} = {conv.format(src=k)}" for k in constants]
-    # Per-example losses in the shape of all the inputs broadcast together (a scalar
-    # log-probability with a vector of lengths gives a vector; a loss that is constant in
-    # its inputs is still one value per example)
-    shaped = ["logp_w", *(t for t in ("logp_l", "ref_w", "ref_l", "len_w", "len_l", "t") if t in used), *constants]
+    # Per-example losses in the shape of the four log-probabilities and of the inputs and
+    # constants the loss uses, broadcast together (a scalar log-probability with a vector of
+    # lengths gives a vector; a loss that ignores an input still gives one value per example)
     lib = "jnp" if fmt == "jax" else "torch"
-    if len(shaped) == 1:
-        finish = f"return {lib}.broadcast_to({{r}}, logp_w.shape)"
-    else:
-        finish = (f"_shape = {shapes.format(', '.join(f'{v}.shape' for v in shaped))}\n"
-                  f"return {lib}.broadcast_to({{r}}, _shape)")
-    if fmt == "torch" and expr.op == "num":  # torch.broadcast_to takes tensors only
-        result = f"_scalar({result}, logp_w)"
-        helpers.add("_scalar")
+    unused_shape = "jnp.shape({})" if fmt == "jax" else "torch.as_tensor({}).shape"
+    shaped = ["logp_w.shape"]
+    shaped += [f"{t}.shape" if t in used else unused_shape.format(ARGUMENTS[t]) for t in ("logp_l", "ref_w", "ref_l")]
+    shaped += [f"{t}.shape" for t in ("len_w", "len_l", "t") if t in used] + [f"{k}.shape" for k in constants]
+    finish = (f"_shape = {shapes.format(', '.join(shaped))}\n"
+              f"return {lib}.broadcast_to({{r}}, _shape)")
+    if expr.op == "num":  # a bare number: a tensor of the inputs' dtype (torch.broadcast_to takes tensors only)
+        if fmt == "torch":
+            result = f"_scalar({result}, logp_w)"
+            helpers.add("_scalar")
+        else:
+            result = f"jnp.asarray({result}, logp_w.dtype)"
     body = prep + const_prep + lines + [finish.format(r=result)]
     helper_src = []
     for h in sorted(helpers):

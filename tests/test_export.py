@@ -138,11 +138,15 @@ def test_losses_take_the_shape_of_all_inputs_broadcast_together(tmp_path, fmt):
     np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-6)
     betas = mod.loss(arr(-3.0), arr(-2.0), arr(-3.0), arr(-2.0), chosen_lengths=1.0, rejected_lengths=1.0,
                      beta=arr([1.0, 2.0]))
-    assert tuple(betas.shape) == (2,)
+    np.testing.assert_allclose(np.asarray(betas), -jax.nn.log_sigmoid(np.array([1.0, 2.0]) * (-3.0 - -2.0) - 1.0),
+                               rtol=1e-6)
+    # only inputs the loss does not use carry the batch: still one loss per example
     scope = Scope(terminals=("logp_w", "logp_l", "ref_w", "ref_l"), constants=("lam",))
-    flat = tmp_path / f"flat_{fmt}.py"
-    flat.write_text(export.export_module(parse("lam", scope), {"lam": 0.5}, fmt, "flat", "test"))
-    assert tuple(load_module(flat).loss(*[arr([-1.0, -2.0])] * 4).shape) == (2,)
+    for source, consts in (("lam", {"lam": 0.5}), ("0.5", {}), ("-log_sigmoid(logp_w)", {})):
+        flat = tmp_path / f"flat_{fmt}_{len(consts)}_{len(source)}.py"
+        flat.write_text(export.export_module(parse(source, scope), consts, fmt, "flat", "test"))
+        out = load_module(flat).loss(arr(-1.0), arr([-1.0, -2.0]), arr([-1.0, -2.0]), arr([-1.0, -2.0]))
+        assert tuple(out.shape) == (2,), source
 
 
 @pytest.mark.parametrize("fmt", ["jax", "torch"])
@@ -160,6 +164,14 @@ def test_dtype_follows_the_inputs(tmp_path, fmt):
         x = [jnp.array([-1.0, -2.0], jnp.bfloat16)] * 4
         assert mod.loss(*x).dtype == jnp.bfloat16
         assert mod.loss(*[jnp.array([-1, -2])] * 4).dtype == jnp.float32
+    # a loss that is a bare number too
+    from grammar.expr import Scope, parse
+
+    number = tmp_path / f"number_{fmt}.py"
+    number.write_text(export.export_module(parse("0.5", Scope(terminals=ARGS, constants=())), {}, fmt, "n", "test"))
+    x = [torch.tensor([-1.0, -2.0], dtype=torch.float64)] * 4 if fmt == "torch" else \
+        [jnp.array([-1.0, -2.0], jnp.bfloat16)] * 4
+    assert load_module(number).loss(*x).dtype == x[0].dtype
 
 
 def test_trl_template_is_valid_python(tmp_path):

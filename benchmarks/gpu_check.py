@@ -1,8 +1,9 @@
 """One-shot accelerator check of the MJX path: parity, rollout throughput, trainer
 throughput and one generation of the default search on ``--backend mjx``.
 
-Writes one file, ``results/benchmarks/gpu_check-<platform>.txt``, with every figure and
-the machine it came from. On an accelerator (the default ``--size full``, on Hopper) it
+Writes one file, ``results/benchmarks/gpu_check-<platform>-<size>-<date>[-<checks>].txt``
+(the checks named only when not all ran, so an earlier record is never overwritten), with
+every figure and the machine it came from. On an accelerator (the default ``--size full``, on Hopper) it
 takes a few minutes; ``--size small`` runs the same steps with small shapes on the
 pendulum, and is how it is tested on a CPU (``tests/test_backends.py``).
 
@@ -21,8 +22,8 @@ so one run of a few minutes on a borrowed machine says as much as it can.
 4. generations of the default search (Hopper, mirror.yaml, successive halving) scored on
    ``--backend mjx``: seconds per generation once compiled (the steady state) and candidate
    trainings per hour including scoring;
-5. the same at a large population (256 in the full mode), where a generation's scoring
-   fills the accelerator.
+5. the same at a large population (256 in the full mode, without halving: one scoring call
+   per generation).
 
 The file is rewritten after every check, so a run stopped at its time limit keeps what
 it measured.
@@ -240,22 +241,27 @@ CHECKS = ("parity", "rollouts", "generations", "large")
 def main(argv=None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
-    ap.add_argument("--checks", default=",".join(CHECKS),
-                    help=f"the checks to run, comma-separated, of {','.join(CHECKS)} (default: all; large "
-                         "only where the size has a large population)")
+    ap.add_argument("--checks", default=None,
+                    help=f"the checks to run, comma-separated, of {','.join(CHECKS)} (default: all those of "
+                         "the size; only the full size has large)")
     ap.add_argument("--out", default=os.path.join("results", "benchmarks"))
     args = ap.parse_args(argv)
     size = SIZES[args.size]
-    chosen = [c.strip() for c in args.checks.split(",") if c.strip()]
+    applicable = [c for c in CHECKS if c != "large" or size["large_population"]]
+    chosen = applicable if args.checks is None else [c.strip() for c in args.checks.split(",") if c.strip()]
     unknown = sorted(set(chosen) - set(CHECKS))
     if unknown or not chosen:
         ap.error(f"--checks: {', '.join(unknown) or 'none given'}; choose from {', '.join(CHECKS)}")
+    if "large" in chosen and not size["large_population"]:
+        ap.error(f"--checks large: --size {args.size} has no large population")
+    chosen = [c for c in CHECKS if c in chosen]
     started = time.perf_counter()
-    lines = [f"gpu_check --size {args.size} --checks {','.join(c for c in CHECKS if c in chosen)} on "
+    lines = [f"gpu_check --size {args.size} --checks {','.join(chosen)} on "
              f"{platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: {_versions()}"]
     print(lines[0], flush=True)
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}.txt")
+    which = "" if chosen == applicable else "-" + "_".join(chosen)
+    path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}-{time.strftime('%Y-%m-%d')}{which}.txt")
 
     def write(ok: bool | None = None) -> None:
         tail = [] if ok is None else [f"total {time.perf_counter() - started:.0f} s; "
@@ -269,7 +275,7 @@ def main(argv=None) -> str:
                   "generations": ("trainer and generations", trainer_and_generation, size, tmp),
                   "large": (f"population {size['large_population']}", large_population, size, tmp)}
         for key in CHECKS:
-            if key not in chosen or (key == "large" and not size["large_population"]):
+            if key not in chosen:
                 continue
             name, fn, *fargs = checks[key]
             ok &= _step(lines, name, fn, *fargs)

@@ -108,6 +108,9 @@ def test_gpu_check_refuses_unknown_checks_before_any_work(tmp_path, capsys):
         _gpu_check().main(["--checks", "parity,speed", "--out", str(tmp_path)])
     assert e.value.code == 2
     assert "--checks: speed; choose from parity, rollouts, generations, large" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _gpu_check().main(["--size", "small", "--checks", "large", "--out", str(tmp_path)])
+    assert "--size small has no large population" in capsys.readouterr().err
     assert not os.listdir(tmp_path)
 
 

@@ -211,3 +211,14 @@ def test_the_readout_grid_doubles_until_a_count_meets_the_rule(tmp_path, monkeyp
         out = json.loads((tmp_path / "readout-walker2d-mixed.json").read_text())
         assert (out["count"], out["met_threshold"], len(out["rows"])) == (count, met, measured)
     assert "above 512 (none of (16, 32, 64, 128, 256, 512) reached 2 points)" in capsys.readouterr().out
+
+
+def test_the_readout_count_is_the_smallest_from_which_every_larger_count_meets_the_rule():
+    """PLAN.md, amendment 7: a count under 2 points between failing counts passes by chance."""
+    stable = _script("readout_noise").smallest_stable
+    # Hopper mixed's measurement: 16 passes, 32 fails, 64 and 128 pass
+    assert stable([(16, 1.67), (32, 2.78), (64, 1.82), (128, 1.05)]) == 64
+    assert stable([(16, 3.70), (32, 3.61), (64, 2.48), (128, 2.02)]) is None  # Walker2d's grid: extend
+    assert stable([(16, 3.70), (32, 3.61), (64, 2.48), (128, 2.02), (256, 1.09)]) == 256
+    assert stable([(16, 1.9), (32, 1.5), (64, 1.0), (128, 0.7)]) == 16
+    assert stable([(16, 1.9), (32, 1.5), (64, 1.0), (128, 2.1)]) is None

@@ -4,8 +4,9 @@ prompts, amendment 3) a held-out bench needs.
 The same 6 trained policies (3 losses x 2 training seeds, on tuning datasets 50 and 51)
 are scored twice, from two independent draws of start states, at 16, 32, 64 and 128
 episodes; the bench uses the smallest count whose mean absolute difference between the
-two draws is under 2 points. Where none is, 256 and then 512 are measured until one is
-(PLAN.md, amendment 5). Training is deterministic, so both draws score the same
+two draws is under 2 points, and every larger measured count's too (PLAN.md, amendment 7:
+a count that passes between failing ones passes by chance). Where none is, 256 and then
+512 are measured until one is (amendment 5). Training is deterministic, so both draws score the same
 policies (checked: their training diagnostics agree).
 
     python results/study_v3/readout_noise.py walker2d mixed > results/study_v3/readout-walker2d-mixed.txt
@@ -42,6 +43,17 @@ THRESHOLD = 2.0  # points of normalised return
 EXTEND = 2
 
 
+def smallest_stable(measured: list[tuple[int, float]], threshold: float = THRESHOLD) -> int | None:
+    """The smallest count under ``threshold`` whose larger measured counts all are too
+    (``measured``: (count, mean |draw 1 - draw 2|) in increasing counts); None if none."""
+    chosen = None
+    for count, mad in reversed(measured):
+        if mad >= threshold:
+            break
+        chosen = count
+    return chosen
+
+
 def main(task: str, setting: str, here: str = os.path.dirname(os.path.abspath(__file__))) -> None:
     exprs = [zoo.get(n).expr for n in LOSSES]
     constants = [zoo.get(n).constants for n in LOSSES]
@@ -68,8 +80,7 @@ def main(task: str, setting: str, here: str = os.path.dirname(os.path.abspath(__
               f"scores {np.nanmean(a.per_seed):.1f} / {np.nanmean(b.per_seed):.1f} ({time.perf_counter() - t0:.0f} s)")
         rows.append({option: episodes, "mean_abs_diff": mad, "max_abs_diff": float(np.nanmax(diff)),
                      "draw_1": a.per_seed.tolist(), "draw_2": b.per_seed.tolist()})
-        if chosen is None and mad < THRESHOLD:
-            chosen = episodes
+        chosen = smallest_stable([(r[option], r["mean_abs_diff"]) for r in rows])
     measured = tuple(r[option] for r in rows)
     print(f"held-out benches of {task} {setting} use --{option} "
           + (f"{chosen}" if chosen else f"above {measured[-1]} (none of {measured} reached {THRESHOLD:g} points)"))

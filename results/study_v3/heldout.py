@@ -134,6 +134,7 @@ def main(task: str, setting: str, dry_run: bool, here: str = HERE) -> None:
         print(("done: " if done else "") + " ".join(command), flush=True)
         if done or dry_run:
             continue
+        os.makedirs(os.path.join(here, "logs"), exist_ok=True)
         log = os.path.join(here, "logs", f"{b['name']}.log")
         with open(log, "a") as f:
             proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

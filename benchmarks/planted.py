@@ -53,6 +53,7 @@ from grammar import derivation, interpreter, symbolic
 from grammar.expr import Expr, to_text
 from grammar.language import Grammar
 from grammar.primitives import TERMINALS
+from grammar.relatives import field_cosine
 
 RECOVERED = 0.99                  # field cosine on fresh inputs that counts as recovered
 FRESH = 0x5EED_F2E5               # the fresh inputs' namespace: no seed's draw comes from it
@@ -104,13 +105,6 @@ def gradient_fields(programs: Sequence[interpreter.Program], consts: np.ndarray,
         g = _fields(stacked, jnp.asarray(consts[rows], jnp.float32), jnp.asarray(terms[rows], jnp.float32), mode)
         out.append(np.asarray(g, np.float64)[: len(part)])
     return np.concatenate(out)
-
-
-def field_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine of two gradient fields (any shape, flattened); 0 where either is all zero."""
-    a, b = a.ravel(), b.ravel()
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
 def _terms(pairs: dict[str, np.ndarray]) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""grammar.relatives: a loss's nearest relatives by the cosine of gradient fields."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grammar import parse, relatives, zoo
+
+
+def _pairs(n: int = 128, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ref_w, ref_l = rng.normal(-20, 3, n), rng.normal(-22, 3, n)
+    return {"logp_w": ref_w + rng.normal(0, 2, n), "logp_l": ref_l + rng.normal(0, 2, n), "ref_w": ref_w,
+            "ref_l": ref_l, "len_w": np.full(n, 25.0), "len_l": np.full(n, 25.0), "t": np.linspace(0, 1, n)}
+
+
+def test_a_loss_finds_itself_at_its_own_constants_first():
+    dpo = zoo.get("dpo")
+    grid = [{"beta": b} for b in (0.01, 0.1, 0.3, 1.0, 3.0)]
+    ranked = relatives.nearest(dpo.expr, {"beta": 0.3}, _pairs(),
+                               [("ipo", zoo.get("ipo").expr, [zoo.get("ipo").constants]),
+                                ("dpo", dpo.expr, grid), ("sft", zoo.get("sft").expr, [{}])])
+    assert [r.name for r in ranked][0] == "dpo"
+    assert ranked[0].constants == {"beta": 0.3}
+    assert ranked[0].cosine == pytest.approx(1.0, abs=1e-6)
+    assert all(r.cosine < 0.999 for r in ranked[1:])
+    assert [r.cosine for r in ranked] == sorted((r.cosine for r in ranked), reverse=True)
+
+
+def test_a_positive_factor_does_not_matter_and_a_sign_does():
+    x = _pairs()
+    dpo = zoo.get("dpo")
+    base = relatives.gradient_field(dpo.expr, {"beta": 0.1}, x)
+    scope = zoo.alias_scope(("beta",))
+    doubled = relatives.gradient_field(parse("2 * (-log_sigmoid(beta * (r_w - r_l)))", scope), {"beta": 0.1}, x)
+    negated = relatives.gradient_field(parse("log_sigmoid(beta * (r_w - r_l))", scope), {"beta": 0.1}, x)
+    assert base.shape == (128, 2)
+    assert relatives.field_cosine(base, doubled) == pytest.approx(1.0, abs=1e-9)
+    assert relatives.field_cosine(base, negated) == pytest.approx(-1.0, abs=1e-9)
+    # several input sets are concatenated
+    assert relatives.gradient_field(dpo.expr, {"beta": 0.1}, [x, _pairs(seed=1)]).shape == (256, 2)
+
+
+def test_a_loss_without_a_field_is_refused_and_bad_grid_points_are_skipped():
+    x = _pairs()
+    with pytest.raises(ValueError, match="no finite, non-zero gradient field"):
+        relatives.nearest(parse("ref_w - ref_l", zoo.alias_scope(())), {}, x,
+                          [("dpo", zoo.get("dpo").expr, [{"beta": 0.1}])])
+    # exp overflows at c = 1e6 (an infinite gradient): that grid point is skipped, the finite one kept
+    odd = parse("exp(c * (r_w - r_l))", zoo.alias_scope(("c",)))
+    ranked = relatives.nearest(zoo.get("dpo").expr, {"beta": 0.1}, x, [("odd", odd, [{"c": 1e6}, {"c": 1.0}])])
+    assert [r.constants for r in ranked] == [{"c": 1.0}]

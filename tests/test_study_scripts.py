@@ -93,8 +93,17 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
             if r["fitness"] is not None:
                 r["fitness"] += 100.0 if k == 5 else 0.0
         (run / "final.json").write_text(json.dumps(final))
+    ranked = [{"name": "dpo_tsallis", "constants": {"alpha": 0.3, "beta": 0.01}, "cosine": 0.987},
+              {"name": "dpo", "constants": {"beta": 0.1}, "cosine": 0.9}, {"name": "sft", "constants": {}, "cosine": 0.2}]
+    near = [{"search": k, "run": f"study-walker2d-mixed-{k}", "trained_inputs": True, "b_star_cosine": 0.5 + k / 100,
+             "relatives": ranked} for k in range(7)]
+    near.append({"search": 7, "run": "study-walker2d-mixed-7", "error": "no field"})
+    (tuned / "relatives-walker2d-mixed.json").write_text(json.dumps({"searches": near}))
     analyse.main(["walker2d:mixed", "hopper:mixed"], str(tuned), str(results))
     out = capsys.readouterr().out
+    row = next(x for x in out.splitlines() if x.startswith("| 3 | `"))
+    assert row.endswith("| dpo_tsallis (alpha=0.3, beta=0.01) 0.987; dpo (beta=0.1) 0.900 | 0.530 |")  # top 2
+    assert next(x for x in out.splitlines() if x.startswith("| 7 | `")).endswith("| not measured: no field |  |")
     assert "**Pending** (held-out benches not finished, or not analysed in this call): hopper:mixed, lm:mixed" in out
     assert "Each winner against B* (p values unadjusted" in out and "| 5 | `" in out
     line = next(x for x in out.splitlines() if x.startswith("| walker2d:mixed |"))

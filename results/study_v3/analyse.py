@@ -110,6 +110,25 @@ def pick(task: str, setting: str, searches: list[int], results: str = RESULTS) -
     return int(np.argmax(scored))
 
 
+def nearest_relatives(task: str, setting: str, here: str = HERE, top: int = 2) -> dict[int, tuple[str, str]]:
+    """search -> (its winner's ``top`` nearest zoo losses with constants and cosine, its
+    cosine with B*), from relatives-TASK-SETTING.json (relatives.py); {} if not measured."""
+    path = os.path.join(here, f"relatives-{task}-{setting}.json")
+    if not os.path.exists(path):
+        return {}
+    out = {}
+    with open(path) as f:
+        entries = json.load(f)["searches"]
+    for entry in entries:
+        if "error" in entry:
+            out[entry["search"]] = (f"not measured: {entry['error']}", "")
+            continue
+        shown = [f"{r['name']} ({', '.join(f'{k}={v:.3g}' for k, v in sorted(r['constants'].items()))}) "
+                 f"{r['cosine']:.3f}" for r in entry["relatives"][:top]]
+        out[entry["search"]] = ("; ".join(shown), f"{entry['b_star_cosine']:.3f}")
+    return out
+
+
 def _ci(r: dict) -> str:
     return f"{r['mean']:+.1f} [{r['low']:+.1f}, {r['high']:+.1f}], p {r['p']:.3g}"
 
@@ -175,12 +194,18 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         left_out = sorted(set(range(heldout.K)) - set(e["search_numbers"]))
         if left_out:
             print(f"Searches left out (could not finish; PLAN.md, amendment 2): {', '.join(map(str, left_out))}.\n")
-        print("Each winner against B* (p values unadjusted; not used for the verdict):\n")
-        print("| search | winner | recipe | vs B* over datasets [95% CI], p |")
-        print("|---|---|---|---|")
+        near = nearest_relatives(*s.split(":"), here)
+        print("Each winner against B* (p values unadjusted; not used for the verdict), with its nearest zoo "
+              "relatives by gradient-field cosine on tuning data "
+              + (f"(`relatives-{s.replace(':', '-')}.json`)" if near else
+                 f"(not measured: `python results/study_v3/relatives.py {s.replace(':', ' ')}`)") + ":\n")
+        print("| search | winner | recipe | vs B* over datasets [95% CI], p | nearest relatives (cosine) | "
+              "cosine with B* |")
+        print("|---|---|---|---|---|---|")
         for k, r in zip(e["search_numbers"], e["per_search"]):
             w = about[f"winner {k}"]
-            print(f"| {k} | `{w['form']}` | {w['recipe']} | {_ci(r)} |")
+            rel, to_b = near.get(k, ("", ""))
+            print(f"| {k} | `{w['form']}` | {w['recipe']} | {_ci(r)} | {rel} | {to_b} |")
         star = about["b_star"]["name"]  # also one of the zoo rows: listed once, as B*
         named = {f"B* ({star})": x["b_star"],
                  f"winners (mean of these {e['searches']} searches)": winners_of[s].mean(axis=0),

@@ -57,7 +57,7 @@ def zoo_entries(names: Sequence[str]) -> list[Loss]:
                 v = float(value)
             except ValueError:
                 raise RunError(f"bad --losses entry {spec!r}: {key} needs a number, not {value!r}") from None
-            c = _mirror_constants().get(key)
+            c = mirror_constants().get(key)
             if c is not None and not c.low <= v <= c.high:
                 raise RunError(f"bad --losses entry {spec!r}: {key} must be in [{c.low:g}, {c.high:g}]")
             constants[key] = v
@@ -142,7 +142,7 @@ def effective_variants(entries: Sequence[Loss], inputs, threshold: float | None 
 
 
 @functools.lru_cache(maxsize=1)
-def _mirror_constants() -> dict:
+def mirror_constants() -> dict:
     from grammar import load as load_grammar
 
     return load_grammar("mirror.yaml").constants
@@ -153,7 +153,7 @@ def tuning_grid(constants: dict) -> list[dict]:
     scales), all combinations."""
     import itertools
 
-    bounds = _mirror_constants()
+    bounds = mirror_constants()
     axes = []
     for name, default in constants.items():
         c = bounds[name]

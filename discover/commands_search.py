@@ -358,6 +358,11 @@ def show_cmd(
                                                              "loss's own training (one run each): terms under 1% "
                                                              "of the gradient removed (loads the run's datasets, "
                                                              "building them if needed)."),
+    relatives: bool = typer.Option(False, "--relatives", help="Also each discovered loss's nearest hand-designed "
+                                                             "losses: the zoo losses whose gradient fields point "
+                                                             "the same way on the inputs of --effective (cosine, "
+                                                             "each at the best point of a grid over its "
+                                                             "constants)."),
     results_dir: str = typer.Option("results"),
 ):
     """Show a run: held-out table, hall of fame with closed forms, parts and constants, Pareto front."""
@@ -373,16 +378,21 @@ def show_cmd(
         console.print("[yellow]run not finished: losses numbered by search fitness so far[/]")
     for view in run_views.show_views(store, latex=latex, top=top):
         console.print(view)
-    if effective:
+    if effective or relatives:
         from discover.records import expression_of
         from evaluators.interface import effective_inputs
 
         shown_losses = run_views.numbered_losses(store)[:top]
         rows = [e.row for e in shown_losses]
+        names = [f"loss {e.number}" for e in shown_losses]
         with console.status("loading the run's data and training each loss once (seed 0) ..."):
             inputs = effective_inputs(_run_evaluator(store), [expression_of(r) for r in rows],
                                       [r["constants"] for r in rows])
-        for line in run_views.effective_lines(rows, inputs, [f"loss {e.number}" for e in shown_losses]):
+        lines = run_views.effective_lines(rows, inputs, names) if effective else []
+        if relatives:
+            with console.status("comparing each loss with the zoo ..."):
+                lines += run_views.relatives_lines(rows, inputs, names)
+        for line in lines:
             console.print(line, highlight=False, soft_wrap=True)
 
 

@@ -233,6 +233,42 @@ def effective_lines(rows: list[dict], inputs, names: list[str] | None = None) ->
     return out
 
 
+def zoo_relatives(expr, constants: dict, inputs):
+    """Every zoo loss at the best point of its constant grid (the tuning's grid, which
+    reaches mirror.yaml's bounds, as a search's constants do), by the cosine of its gradient
+    field with that of ``expr`` on ``inputs``, most similar first
+    (:func:`grammar.relatives.nearest`)."""
+    from grammar import relatives, zoo
+
+    from discover.bench import mirror_constants
+    from discover.tuning import constant_grid
+
+    bounds = mirror_constants()
+
+    candidates = [(name, z.expr, constant_grid(z.constants, bounds)) for name, z in zoo.ZOO.items()]
+    return relatives.nearest(expr, constants, inputs, candidates)
+
+
+def relatives_lines(rows: list[dict], inputs, names: list[str] | None = None, top: int = 3) -> list[str]:
+    """Each row's ``top`` nearest zoo losses (:func:`zoo_relatives`) on ``inputs`` (one
+    dict, or one per row, as for :func:`effective_lines`)."""
+    out = ["nearest hand-designed relatives (cosine of the gradient fields d loss / d(logp_w, logp_l) on the "
+           "inputs of the effective forms; each zoo loss at the best point of a grid over its constants; 1 = the "
+           "same direction and weighting of pairs)"]
+    per_row = [inputs] * len(rows) if isinstance(inputs, dict) else list(inputs)
+    for i, (r, x) in enumerate(zip(rows, per_row)):
+        out.append(f"{names[i] if names else r.get('name', r.get('key'))}:")
+        try:
+            ranked = zoo_relatives(expression_of(r), r["constants"], x)
+        except ValueError as e:
+            out.append(f"      not measured: {e}")
+            continue
+        for rel in ranked[:top]:
+            shown = ", ".join(f"{k}={v:.3g}" for k, v in sorted(rel.constants.items()))
+            out.append(f"      {rel.cosine:6.3f}  {rel.name}" + (f" ({shown})" if shown else ""))
+    return out
+
+
 def data_of(cfg: dict) -> str:
     """What a run was scored on, from its stored config: "task hopper, setting noisy, eps 0.3"
     for the MuJoCo evaluator, "evaluator lm, setting mixed" for another with a setting, the

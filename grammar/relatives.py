@@ -42,7 +42,8 @@ def field_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class _Field:
-    """The gradient field of one expression, compiled once for every constants dict."""
+    """The gradient field of one expression, compiled once for every constants dict (and
+    once for every number of them evaluated together)."""
 
     def __init__(self, expr: Expr):
         f = lowering.lower(expr)
@@ -55,20 +56,37 @@ class _Field:
             gw, gl = jax.grad(total, argnums=(0, 1))(x["logp_w"], x["logp_l"], x, consts)
             return jnp.stack([gw, gl], axis=-1)
 
-        self._field = jax.jit(field)
+        self._many = jax.jit(jax.vmap(field, in_axes=(None, 0)))
+        self._one = jax.jit(field)
 
-    def __call__(self, constants: Mapping[str, float], inputs: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
-        consts = {k: jnp.float32(constants[k]) for k in self.names}
-        parts = [np.asarray(self._field({k: jnp.asarray(v, jnp.float32) for k, v in x.items()}, consts), np.float64)
-                 for x in inputs]
-        return np.concatenate(parts)
+    def many(self, grid: Sequence[Mapping[str, float]], inputs: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray:
+        """(G, N, 2): the field at each of the G points of ``grid``, on the N pairs of
+        ``inputs`` (several sets, concatenated)."""
+        sets = [{k: jnp.asarray(v, jnp.float32) for k, v in x.items()} for x in inputs]
+        if not self.names:  # no constants: one field, the same at every grid point
+            one = np.concatenate([np.asarray(self._one(x, {}), np.float64) for x in sets])
+            return np.broadcast_to(one, (len(grid), *one.shape))
+        consts = {k: jnp.asarray([p[k] for p in grid], jnp.float32) for k in self.names}
+        return np.concatenate([np.asarray(self._many(x, consts), np.float64) for x in sets], axis=1)
+
+
+_FIELDS: dict[str, _Field] = {}
+
+
+def _field(expr: Expr) -> _Field:
+    key = repr(expr)
+    if key not in _FIELDS:
+        if len(_FIELDS) > 256:
+            _FIELDS.clear()
+        _FIELDS[key] = _Field(expr)
+    return _FIELDS[key]
 
 
 def gradient_field(expr: Expr, constants: Mapping[str, float], inputs) -> np.ndarray:
     """(N, 2) gradient of ``expr`` with respect to (logp_w, logp_l) at each pair of
     ``inputs`` (terminal name -> (N,) arrays, or several such sets, concatenated)."""
     sets = [inputs] if isinstance(inputs, Mapping) else list(inputs)
-    return _Field(expr)(constants, sets)
+    return _field(expr).many([constants], sets)[0]
 
 
 def nearest(expr: Expr, constants: Mapping[str, float], inputs,
@@ -84,15 +102,11 @@ def nearest(expr: Expr, constants: Mapping[str, float], inputs,
         raise ValueError("the loss has no finite, non-zero gradient field on these inputs")
     out = []
     for name, cand, grid in candidates:
-        field = _Field(cand)
-        best = None
-        for point in grid:
-            f = field(point, sets)
-            if not np.all(np.isfinite(f)):
-                continue
-            c = field_cosine(target, f)
-            if best is None or c > best.cosine:
-                best = Relative(name, dict(point), c)
-        if best is not None:
-            out.append(best)
+        fields = _field(cand).many(list(grid), sets).reshape(len(grid), -1)
+        finite = np.all(np.isfinite(fields), axis=1)
+        if not finite.any():
+            continue
+        cosines = [field_cosine(target, f) if ok else -np.inf for f, ok in zip(fields, finite)]
+        best = int(np.argmax(cosines))
+        out.append(Relative(name, dict(grid[best]), float(cosines[best])))
     return sorted(out, key=lambda r: -r.cosine)

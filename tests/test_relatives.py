@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -51,3 +53,26 @@ def test_a_loss_without_a_field_is_refused_and_bad_grid_points_are_skipped():
     odd = parse("exp(c * (r_w - r_l))", zoo.alias_scope(("c",)))
     ranked = relatives.nearest(zoo.get("dpo").expr, {"beta": 0.1}, x, [("odd", odd, [{"c": 1e6}, {"c": 1.0}])])
     assert [r.constants for r in ranked] == [{"c": 1.0}]
+
+
+def test_show_relatives_names_each_losss_nearest_zoo_losses(monkeypatch, tmp_path):
+    """`discover show RUN --relatives` on a committed run; the run's data are replaced by
+    synthetic pairs (loading a MuJoCo dataset is not what this tests)."""
+    from discover import commands_search
+    from evaluators import interface
+
+    from test_cli import in_process
+
+    monkeypatch.setattr(commands_search, "_run_evaluator", lambda store: None)
+    monkeypatch.setattr(interface, "effective_inputs", lambda ev, exprs, consts: [(_pairs(),)] * len(exprs))
+    root = os.path.join(os.path.dirname(__file__), "..", "results")
+    result = in_process("show", "default-run-v3", "--top", "2", "--relatives", "--results-dir", root, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.split("nearest hand-designed relatives")[1]
+    assert "terms under 1%" not in result.stdout  # only what was asked for
+    lines = out.splitlines()[1:]
+    heads = [i for i, line in enumerate(lines) if line.startswith("loss ")]
+    assert [lines[i] for i in heads] == ["loss 1:", "loss 2:"]
+    for i in heads:
+        cosines = [float(line.split()[0]) for line in lines[i + 1:i + 4]]
+        assert cosines == sorted(cosines, reverse=True) and -1 <= cosines[-1] <= cosines[0] <= 1

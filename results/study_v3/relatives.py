@@ -24,11 +24,9 @@ sys.path.insert(0, ROOT)
 
 from discover import run_views  # noqa: E402
 from discover.store import RunStore  # noqa: E402
-from discover.tuning import constant_grid  # noqa: E402
 from evaluators import registry  # noqa: E402
 from evaluators import seeds as seed_spaces  # noqa: E402
 from evaluators.interface import effective_inputs  # noqa: E402
-from grammar import load as load_grammar  # noqa: E402
 from grammar import relatives, symbolic, zoo  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,8 +52,6 @@ def main(task: str, setting: str, here: str = os.path.dirname(os.path.abspath(__
         task=task, setting=setting, **study_settings.options(task, setting))
     evaluator = registry.get(registry.for_task(task))(config.with_data_seeds(seed_spaces.TUNE_DATA_SEEDS[:1]))
     inputs = effective_inputs(evaluator, [w.expr for w in winners], [w.constants for w in winners])
-    bounds = load_grammar("mirror.yaml").constants
-    candidates = [(name, zoo.get(name).expr, constant_grid(zoo.get(name).constants, bounds)) for name in zoo.ZOO]
     b_expr = zoo.get(b_star["name"]).expr
     print(f"{task} {setting}: each search's winner against the zoo (gradient-field cosine, each zoo loss at the "
           f"best point of its constant grid; inputs: 256 pairs of tuning dataset {seed_spaces.TUNE_DATA_SEEDS[0]} at "
@@ -64,7 +60,7 @@ def main(task: str, setting: str, here: str = os.path.dirname(os.path.abspath(__
     for k, (run, w, x) in enumerate(zip(runs, winners, inputs)):
         print(f"search {k}: {symbolic.text(w.expr)}  {{{_shown(w.constants)}}}")
         try:
-            ranked = relatives.nearest(w.expr, w.constants, x, candidates)
+            ranked = run_views.zoo_relatives(w.expr, w.constants, x)
             to_b = relatives.field_cosine(relatives.gradient_field(w.expr, w.constants, x),
                                           relatives.gradient_field(b_expr, b_star["constants"], x))
         except ValueError as e:

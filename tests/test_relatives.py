@@ -55,6 +55,7 @@ def test_a_loss_without_a_field_is_refused_and_bad_grid_points_are_skipped():
     assert [r.constants for r in ranked] == [{"c": 1.0}]
 
 
+@pytest.mark.slow  # about 4 s: 21 zoo losses compiled
 def test_show_relatives_names_each_losss_nearest_zoo_losses(monkeypatch, tmp_path):
     """`discover show RUN --relatives` on a committed run; the run's data are replaced by
     synthetic pairs (loading a MuJoCo dataset is not what this tests)."""

@@ -253,8 +253,8 @@ def relatives_lines(rows: list[dict], inputs, names: list[str] | None = None, to
     """Each row's ``top`` nearest zoo losses (:func:`zoo_relatives`) on ``inputs`` (one
     dict, or one per row, as for :func:`effective_lines`)."""
     out = ["nearest hand-designed relatives (cosine of the gradient fields d loss / d(logp_w, logp_l) on the "
-           "inputs of the effective forms; each zoo loss at the best point of a grid over its constants; 1 = the "
-           "same direction and weighting of pairs)"]
+           "inputs of the effective forms, the mean of the start's and the end's; each zoo loss at the best point "
+           "of a grid over its constants; 1 = the same direction and weighting of pairs)"]
     per_row = [inputs] * len(rows) if isinstance(inputs, dict) else list(inputs)
     for i, (r, x) in enumerate(zip(rows, per_row)):
         out.append(f"{names[i] if names else r.get('name', r.get('key'))}:")
@@ -265,7 +265,9 @@ def relatives_lines(rows: list[dict], inputs, names: list[str] | None = None, to
             continue
         for rel in ranked[:top]:
             shown = ", ".join(f"{k}={v:.3g}" for k, v in sorted(rel.constants.items()))
-            out.append(f"      {rel.cosine:6.3f}  {rel.name}" + (f" ({shown})" if shown else ""))
+            sets = " / ".join(f"{c:.3f}" for c in rel.per_set)
+            out.append(f"      {rel.cosine:6.3f}  {rel.name}" + (f" ({shown})" if shown else "")
+                       + (f"  [start / end {sets}]" if len(rel.per_set) == 2 else ""))
     return out
 
 

@@ -5,13 +5,19 @@ log-likelihoods, so two losses are alike where their gradient fields
 
     F(x_i) = (d loss / d logp_w, d loss / d logp_l)(x_i)
 
-point the same way and weight the pairs x_i alike. The similarity is the cosine of the
-two fields flattened over all pairs: 1 for losses equal up to a positive factor (which
-Adam's step size absorbs), 0 for orthogonal fields, negative where one pushes against
-the other. A relative's constants are fitted by taking the best of a grid, so "acts as
-DPO over the Tsallis mirror with alpha 0.3, cosine 0.99" describes where a discovered
-loss sits among the published ones, on the inputs given (for a run: its data at the
-reference and at the policy the loss trained to, as for effective forms).
+point the same way and weight the pairs x_i alike. On one set of pairs the similarity is
+the cosine of the two fields flattened over the set: 1 for losses equal up to a positive
+factor (which Adam's step size largely absorbs), 0 for orthogonal fields, negative where
+one pushes against the other. Over several sets (for a run: its data at the reference and
+at the policy the loss trained to, as for effective forms) it is the mean of the sets'
+cosines, so that each set counts alike whatever the size of its gradients; each set's own
+cosine is kept beside it. A relative's constants are the best point of a grid, chosen on
+the same pairs, so the value is optimistic, more so for losses with more constants.
+
+Only a cosine of 1 has a clean meaning (the same field on these pairs). The cosine is in
+log-likelihood space: it leaves out the policy's Jacobian, so it is not the cosine of two
+parameter updates. Where the policy equals the reference (every margin 0), all losses of
+the log-ratio family have nearly the same field; the trained set is what tells them apart.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from grammar.expr import Expr
 @dataclasses.dataclass(frozen=True)
 class Relative:
     name: str
-    constants: dict        # the grid point with the highest cosine
-    cosine: float
+    constants: dict        # the grid point with the highest similarity
+    cosine: float          # the mean over the input sets of each set's field cosine
+    per_set: tuple = ()    # each input set's own cosine, in the order given
 
 
 def field_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -70,43 +77,63 @@ class _Field:
         return np.concatenate([np.asarray(self._many(x, consts), np.float64) for x in sets], axis=1)
 
 
-_FIELDS: dict[str, _Field] = {}
+_FIELDS: dict[Expr, _Field] = {}
 
 
 def _field(expr: Expr) -> _Field:
-    key = repr(expr)
-    if key not in _FIELDS:
+    if expr not in _FIELDS:
         if len(_FIELDS) > 256:
             _FIELDS.clear()
-        _FIELDS[key] = _Field(expr)
-    return _FIELDS[key]
+        _FIELDS[expr] = _Field(expr)
+    return _FIELDS[expr]
+
+
+def _sets(inputs) -> list[Mapping[str, np.ndarray]]:
+    return [inputs] if isinstance(inputs, Mapping) else list(inputs)
+
+
+def _points(expr: Expr, grid: Sequence[Mapping[str, float]], what: str) -> list[Mapping[str, float]]:
+    grid = list(grid)
+    if not grid:
+        raise ValueError(f"{what}: an empty grid of constants")
+    for p in grid:
+        if missing := sorted(set(expr.constants) - set(p)):
+            raise ValueError(f"{what}: constants {', '.join(missing)} have no value at grid point {dict(p)}")
+    return grid
 
 
 def gradient_field(expr: Expr, constants: Mapping[str, float], inputs) -> np.ndarray:
     """(N, 2) gradient of ``expr`` with respect to (logp_w, logp_l) at each pair of
     ``inputs`` (terminal name -> (N,) arrays, or several such sets, concatenated)."""
-    sets = [inputs] if isinstance(inputs, Mapping) else list(inputs)
-    return _field(expr).many([constants], sets)[0]
+    return _field(expr).many(_points(expr, [constants], "the loss"), _sets(inputs))[0]
 
 
 def nearest(expr: Expr, constants: Mapping[str, float], inputs,
             candidates: Sequence[tuple[str, Expr, Sequence[Mapping[str, float]]]]) -> list[Relative]:
     """Each candidate (name, expression, grid of constants) at its best grid point, by the
-    cosine of its gradient field with that of ``expr`` at ``constants`` on ``inputs``
-    (see :func:`gradient_field`), most similar first. A candidate whose field is not
-    finite at a grid point skips that point; one with no finite point is left out. Raises
-    ValueError if ``expr``'s own field is not finite or is zero on these inputs."""
-    sets = [inputs] if isinstance(inputs, Mapping) else list(inputs)
-    target = gradient_field(expr, constants, sets)
-    if not np.all(np.isfinite(target)) or not np.any(target):
-        raise ValueError("the loss has no finite, non-zero gradient field on these inputs")
+    similarity of its gradient field with that of ``expr`` at ``constants`` on ``inputs``
+    (one set of pairs or several: the module docstring), most similar first. A grid point
+    where the candidate's field is not finite on every pair is skipped; a candidate with no
+    such point is left out. Raises ValueError if ``expr``'s own field is not finite or is
+    zero on some input set, or a grid lacks a constant."""
+    sets = _sets(inputs)
+    sizes = [len(np.asarray(x["logp_w"])) for x in sets]
+    cuts = np.cumsum(sizes)[:-1]
+    target = np.split(gradient_field(expr, constants, sets), cuts)
+    for i, t in enumerate(target):
+        if not np.all(np.isfinite(t)) or not np.any(t):
+            raise ValueError(f"the loss has no finite, non-zero gradient field on input set {i + 1} of {len(sets)}")
     out = []
     for name, cand, grid in candidates:
-        fields = _field(cand).many(list(grid), sets).reshape(len(grid), -1)
-        finite = np.all(np.isfinite(fields), axis=1)
-        if not finite.any():
-            continue
-        cosines = [field_cosine(target, f) if ok else -np.inf for f, ok in zip(fields, finite)]
-        best = int(np.argmax(cosines))
-        out.append(Relative(name, dict(grid[best]), float(cosines[best])))
+        grid = _points(cand, grid, name)
+        fields = _field(cand).many(grid, sets)
+        best = None
+        for point, f in zip(grid, fields):
+            if not np.all(np.isfinite(f)):
+                continue
+            per_set = tuple(field_cosine(t, part) for t, part in zip(target, np.split(f, cuts)))
+            if best is None or np.mean(per_set) > best.cosine:
+                best = Relative(name, dict(point), float(np.mean(per_set)), per_set)
+        if best is not None:
+            out.append(best)
     return sorted(out, key=lambda r: -r.cosine)

@@ -40,12 +40,45 @@ def test_a_positive_factor_does_not_matter_and_a_sign_does():
     assert base.shape == (128, 2)
     assert relatives.field_cosine(base, doubled) == pytest.approx(1.0, abs=1e-9)
     assert relatives.field_cosine(base, negated) == pytest.approx(-1.0, abs=1e-9)
-    # several input sets are concatenated
-    assert relatives.gradient_field(dpo.expr, {"beta": 0.1}, [x, _pairs(seed=1)]).shape == (256, 2)
+    # several input sets are concatenated, in order
+    y = _pairs(seed=1)
+    both = relatives.gradient_field(dpo.expr, {"beta": 0.1}, [x, y])
+    np.testing.assert_array_equal(both, np.concatenate([base, relatives.gradient_field(dpo.expr, {"beta": 0.1}, y)]))
+
+
+def test_the_field_is_the_gradient_in_logp_w_and_logp_l():
+    """Exact fields, which a cosine alone cannot check (swapped columns or the gradient in
+    ref_w, ref_l instead would keep every cosine of the other tests)."""
+    x, beta = _pairs(), 0.3
+    margin = (x["logp_w"] - x["ref_w"]) - (x["logp_l"] - x["ref_l"])
+    weight = beta / (1 + np.exp(beta * margin))  # d/dmargin of -log_sigmoid(beta margin), negated
+    np.testing.assert_allclose(relatives.gradient_field(zoo.get("dpo").expr, {"beta": beta}, x),
+                               np.stack([-weight, weight], axis=1), rtol=1e-5, atol=1e-7)
+    sft = relatives.gradient_field(zoo.get("sft").expr, {}, x)  # -logp_w / len_w
+    np.testing.assert_allclose(sft, np.stack([-1 / x["len_w"], np.zeros(128)], axis=1), rtol=1e-6)
+
+
+def test_each_input_set_counts_alike_and_a_two_constant_loss_finds_itself():
+    from discover.tuning import constant_grid
+    from grammar import load
+
+    tsallis = zoo.get("dpo_tsallis")
+    grid = constant_grid(tsallis.constants, load("mirror.yaml").constants)
+    point = next(p for p in grid if p["alpha"] != tsallis.constants["alpha"] and p["beta"] > 0.05)
+    at_reference = {**_pairs(seed=2), "logp_w": _pairs(seed=2)["ref_w"], "logp_l": _pairs(seed=2)["ref_l"]}
+    ranked = relatives.nearest(tsallis.expr, point, [at_reference, _pairs()],
+                               [("dpo_tsallis", tsallis.expr, grid), ("dpo", zoo.get("dpo").expr, [{"beta": 0.1}])])
+    assert ranked[0].name == "dpo_tsallis" and ranked[0].constants == point
+    assert ranked[0].per_set == pytest.approx((1.0, 1.0), abs=1e-6)
+    dpo = ranked[1]
+    assert len(dpo.per_set) == 2 and dpo.cosine == pytest.approx(np.mean(dpo.per_set))
+    assert dpo.per_set[0] > dpo.per_set[1]  # at the reference (every margin 0) the two are closer
 
 
 def test_a_loss_without_a_field_is_refused_and_bad_grid_points_are_skipped():
     x = _pairs()
+    with pytest.raises(ValueError, match="have no value at grid point"):
+        relatives.nearest(zoo.get("dpo").expr, {"beta": 0.1}, x, [("dpo", zoo.get("dpo").expr, [{"gamma": 1.0}])])
     with pytest.raises(ValueError, match="no finite, non-zero gradient field"):
         relatives.nearest(parse("ref_w - ref_l", zoo.alias_scope(())), {}, x,
                           [("dpo", zoo.get("dpo").expr, [{"beta": 0.1}])])

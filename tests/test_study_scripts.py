@@ -66,6 +66,29 @@ def test_the_held_out_benches_group_losses_by_their_tuned_recipe(tuned):
         heldout.plan("walker2d", "mixed", str(tuned))
 
 
+def test_a_search_that_cannot_finish_is_left_out_and_a_finished_one_cannot_be(tuned, tmp_path):
+    heldout = _script("heldout")
+    results = tmp_path / "results"
+    (results / "study-walker2d-mixed-5").mkdir(parents=True)
+    (results / "study-walker2d-mixed-5" / "final.json").write_text("{}")
+    tuning = json.loads((tuned / "tune-walker2d-mixed" / "tuning.json").read_text())
+    del tuning["choice"]["study-walker2d-mixed-3#1"]  # search 3 never finished, so it was never tuned
+    (tuned / "tune-walker2d-mixed" / "tuning.json").write_text(json.dumps(tuning))
+    with pytest.raises(SystemExit, match="no recipe for study-walker2d-mixed-3"):
+        heldout.plan("walker2d", "mixed", str(tuned), results=str(results))
+    plan = heldout.plan("walker2d", "mixed", str(tuned), left_out=(3,), results=str(results))
+    roles = {r for b in plan["benches"] for r in b["roles"]}
+    assert plan["searches_left_out"] == [3] and "winner 3" not in roles
+    assert {f"winner {k}" for k in (0, 1, 2, 4, 5, 6, 7)} <= roles
+    with pytest.raises(SystemExit, match="search 5 finished"):
+        heldout.plan("walker2d", "mixed", str(tuned), left_out=(3, 5), results=str(results))
+    with pytest.raises(SystemExit, match="no search 8"):
+        heldout.plan("walker2d", "mixed", str(tuned), left_out=(8,), results=str(results))
+    assert heldout._left_out(["lm", "mixed", "--left-out", "3,5", "--dry-run"]) == ((3, 5), ["lm", "mixed", "--dry-run"])
+    with pytest.raises(SystemExit, match="--left-out takes search numbers"):
+        heldout._left_out(["lm", "mixed", "--left-out"])
+
+
 def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, capsys):
     heldout, analyse = _script("heldout"), _script("analyse")
     plan = heldout.plan("walker2d", "mixed", str(tuned))

@@ -1,6 +1,6 @@
 """Study v3, step 4b (PLAN.md): the held-out benches of one setting.
 
-    python results/study_v3/heldout.py walker2d mixed [--dry-run]
+    python results/study_v3/heldout.py walker2d mixed [--dry-run] [--left-out K,...]
 
 Scores, on the held-out datasets (data seeds 400-419) x 3 bench seeds, every study loss at
 its own tuned recipe: the K winners (loss 1 of each search study-TASK-SETTING-K, at their
@@ -13,6 +13,10 @@ B_STAR.json; the episode count comes from the readout-noise measurement
 and start states, so every difference stays paired. Writes heldout-TASK-SETTING.json (which
 loss is in which bench under which name), then runs the benches one after another;
 finished ones are skipped and an interrupted one resumes (the bench's own partial/).
+
+A search that cannot finish (PLAN.md, amendment 2: resumed from its checkpoint first) is
+left out with ``--left-out K``: it returns "no loss", the plan records it, and the
+analysis reports it; K then shrinks. A search that has finished cannot be left out.
 """
 
 from __future__ import annotations
@@ -47,9 +51,18 @@ def _zoo_spec(name: str, constants: dict) -> str:
     return name + "".join(f"@{k}={v:.12g}" for k, v in sorted(constants.items()))
 
 
-def plan(task: str, setting: str, here: str = HERE) -> dict:
+def plan(task: str, setting: str, here: str = HERE, left_out: tuple[int, ...] = (), results: str | None = None
+         ) -> dict:
     """The held-out benches of a setting: {"episodes", "benches": [{name, steps, lr, zoo,
-    include, roles}]}, each role ("b_star", "winner K", "zoo NAME") naming its bench entry."""
+    include, roles}]}, each role ("b_star", "winner K", "zoo NAME") naming its bench entry;
+    the searches in ``left_out`` (which must not have finished: no final.json under
+    ``results``) are not benched."""
+    results = results or os.path.join(ROOT, "results")
+    if bad := sorted(k for k in left_out if not 0 <= k < K):
+        raise SystemExit(f"--left-out: no search {', '.join(map(str, bad))} (searches are 0-{K - 1})")
+    if done := [k for k in left_out if os.path.exists(os.path.join(results, f"study-{task}-{setting}-{k}",
+                                                                   "final.json"))]:
+        raise SystemExit(f"--left-out: search {', '.join(map(str, done))} finished; a finished search counts")
     tune_dir = os.path.join(here, f"tune-{task}-{setting}")
     tuned = _read(os.path.join(tune_dir, "tuning.json"), "the setting's tuning")
     frozen = _read(os.path.join(tune_dir, "B_STAR.json"), "the frozen B*")
@@ -61,16 +74,16 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
         raise SystemExit("the readout-noise measurement has no count (written before PLAN.md amendment 5): run "
                          "readout_noise.py again")
     runs = [f"study-{task}-{setting}-{k}" for k in range(K)]
-    missing = [r for r in runs if f"{r}#1" not in tuned["choice"]]
+    missing = [r for k, r in enumerate(runs) if k not in left_out and f"{r}#1" not in tuned["choice"]]
     if missing:
         raise SystemExit(f"tuning.json has no recipe for {', '.join(missing)}: finish the searches, then run "
                          f"python results/study_v3/tune.py {task} {setting} {' '.join(runs)}")
     benches: dict[tuple, dict] = {}
-    untuned, left_out = [], []
+    untuned, zoo_left_out = [], []
     for loss, choice in tuned["choice"].items():
         if choice is None:  # failed at every recipe of the tuning (PLAN.md, amendment 4)
             if not loss.endswith("#1"):
-                left_out.append(loss)  # a zoo loss other than B*: not benched
+                zoo_left_out.append(loss)  # a zoo loss other than B*: not benched
                 continue
             untuned.append(loss)  # a winner: benched at its search's recipe
             recipe = study_settings.search_recipe(task, setting)
@@ -80,6 +93,8 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
                                         "steps": recipe[0], "lr": recipe[1], "zoo": [], "include": [], "roles": {}})
         if loss.endswith("#1"):
             run = loss[:-2]
+            if runs.index(run) in left_out:
+                continue
             b["include"].append(f"{run}:1")
             b["roles"][f"winner {runs.index(run)}"] = loss
         else:
@@ -94,7 +109,8 @@ def plan(task: str, setting: str, here: str = HERE) -> dict:
     return {"task": task, "setting": setting, "data_seeds": list(seed_spaces.STUDY_HELD_OUT), "seeds": SEEDS,
             "readout": readout["option"], "episodes": int(episodes),
             "readout_met_threshold": bool(readout.get("met_threshold", True)), "untuned_winners": untuned,
-            "zoo_left_out": left_out, "benches": sorted(benches.values(), key=lambda b: (b["steps"], b["lr"]))}
+            "zoo_left_out": zoo_left_out, "searches_left_out": sorted(left_out),
+            "benches": sorted((b for b in benches.values() if b["roles"]), key=lambda b: (b["steps"], b["lr"]))}
 
 
 def mismatch(bench: dict, plan: dict, b: dict) -> str | None:
@@ -115,8 +131,8 @@ def mismatch(bench: dict, plan: dict, b: dict) -> str | None:
     return f"no row {', '.join(missing)}" if missing else None
 
 
-def main(task: str, setting: str, dry_run: bool, here: str = HERE) -> None:
-    p = plan(task, setting, here)
+def main(task: str, setting: str, dry_run: bool, here: str = HERE, left_out: tuple[int, ...] = ()) -> None:
+    p = plan(task, setting, here, left_out)
     with open(os.path.join(here, f"heldout-{task}-{setting}.json"), "w") as f:
         json.dump(p, f, indent=1)
     for b in p["benches"]:
@@ -148,8 +164,20 @@ def main(task: str, setting: str, dry_run: bool, here: str = HERE) -> None:
             dst.write(src.read())
 
 
+def _left_out(argv: list[str]) -> tuple[tuple[int, ...], list[str]]:
+    """(the --left-out searches, the other arguments)."""
+    if "--left-out" not in argv:
+        return (), argv
+    i = argv.index("--left-out")
+    try:
+        return tuple(int(k) for k in argv[i + 1].split(",")), argv[:i] + argv[i + 2:]
+    except (IndexError, ValueError):
+        raise SystemExit("--left-out takes search numbers, for example --left-out 3 or --left-out 3,5") from None
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--dry-run"]
+    left, rest = _left_out(sys.argv[1:])
+    args = [a for a in rest if a != "--dry-run"]
     if len(args) != 2:
         raise SystemExit(__doc__)
-    main(args[0], args[1], "--dry-run" in sys.argv)
+    main(args[0], args[1], "--dry-run" in rest, left_out=left)

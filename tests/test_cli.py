@@ -176,6 +176,11 @@ def test_export_zoo(cli, tmp_path):
     (("data", "build", "--task", "pendulum", "--reference-steps", "0"), "--reference-steps must be at least 1"),
     (("run", "--grammar", "mirror.yaml", "--task", "lm", "--segment", "10"), "--segment does not apply to --task lm"),
     (("bench", "--task", "lm", "--episodes", "4", "--backend", "mjx"), "--backend, --episodes do not apply"),
+    # typer's own usage errors, one line too, naming the command's help
+    (("show",), "Missing argument 'run'. (see discover show --help)"),
+    (("show", "x", "--top", "many"), "Invalid value for '--top'"),
+    (("show", "x", "--nope"), "No such option: --nope"),
+    (("frobnicate",), "No such command 'frobnicate'. (see discover --help)"),
 ])
 def test_user_errors(cli, tmp_path, args, fragment):
     assert_user_error(cli(*args), fragment)

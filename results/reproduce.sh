@@ -67,7 +67,7 @@ bash results/run_v2_noisy_richer.sh   # 2026-12-01: Hopper noisy (eps 0.2) with 
 bash results/run_v2_noisy04_richer.sh   # 2026-12-01: Hopper noisy (eps 0.4) with 64 per generation; Walker2d noisy (eps 0.4) transfer
 bash results/run_v2_walker_richer.sh   # 2026-12-01/02: Walker2d mixed with 64 per generation, and its bench
 bash results/run_v2_cheetah_noisy.sh   # 2026-12-01: HalfCheetah noisy (eps 0.2 and 0.4) transfer targets
-discover report --spec results/headline_v2.yaml --output results/REPORT.md --readme results/NARRATIVE_v2.md
+discover report --spec results/headline_v2.yaml --output results/REPORT-v2-2026-12-02.md --readme results/NARRATIVE_v2.md
 python benchmarks/ray_overhead.py > results/benchmarks/ray_overhead.txt
 # Successive halving (2026-11-28): the default command again, its cost and its selection accuracy.
 MPO_DISCOVER_CACHE=$(mktemp -d) discover run --grammar mirror.yaml --name default-run-v3

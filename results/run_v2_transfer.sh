@@ -11,4 +11,4 @@ common=(--task hopper --datasets 5 --seeds 10 --losses sft --effective "${winner
 discover bench "${common[@]}" --setting mixed --name v2-transfer-hopper-mixed
 discover bench "${common[@]}" --setting noisy --eps 0.2 --name v2-transfer-hopper-noisy02
 discover bench "${common[@]}" --setting noisy --eps 0.4 --name v2-transfer-hopper-noisy04
-discover report --spec results/headline_v2.yaml --output results/REPORT.md --readme README.md
+discover report --spec results/headline_v2.yaml --output results/REPORT-v2-2026-12-02.md --readme README.md

@@ -231,7 +231,7 @@ def test_rows_name_their_base_and_variant_in_either_schema(name, variant):
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 
 
-@pytest.mark.parametrize("kind, spec, committed", [("headline", "headline_v2.yaml", "REPORT.md"),
+@pytest.mark.parametrize("kind, spec, committed", [("headline", "headline_v2.yaml", "REPORT-v2-2026-12-02.md"),
                                                    ("suite", "suite_v2.yaml", "SUITE_V2.md"),
                                                    ("v1", "report.yaml", "REPORT-v1-2026-11-27.md")])
 def test_committed_reports_regenerate_from_the_committed_results(kind, spec, committed, monkeypatch):

@@ -140,6 +140,17 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     analysis = json.loads((tuned / "analysis.json").read_text())
     assert analysis["verdicts"]["walker2d:mixed"]["alpha_first_step"] == pytest.approx(0.05 / 3)  # the plan's 3
     assert analysis["effects"]["walker2d:mixed"]["best_pick"]["search"] == 5
+    # the report: title, the introduction, the same analysis a level down, pending settings named
+    report = _script("report")
+    (tuned / "report_intro.md").write_text("**Question.** planted.\n")
+    results_md, text = report.build(str(tuned), str(results))
+    assert results_md.startswith("# Study v3: results") and "| walker2d:mixed |" in results_md
+    assert text.startswith(report.TITLE + "\n\n**Question.** planted.\n\n## Results\n\nPlan: ")
+    assert "\n### walker2d:mixed\n" in text and "\n## walker2d:mixed" not in text
+    assert line in text and "**Pending**" in text and "hopper:mixed, lm:mixed" in text
+    assert "Discussion" not in text
+    (tuned / "report_discussion.md").write_text("## Discussion\n\nplanted.\n")
+    assert report.build(str(tuned), str(results))[1].endswith("## Discussion\n\nplanted.\n")
     # a bench that is not the plan's (another recipe), a failed loss, a setting not in the plan: refused
     bench = results / plan["benches"][0]["name"] / "results.json"
     good = json.loads(bench.read_text())

@@ -59,16 +59,17 @@ def setting_effect(winners: np.ndarray, b_star: np.ndarray, pick: int | None = N
     return out
 
 
-def verdicts(effects: Sequence[dict], alpha: float = 0.05, power: float = 0.8, family: int | None = None) -> list[dict]:
+def verdicts(effects: Sequence[dict], alpha: float = 0.05, power: float = 0.8, family: int | None = None,
+             pending_p: float = 1.0) -> list[dict]:
     """For each setting's :func:`setting_effect` (the pre-registered family, in order):
     Holm-adjusted p of the primary effect and of its equivalence test, the verdict, and the
     minimum detectable effect (two-sided, ``power``) at Holm's first-step alpha (alpha / m,
     the strictest level a setting is tested at) and at ``alpha``, from the primary standard
     error and degrees of freedom. ``family``: the number of pre-registered settings when
-    some have no result yet; they count with p = 1 (so the adjusted p values can only fall
-    once they are in)."""
+    some have no result yet; they count with p = ``pending_p`` (1 by default, so the
+    adjusted p values can only fall once they are in; 0 gives the lowest they can reach)."""
     m = max(len(effects), family or 0)
-    pad = [1.0] * (m - len(effects))
+    pad = [float(pending_p)] * (m - len(effects))
     p_holm = stats.holm([e["primary"]["p"] for e in effects] + pad)[:len(effects)]
     # no equivalence test (a standard error of 0) counts as p = 1: the family stays m
     tost_holm = stats.holm([1.0 if e["primary"]["p_tost"] is None else e["primary"]["p_tost"] for e in effects]

@@ -179,3 +179,6 @@ def test_settings_still_pending_count_in_holms_family():
     alone, of_two = study.verdicts([e])[0], study.verdicts([e], family=2)[0]
     assert of_two["p_holm"] == pytest.approx(min(1.0, 2 * alone["p_holm"]))
     assert of_two["alpha_first_step"] == 0.025 and alone["alpha_first_step"] == 0.05
+    # the lowest the adjusted p can reach once the pending setting is in: it comes in first (p = 0)
+    floor = study.verdicts([e], family=2, pending_p=0.0)[0]
+    assert floor["p_holm"] == pytest.approx(alone["p_holm"]) and floor["p_holm"] <= of_two["p_holm"]

@@ -128,6 +128,7 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     assert row.endswith("| dpo_tsallis (alpha=0.3, beta=0.01) 0.987; dpo (beta=0.1) 0.900 | 0.530 |")  # top 2
     assert next(x for x in out.splitlines() if x.startswith("| 7 | `")).endswith("| not measured: no field |  |")
     assert "**Pending** (held-out benches not finished, or not analysed in this call): hopper:mixed, lm:mixed" in out
+    assert "So the verdicts of walker2d:mixed are final whatever the pending settings give." in out
     assert "Each winner against B* (p values unadjusted" in out and "| 5 | `" in out
     line = next(x for x in out.splitlines() if x.startswith("| walker2d:mixed |"))
     assert "**better**" in line

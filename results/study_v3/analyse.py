@@ -157,9 +157,17 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
     pending = [s for s in SETTINGS if s not in done]  # not finished, or not analysed in this call
     verdicts = dict(zip(done, study.verdicts([effects[s] for s in done], family=len(SETTINGS)))) if done else {}
     if pending:
+        floor = dict(zip(done, study.verdicts([effects[s] for s in done], family=len(SETTINGS), pending_p=0.0)))
+        stays = [s for s in done if floor[s]["verdict"] == verdicts[s]["verdict"]]
         print(f"**Pending** (held-out benches not finished, or not analysed in this call): {', '.join(pending)}. "
-              f"Holm's correction below counts them with p = 1: the verdicts are provisional (the adjusted p values "
-              f"can only fall once they are in).\n")
+              f"Holm's correction below counts them with p = 1; once they are in, the adjusted p values can only "
+              f"fall, at most to what they would be if the pending settings gave p = 0: "
+              + "; ".join(f"{s} Holm p {floor[s]['p_holm']:.3g}, TOST {floor[s]['p_tost_holm']:.3g}" for s in done)
+              + ". " + (f"So the verdicts of {', '.join(stays)} are final whatever the pending settings give"
+                        if stays else "")
+              + ("" if len(stays) == len(done) else
+                 f"{'; those of ' if stays else 'The verdicts of '}"
+                 f"{', '.join(s for s in done if s not in stays)} may still change") + ".\n")
     print("| setting | primary effect (winners - B*) [95% CI], p | Holm p | TOST p (Holm) | verdict | MDE at "
           "Holm's first alpha | by searches | by datasets |")
     print("|---|---|---|---|---|---|---|---|")

@@ -17,6 +17,7 @@ import numpy as np
 
 from discover import plots
 from discover.rows import SPREAD_DDOF, loss_row
+from discover.tuning import mirror_constants
 from evaluators import atomic, registry
 from evaluators import seeds as seed_spaces
 from evaluators import trainer
@@ -139,13 +140,6 @@ def effective_variants(entries: Sequence[Loss], inputs, threshold: float | None 
                             {k: v for k, v in e.constants.items() if k in form.expr.constants},
                             f"{e.source}; terms with gradient shares {dropped} removed"))
     return out
-
-
-@functools.lru_cache(maxsize=1)
-def mirror_constants() -> dict:
-    from grammar import load as load_grammar
-
-    return load_grammar("mirror.yaml").constants
 
 
 def tuning_grid(constants: dict) -> list[dict]:

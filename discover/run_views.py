@@ -240,8 +240,7 @@ def zoo_relatives(expr, constants: dict, inputs):
     (:func:`grammar.relatives.nearest`)."""
     from grammar import relatives, zoo
 
-    from discover.bench import mirror_constants
-    from discover.tuning import constant_grid
+    from discover.tuning import constant_grid, mirror_constants
 
     bounds = mirror_constants()
 

@@ -18,6 +18,7 @@ same call after an interruption scores only what is missing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -57,6 +58,14 @@ class TuningPlan:
         if seed_spaces.TUNE_TRAIN[0] + n > seed_spaces.TUNE_TRAIN_END:
             raise ValueError(f"{n} tuning runs per loss leave the tuning seed namespace")
         return [seed_spaces.TUNE_TRAIN[0] + i for i in range(n)]
+
+
+@functools.lru_cache(maxsize=1)
+def mirror_constants() -> dict:
+    """mirror.yaml's constants (bounds and scales): the zoo's constants and tuning grids live in them."""
+    from grammar import load as load_grammar
+
+    return load_grammar("mirror.yaml").constants
 
 
 def constant_grid(constants: dict, bounds: dict, points: Sequence[float] = POINTS) -> list[dict]:

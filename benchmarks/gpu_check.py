@@ -8,7 +8,11 @@ takes a few minutes; ``--size small`` runs the same steps with small shapes on t
 pendulum, and is how it is tested on a CPU (``tests/test_backends.py``).
 
     python benchmarks/gpu_check.py [--size full|small] [--checks parity,rollouts,generations,large]
-                                   [--out results/benchmarks]
+                                   [--envs 512,2048] [--steps 1000] [--out results/benchmarks]
+
+``--envs`` and ``--steps`` change the rollout check's batch sizes and control steps; the
+header records ``XLA_FLAGS`` when set, so that runs under different XLA options (one
+process each: XLA reads them once) can be told apart.
 
 A check that fails is written down with the end of its traceback and the next one runs,
 so one run of a few minutes on a borrowed machine says as much as it can.
@@ -124,7 +128,9 @@ def _experiment(size: dict):
                                       reference_steps=size["reference_steps"], backend="mjx")
     key = repr(cfg.to_dict())
     if key not in _EXPERIMENTS:
-        _EXPERIMENTS[key] = MujocoEvaluator(cfg, log=lambda m: None)
+        started = time.perf_counter()
+        _EXPERIMENTS[key] = MujocoEvaluator(
+            cfg, log=lambda m: print(f"  [{time.perf_counter() - started:.0f} s] {m}", flush=True))
     return _EXPERIMENTS[key]
 
 
@@ -244,9 +250,22 @@ def main(argv=None) -> str:
     ap.add_argument("--checks", default=None,
                     help=f"the checks to run, comma-separated, of {','.join(CHECKS)} (default: all those of "
                          "the size; only the full size has large)")
+    ap.add_argument("--envs", default=None, help="the rollout check's batch sizes, comma-separated")
+    ap.add_argument("--steps", type=int, default=None, help="the rollout check's control steps")
     ap.add_argument("--out", default=os.path.join("results", "benchmarks"))
     args = ap.parse_args(argv)
-    size = SIZES[args.size]
+    size = dict(SIZES[args.size])
+    try:
+        if args.envs is not None:
+            size["envs"] = tuple(int(n) for n in args.envs.split(","))
+            if not size["envs"] or min(size["envs"]) < 1:
+                raise ValueError(args.envs)
+    except ValueError:
+        ap.error(f"--envs: {args.envs!r} is not a comma-separated list of positive integers")
+    if args.steps is not None:
+        if args.steps < 1:
+            ap.error(f"--steps: {args.steps} is not a positive number of control steps")
+        size["steps"] = args.steps
     applicable = [c for c in CHECKS if c != "large" or size["large_population"]]
     chosen = applicable if args.checks is None else [c.strip() for c in args.checks.split(",") if c.strip()]
     unknown = sorted(set(chosen) - set(CHECKS))
@@ -257,7 +276,8 @@ def main(argv=None) -> str:
     chosen = [c for c in CHECKS if c in chosen]
     started = time.perf_counter()
     lines = [f"gpu_check --size {args.size} --checks {','.join(chosen)} on "
-             f"{platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: {_versions()}"]
+             f"{platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: {_versions()}"
+             + (f"; XLA_FLAGS={os.environ['XLA_FLAGS']}" if os.environ.get("XLA_FLAGS") else "")]
     print(lines[0], flush=True)
     os.makedirs(args.out, exist_ok=True)
     which = "" if chosen == applicable else "-" + "_".join(chosen)

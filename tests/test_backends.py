@@ -111,6 +111,10 @@ def test_gpu_check_refuses_unknown_checks_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _gpu_check().main(["--size", "small", "--checks", "large", "--out", str(tmp_path)])
     assert "--size small has no large population" in capsys.readouterr().err
+    for bad in (["--envs", "512,x"], ["--envs", "0"], ["--steps", "0"]):
+        with pytest.raises(SystemExit):
+            _gpu_check().main(["--size", "small", *bad, "--out", str(tmp_path)])
+        assert bad[0] + ":" in capsys.readouterr().err
     assert not os.listdir(tmp_path)
 
 

@@ -176,7 +176,10 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
               for r, runs in zip(rows, run_scores)]
     bench.write_text(json.dumps({**good, "losses": failed}))
     analyse.main(["walker2d:mixed"], str(tuned), str(results))
-    assert "Failed training runs (scored 0): " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Failed training runs (scored 0): " in out and " 1 of 60" in out
+    assert ("Sensitivity, decided after the failures were seen" in out) == any(
+        role == "b_star" or role.startswith("winner ") for role in plan["benches"][0]["roles"] if role in planted)
     counted = json.loads((tuned / "analysis.json").read_text())["failed_runs"]["walker2d:mixed"]
     assert {role: counted[role] for role in plan["benches"][0]["roles"] if role in planted} == \
         {role: 1 for role in plan["benches"][0]["roles"] if role in planted}
@@ -188,7 +191,15 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
     got = analyse.scores("walker2d", "mixed", str(tuned), str(results))["scores"][role]
     np.testing.assert_allclose(got, planted[role] + 1.0)
     unit, n = analyse.unit_scores(failed[0], "x")
-    assert n == 1 and unit[7] == 0.0 and unit[8] == rows[0]["per_seed"][8]
+    assert n == 1 and np.isnan(unit[7]) and unit[8] == rows[0]["per_seed"][8]
+    # the post-hoc sensitivity: failed runs dropped, not scored 0; none left on a dataset: not computable
+    finished = {"b_star": np.array([[10.0, 12.0], [20.0, 20.0], [30.0, 30.0]]),
+                "winner 0": np.array([[np.nan, 14.0], [25.0, 23.0], [31.0, np.nan]]),
+                "winner 1": np.array([[np.nan, np.nan], [20.0, 20.0], [34.0, 36.0]])}
+    drop = analyse.failures_dropped(finished, [0, 1])
+    assert drop["n"] == 3 and drop["mean"] == pytest.approx(((14 - 11) + (22 - 20) + (33 - 30)) / 3)
+    finished["winner 0"][0] = np.nan
+    assert analyse.failures_dropped(finished, [0, 1]) is None
     bench.write_text(json.dumps({**good, "losses": [{k: v for k, v in r.items() if k != "run_scores"} for r in failed]}))
     with pytest.raises(SystemExit, match="failed \\(non-finite loss\\) and its bench did not record"):
         analyse.main(["walker2d:mixed"], str(tuned), str(results))
@@ -208,7 +219,7 @@ def test_the_token_settings_benches_carry_its_language_and_readout(tmp_path, cap
     (here / "tune-lm-mixed" / "tuning.json").write_text(json.dumps({"choice": choice, "b_star": b_star}))
     (here / "tune-lm-mixed" / "B_STAR.json").write_text(json.dumps(b_star))
     (here / "readout-lm-mixed.json").write_text(json.dumps({"option": "prompts", "count": 1024}))
-    heldout.main("lm", "mixed", dry_run=True, here=str(here))
+    heldout.main("lm", "mixed", dry_run=True, here=str(here), results=str(tmp_path / "results"))
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("discover bench")]
     assert len(lines) == 2
     b_line = next(x for x in lines if "dpo_tsallis" in x)

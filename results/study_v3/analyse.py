@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 
@@ -32,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 sys.path.insert(0, ROOT)
 
-from discover import study  # noqa: E402
+from discover import stats, study  # noqa: E402
 
 sys.path.insert(0, HERE)
 import heldout  # noqa: E402
@@ -53,7 +54,7 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
     with open(path) as f:
         plan = json.load(f)
     digests = {}  # bench name -> its datasets' content digests: every bench of a setting the same
-    out = {"scores": {}, "about": {}, "failed_runs": {}, "episodes": plan["episodes"],
+    out = {"scores": {}, "finished": {}, "about": {}, "failed_runs": {}, "episodes": plan["episodes"],
            "data_seeds": plan["data_seeds"], "untuned_winners": plan.get("untuned_winners", []),
            "readout_met_threshold": plan.get("readout_met_threshold", True)}
     for b in plan["benches"]:
@@ -68,7 +69,8 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
         rows = {r["name"]: r for r in bench["losses"]}
         for role, name in b["roles"].items():
             units, failed = unit_scores(rows[name], f"{b['name']}: {name} ({role})")
-            out["scores"][role] = units.reshape(len(plan["data_seeds"]), -1).mean(axis=1)
+            out["scores"][role] = np.nan_to_num(units, nan=0.0).reshape(len(plan["data_seeds"]), -1).mean(axis=1)
+            out["finished"][role] = units.reshape(len(plan["data_seeds"]), -1)  # failed runs NaN
             out["failed_runs"][role] = failed
             out["about"][role] = {"name": name, "form": rows[name]["closed_form"],
                                   "recipe": f"{b['steps']} steps, lr {b['lr']:g}"}
@@ -85,15 +87,29 @@ def scores(task: str, setting: str, here: str = HERE, results: str = RESULTS) ->
 
 
 def unit_scores(row: dict, label: str) -> tuple[np.ndarray, int]:
-    """A bench row's per-unit scores and how many of its training runs failed: a failed
-    run scores 0, a random policy's level (PLAN.md, amendment 2)."""
+    """A bench row's per-unit scores (NaN for a failed run, which the analysis scores 0, a
+    random policy's level: PLAN.md, amendment 2) and how many of its training runs failed."""
     if not row.get("reason"):
         return np.array(row["per_seed"], float), 0
     if row.get("run_scores") is None:  # a bench written before rows recorded them
         raise SystemExit(f"{label} failed ({row['reason']}) and its bench did not record the scores of its runs "
                          "(run_scores): rerun that bench before analysing")
     units = np.array([np.nan if v is None else v for v in row["run_scores"]], float)
-    return np.nan_to_num(units, nan=0.0), int(np.isnan(units).sum())
+    return units, int(np.isnan(units).sum())
+
+
+def failures_dropped(finished: dict, searches: list[int]) -> dict | None:
+    """A sensitivity analysis made after seeing failures (not pre-registered, never the
+    verdict): each loss's per-dataset mean over its runs that finished, the winners'
+    mean over the winners that finished one; winners minus B* with the datasets as units.
+    None where a dataset is left with no finished run of B* or of every winner."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN means, checked below
+        b_star = np.nanmean(finished["b_star"], axis=1)
+        winners = np.nanmean(np.stack([np.nanmean(finished[f"winner {k}"], axis=1) for k in searches]), axis=0)
+    if not (np.isfinite(b_star).all() and np.isfinite(winners).all()):
+        return None
+    return stats.paired_difference(winners, b_star)
 
 
 def pick(task: str, setting: str, searches: list[int], results: str = RESULTS) -> int:
@@ -193,8 +209,15 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
             print(f"Winners that failed at every tuning recipe, benched at their search's recipe (PLAN.md, amendment "
                   f"4): {', '.join(found[s]['untuned_winners'])}.\n")
         failed = {r: n for r, n in found[s]["failed_runs"].items() if n}
-        print("Failed training runs (scored 0): " + (", ".join(f"{r} {n}" for r, n in failed.items()) if failed
-                                                      else "none") + ".\n")
+        runs = found[s]["finished"]["b_star"].size
+        print("Failed training runs (scored 0): " + (", ".join(f"{r} {n} of {runs}" for r, n in failed.items())
+                                                      if failed else "none") + ".\n")
+        if any(n for r, n in failed.items() if r.startswith("winner ") or r == "b_star"):
+            drop = failures_dropped(found[s]["finished"], e["search_numbers"])
+            print("Sensitivity, decided after the failures were seen (not pre-registered; not the verdict): failed "
+                  "runs dropped instead of scored 0, each loss's per-dataset mean over its finished runs, winners "
+                  "minus B* over datasets: " + (_ci(drop) if drop else "not computable (a dataset has no finished "
+                                                "run)") + ".\n")
         b = e["best_pick"]
         print(f"Secondary, the best of the {e['searches']} winners by its own search's held-out score (search "
               f"{b['search']}): {_ci(b)} over {b['n']} datasets, TOST p {b['p_tost']:.3g} (p values unadjusted; "

@@ -131,8 +131,14 @@ def mismatch(bench: dict, plan: dict, b: dict) -> str | None:
     return f"no row {', '.join(missing)}" if missing else None
 
 
-def main(task: str, setting: str, dry_run: bool, here: str = HERE, left_out: tuple[int, ...] = ()) -> None:
-    p = plan(task, setting, here, left_out)
+def main(task: str, setting: str, dry_run: bool, here: str = HERE, left_out: tuple[int, ...] = (),
+         results: str | None = None) -> None:
+    """Writes the plan and runs (or, ``dry_run``, prints) its benches; ``results``: where the
+    benches' folders are (the repository's results/; another only for a dry run)."""
+    results = results or os.path.join(ROOT, "results")
+    if not dry_run and os.path.realpath(results) != os.path.realpath(os.path.join(ROOT, "results")):
+        raise ValueError("the benches run under the repository's results/ (discover bench writes there)")
+    p = plan(task, setting, here, left_out, results=results)
     with open(os.path.join(here, f"heldout-{task}-{setting}.json"), "w") as f:
         json.dump(p, f, indent=1)
     for b in p["benches"]:
@@ -143,7 +149,7 @@ def main(task: str, setting: str, dry_run: bool, here: str = HERE, left_out: tup
                    "--datasets", str(DATASETS), "--data-seed", str(p["data_seeds"][0]), "--seeds", str(SEEDS),
                    "--steps", str(b["steps"]), "--lr", f"{b['lr']:g}", f"--{p['readout']}", str(p["episodes"]),
                    "--name", b["name"]]
-        res = os.path.join(ROOT, "results", b["name"], "results.json")
+        res = os.path.join(results, b["name"], "results.json")
         done = os.path.exists(res)
         if done and (problem := mismatch(_read(res, "a bench"), p, b)):
             raise SystemExit(f"{b['name']}/results.json is not this plan's bench: {problem}; move it away")

@@ -13,7 +13,11 @@ Every primitive has
 
 Stable forms: softplus(x) = logaddexp(x, 0); log_sigmoid(x) = -logaddexp(0, -x);
 log1mexp(x) = log(1 - exp(x)) switches between log(-expm1(x)) and log1p(-exp(x)) at
--log 2 (Maechler 2012), with both branches' inputs guarded.
+-log 2 (Maechler 2012), with both branches' inputs guarded; x >= 0, which a sequence
+whose every token has probability 1 in float32 gives (x = logp / len = 0 exactly), is
+taken as -2^-24, the float32 spacing below 1 (log1mexp = -16.6 there, not -inf, and no
+gradient flows through the guard). Without it, a log-odds loss of a policy trained that
+far has an infinite value or a NaN gradient, and its run fails.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class sigmoid(sympy.Function):
 
 
 class log1mexp(sympy.Function):
-    """log1mexp(x) = log(1 - exp(x)), for x < 0."""
+    """log1mexp(x) = log(1 - exp(x)), for x < 0 (lowered with a guard at x >= 0: see above)."""
 
     def fdiff(self, argindex=1):
         x = self.args[0]
@@ -142,7 +146,12 @@ def _sigmoid(x):
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
+# log1mexp's input where x >= 0: a probability of 1 in float32 counts as 1 - 2^-24.
+LOG1MEXP_EDGE = -(2.0 ** -24)
+
+
 def _log1mexp(x):
+    x = jnp.where(x < 0, x, LOG1MEXP_EDGE)
     small = x > -math.log(2.0)
     a = jnp.where(small, x, -1.0)
     b = jnp.where(small, -1.0, x)
@@ -156,7 +165,9 @@ SOURCE_HELPERS = {
         "sigmoid": "def sigmoid(x):\n    return 0.5 * jnp.tanh(0.5 * x) + 0.5\n",
         "log1mexp": (
             "def log1mexp(x):\n"
-            "    \"\"\"log(1 - exp(x)) for x < 0, stable at both ends (Maechler 2012).\"\"\"\n"
+            "    \"\"\"log(1 - exp(x)) for x < 0, stable at both ends (Maechler 2012); x >= 0 (a\n"
+            "    probability of 1 in float32) counts as -2**-24, so the value stays finite.\"\"\"\n"
+            "    x = jnp.where(x < 0, x, -2.0 ** -24)\n"
             "    small = x > -0.6931471805599453\n"
             "    a = jnp.where(small, x, -1.0)\n"
             "    b = jnp.where(small, -1.0, x)\n"
@@ -169,7 +180,9 @@ SOURCE_HELPERS = {
         "sigmoid": "def sigmoid(x):\n    return 0.5 * torch.tanh(0.5 * x) + 0.5\n",
         "log1mexp": (
             "def log1mexp(x):\n"
-            "    \"\"\"log(1 - exp(x)) for x < 0, stable at both ends (Maechler 2012).\"\"\"\n"
+            "    \"\"\"log(1 - exp(x)) for x < 0, stable at both ends (Maechler 2012); x >= 0 (a\n"
+            "    probability of 1 in float32) counts as -2**-24, so the value stays finite.\"\"\"\n"
+            "    x = torch.where(x < 0, x, torch.full_like(x, -2.0 ** -24))\n"
             "    small = x > -0.6931471805599453\n"
             "    a = torch.where(small, x, torch.full_like(x, -1.0))\n"
             "    b = torch.where(small, torch.full_like(x, -1.0), x)\n"

@@ -198,6 +198,7 @@ def test_the_analysis_reads_the_benches_and_gives_a_verdict(tuned, tmp_path, cap
                 "winner 1": np.array([[np.nan, np.nan], [20.0, 20.0], [34.0, 36.0]])}
     drop = analyse.failures_dropped(finished, [0, 1])
     assert drop["n"] == 3 and drop["mean"] == pytest.approx(((14 - 11) + (22 - 20) + (33 - 30)) / 3)
+    assert drop["thinned"] == [0]  # winner 1 finished no run on the first dataset
     finished["winner 0"][0] = np.nan
     assert analyse.failures_dropped(finished, [0, 1]) is None
     bench.write_text(json.dumps({**good, "losses": [{k: v for k, v in r.items() if k != "run_scores"} for r in failed]}))

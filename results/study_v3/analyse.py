@@ -98,18 +98,27 @@ def unit_scores(row: dict, label: str) -> tuple[np.ndarray, int]:
     return units, int(np.isnan(units).sum())
 
 
-def failures_dropped(finished: dict, searches: list[int]) -> dict | None:
+def _finished_means(finished: dict, role: str) -> np.ndarray:
+    """A role's per-dataset mean over its finished runs (NaN where none finished)."""
+    runs = finished[role]
+    done = np.isfinite(runs).sum(axis=1)
+    return np.where(done > 0, np.nansum(runs, axis=1) / np.maximum(done, 1), np.nan)
+
+
+def failures_dropped(finished: dict, searches: list[int], against: str = "b_star") -> dict | None:
     """A sensitivity analysis made after seeing failures (not pre-registered, never the
-    verdict): each loss's per-dataset mean over its runs that finished, the winners'
-    mean over the winners that finished one; winners minus B* with the datasets as units.
-    None where a dataset is left with no finished run of B* or of every winner."""
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN means, checked below
-        b_star = np.nanmean(finished["b_star"], axis=1)
-        winners = np.nanmean(np.stack([np.nanmean(finished[f"winner {k}"], axis=1) for k in searches]), axis=0)
-    if not (np.isfinite(b_star).all() and np.isfinite(winners).all()):
+    verdict): each loss's per-dataset mean over its runs that finished, the winners' mean
+    over the winners that finished one; winners minus ``against`` (a role) with the
+    datasets as units (t over datasets: the spread between searches is not in it), and
+    the datasets where some winner finished no run. None where a dataset is left with no
+    finished run of ``against`` or of every winner."""
+    base = _finished_means(finished, against)
+    per = np.stack([_finished_means(finished, f"winner {k}") for k in searches])
+    have = np.isfinite(per)
+    winners = np.where(have.any(axis=0), np.nansum(per, axis=0) / np.maximum(have.sum(axis=0), 1), np.nan)
+    if not (np.isfinite(base).all() and np.isfinite(winners).all()):
         return None
-    return stats.paired_difference(winners, b_star)
+    return {**stats.paired_difference(winners, base), "thinned": np.flatnonzero(~have.all(axis=0)).tolist()}
 
 
 def pick(task: str, setting: str, searches: list[int], results: str = RESULTS) -> int:
@@ -213,11 +222,33 @@ def main(settings: list[str], here: str = HERE, results: str = RESULTS) -> None:
         print("Failed training runs (scored 0): " + (", ".join(f"{r} {n} of {runs}" for r, n in failed.items())
                                                       if failed else "none") + ".\n")
         if any(n for r, n in failed.items() if r.startswith("winner ") or r == "b_star"):
-            drop = failures_dropped(found[s]["finished"], e["search_numbers"])
-            print("Sensitivity, decided after the failures were seen (not pre-registered; not the verdict): failed "
-                  "runs dropped instead of scored 0, each loss's per-dataset mean over its finished runs, winners "
-                  "minus B* over datasets: " + (_ci(drop) if drop else "not computable (a dataset has no finished "
-                                                "run)") + ".\n")
+            fin, ks = found[s]["finished"], e["search_numbers"]
+            drop = failures_dropped(fin, ks)
+            text = ("Sensitivity, decided after the failures were seen (not pre-registered; not the verdict): failed "
+                    "runs dropped instead of scored 0, each loss's per-dataset mean over its finished runs, t over "
+                    "datasets (the spread between searches left out). This favours a loss that fails: a run that "
+                    "diverged is removed, not counted. Winners minus B*: ")
+            if drop is None:
+                text += "not computable (a dataset has no finished run)"
+            else:
+                text += _ci(drop)
+                if drop["thinned"]:
+                    seeds = [str(found[s]["data_seeds"][j]) for j in drop["thinned"]]
+                    text += f" (on data seeds {', '.join(seeds)} some winner finished no run; the mean there is of the others)"
+                for role in (r for r, n in failed.items() if r.startswith("zoo ") and n):
+                    name = about[role]["name"]
+                    zoo_vs = stats.paired_difference(_finished_means(fin, role), _finished_means(fin, "b_star"))
+                    text += f"; {name} minus B*, treated alike: {_ci(zoo_vs)}"
+                    if (vs := failures_dropped(fin, ks, role)) is not None:
+                        text += f"; winners minus {name}: {_ci(vs)}"
+            print(text + ".\n")
+        if s.startswith("lm:"):  # PLAN.md, amendment 9: B*'s held-out level and headroom beside the verdict
+            level = float(np.mean(x["b_star"]))
+            mde = verdicts[s]["mde"][f"{verdicts[s]['alpha_first_step']:g}"]
+            print(f"B*'s held-out score {level:.1f} of 100 leaves {100 - level:.1f} points of headroom; the MDE "
+                  f"({mde:.1f}) {'exceeds' if mde > 100 - level else 'is within'} it"
+                  + (", so a *better* verdict was out of reach by design" if mde > 100 - level else "")
+                  + " (PLAN.md, amendments 8 and 9: the setting was kept against the plan's entry rule).\n")
         b = e["best_pick"]
         print(f"Secondary, the best of the {e['searches']} winners by its own search's held-out score (search "
               f"{b['search']}): {_ci(b)} over {b['n']} datasets, TOST p {b['p_tost']:.3g} (p values unadjusted; "

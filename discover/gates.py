@@ -3,7 +3,9 @@
 The probe inputs are the evaluator's own realistic terminals (the reference's
 log-likelihoods and lengths on its data) with the policy moved off the reference by
 margins out to +-``margin`` (the range training produces), split between the two
-responses and kept below 0, and training progress t across [0, 1]. A loss whose value
+responses and capped at 0 (so exactly 0 is probed too: a response whose every token has
+probability 1 in float32, which long training reaches), and training progress t across
+[0, 1]. A loss whose value
 or gradient with respect to the log-likelihoods is non-finite anywhere there would stop
 training, so it is rejected with that reason before it costs a training run. Programs
 are checked in fixed-size chunks, so the gate compiles once per run.
@@ -27,8 +29,8 @@ def probe_inputs(evaluator: Evaluator, margin: float, n: int = 64) -> jnp.ndarra
     rng = np.random.default_rng(12345)
     x = evaluator.terminal_sample(n, rng)
     margins = np.concatenate([np.linspace(-margin, margin, n // 2), rng.normal(0, 5, n - n // 2)])
-    logp_w = np.minimum(x["ref_w"] + margins / 2, -1e-3)
-    logp_l = np.minimum(x["ref_l"] - margins / 2, -1e-3)
+    logp_w = np.minimum(x["ref_w"] + margins / 2, 0.0)
+    logp_l = np.minimum(x["ref_l"] - margins / 2, 0.0)
     return interpreter.terminal_matrix(dict(x, logp_w=logp_w, logp_l=logp_l, t=np.linspace(0, 1, n)))
 
 

@@ -255,3 +255,26 @@ def test_bad_run_requests(tmp_path, finished):
         RunStore.open(str(bad)).latest_checkpoint()
     with pytest.raises(RunError, match="population must be at least 2"):
         SearchConfig(population=1).validate()
+
+
+def test_the_gate_probes_a_response_with_probability_one():
+    """Training can drive a response's log-likelihood to 0 exactly in float32: the gate's
+    probe inputs reach it, so a loss with a pole there (log of -logp) is rejected before
+    training, while the log-odds losses, guarded at that point, pass."""
+    from discover.gates import ProbeGate, probe_inputs
+    from grammar import interpreter
+    from grammar.expr import Scope, parse
+    from toy_evaluator import ToyEvaluator
+
+    ev = ToyEvaluator()
+    terms = np.asarray(probe_inputs(ev, 1000.0))
+    rows = {k: i for i, k in enumerate(interpreter.TERMINALS)}
+    assert (terms[rows["logp_w"]] == 0.0).any() and (terms[rows["logp_l"]] == 0.0).any()
+    assert (terms[rows["logp_w"]] <= 0.0).all() and (terms[rows["logp_l"]] <= 0.0).all()
+    gate = ProbeGate(ev, 4, 1000.0)
+    pole = parse("-log_sigmoid(beta * (logp_w - logp_l)) + log(-logp_w)", Scope(constants=("beta",)))
+    reasons = gate.reasons([zoo.ZOO["dpo_log_odds"].expr, zoo.ZOO["orpo"].expr, zoo.ZOO["dpo"].expr, pole],
+                           [zoo.ZOO["dpo_log_odds"].constants, zoo.ZOO["orpo"].constants, {"beta": 0.1},
+                            {"beta": 0.1}])
+    assert reasons[:3] == [None, None, None]
+    assert reasons[3] and "on probe inputs" in reasons[3]

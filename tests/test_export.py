@@ -184,34 +184,38 @@ def test_trl_template_is_valid_python(tmp_path):
     assert "def dpo_loss" not in src
 
 
-@pytest.mark.parametrize("name", ["dpo_log_odds", "orpo"])
-def test_log_odds_losses_stay_finite_where_a_response_has_probability_one(tmp_path, name):
+def test_log_odds_losses_stay_finite_where_a_response_has_probability_one(tmp_path):
     """A policy trained long enough gives some response probability 1 in float32 (logp = 0
     exactly), the pole of the log-odds mirror log(p / (1 - p)): its value and gradients stay
     finite in the engine's lowering, the interpreter that trains and both exports, and
     every input below the pole gives what it gave before the guard."""
     from grammar import interpreter, primitives
 
-    z = zoo.ZOO[name]
-    x = pair_inputs(np.random.default_rng(1), 8)
-    x["logp_w"][:3] = [0.0, -1e-9, -1e-3]  # the pole, a float32 input just below it, and a usual one
-    x["logp_l"][3] = 0.0
-    inputs = {k: jnp.asarray(v, jnp.float32) for k, v in x.items()}
-    consts = {k: jnp.float32(v) for k, v in z.constants.items()}
-    fn = lowering.lower(z.expr)
-    value = np.asarray(fn(inputs, consts))
-    grads = jax.grad(lambda i: fn(i, consts).sum())(inputs)
-    assert np.all(np.isfinite(value)), value
-    for k in ("logp_w", "logp_l"):
-        assert np.all(np.isfinite(np.asarray(grads[k]))), (k, grads[k])
     shape = interpreter.ProgramShape(96, 8)
-    prog = interpreter.encode(z.expr, shape)
-    terms = interpreter.terminal_matrix(inputs)
-    cvec = jnp.asarray(prog.constant_vector(z.constants, shape))
-    iv, ig = jax.value_and_grad(lambda tm: interpreter.evaluate(prog.arrays(), tm, cvec, "switch").sum())(terms)
-    assert np.isfinite(float(iv)) and np.all(np.isfinite(np.asarray(ig)))
-    for fmt in ("jax", "torch"):  # the exported helpers carry the same guard
-        check_export(tmp_path, z.expr, z.constants, fmt, x)
+
+    @jax.jit
+    def trained(program, terms, consts):  # the interpreter as the trainer runs it, compiled once
+        return jax.value_and_grad(lambda tm: interpreter.evaluate(program, tm, consts, "switch").sum())(terms)
+
+    for name in ("dpo_log_odds", "orpo"):
+        z = zoo.ZOO[name]
+        x = pair_inputs(np.random.default_rng(1), 8)
+        x["logp_w"][:3] = [0.0, -1e-9, -1e-3]  # the pole, a float32 input just below it, and a usual one
+        x["logp_l"][3] = 0.0
+        inputs = {k: jnp.asarray(v, jnp.float32) for k, v in x.items()}
+        consts = {k: jnp.float32(v) for k, v in z.constants.items()}
+        fn = lowering.lower(z.expr)
+        value = np.asarray(fn(inputs, consts))
+        grads = jax.grad(lambda i: fn(i, consts).sum())(inputs)
+        assert np.all(np.isfinite(value)), (name, value)
+        for k in ("logp_w", "logp_l"):
+            assert np.all(np.isfinite(np.asarray(grads[k]))), (name, k, grads[k])
+        prog = interpreter.encode(z.expr, shape)
+        iv, ig = trained(prog.arrays(), interpreter.terminal_matrix(inputs),
+                         jnp.asarray(prog.constant_vector(z.constants, shape)))
+        assert np.isfinite(float(iv)) and np.all(np.isfinite(np.asarray(ig))), name
+        for fmt in ("jax", "torch"):  # the exported helpers carry the same guard
+            check_export(tmp_path, z.expr, z.constants, fmt, x)
     # below the pole, the guard changes nothing
     below = jnp.asarray([-1e-9, -2.0 ** -24, -1e-3, -0.5, -0.7, -3.0, -80.0], jnp.float32)
     unguarded = jnp.where(below > -np.log(2.0), jnp.log(-jnp.expm1(below)), jnp.log1p(-jnp.exp(below)))

@@ -8,7 +8,8 @@ takes a few minutes; ``--size small`` runs the same steps with small shapes on t
 pendulum, and is how it is tested on a CPU (``tests/test_backends.py``).
 
     python benchmarks/gpu_check.py [--size full|small] [--checks parity,rollouts,generations,large]
-                                   [--envs 512,2048] [--steps 1000] [--out results/benchmarks]
+                                   [--envs 512,2048] [--steps 1000] [--no-halving]
+                                   [--out results/benchmarks]
 
 ``--envs`` and ``--steps`` change the rollout check's batch sizes and control steps; the
 header records ``XLA_FLAGS`` when set, so that runs under different XLA options (one
@@ -149,7 +150,8 @@ def trainer_and_generation(size: dict, tmp: str) -> list[str]:
              f"{cfg.train.batch_pairs} pairs): {runs} runs in {ev.timing['train_s']:.1f} s -> "
              f"{3600 * runs / ev.timing['train_s']:,.0f} training runs (loss x seed) per hour; scoring on MJX "
              f"{ev.timing['score_s']:.1f} s"]
-    return lines + search_generations(size, tmp, size["population"], size["generations"])
+    return lines + search_generations(size, tmp, size["population"], size["generations"],
+                                      halving=size.get("halving", True))
 
 
 def large_population(size: dict, tmp: str) -> list[str]:
@@ -252,6 +254,9 @@ def main(argv=None) -> str:
                          "the size; only the full size has large)")
     ap.add_argument("--envs", default=None, help="the rollout check's batch sizes, comma-separated")
     ap.add_argument("--steps", type=int, default=None, help="the rollout check's control steps")
+    ap.add_argument("--no-halving", action="store_true",
+                    help="the generations check without successive halving: one training and one scoring call "
+                         "per generation")
     ap.add_argument("--out", default=os.path.join("results", "benchmarks"))
     args = ap.parse_args(argv)
     size = dict(SIZES[args.size])
@@ -262,6 +267,7 @@ def main(argv=None) -> str:
                 raise ValueError(args.envs)
     except ValueError:
         ap.error(f"--envs: {args.envs!r} is not a comma-separated list of positive integers")
+    size["halving"] = not args.no_halving
     if args.steps is not None:
         if args.steps < 1:
             ap.error(f"--steps: {args.steps} is not a positive number of control steps")
@@ -275,12 +281,12 @@ def main(argv=None) -> str:
         ap.error(f"--checks large: --size {args.size} has no large population")
     chosen = [c for c in CHECKS if c in chosen]
     started = time.perf_counter()
-    lines = [f"gpu_check --size {args.size} --checks {','.join(chosen)} on "
+    lines = [f"gpu_check --size {args.size} --checks {','.join(chosen)}{' --no-halving' if args.no_halving else ''} on "
              f"{platform.node() or 'unknown'}, {time.strftime('%Y-%m-%d')}: {_versions()}"
              + (f"; XLA_FLAGS={os.environ['XLA_FLAGS']}" if os.environ.get("XLA_FLAGS") else "")]
     print(lines[0], flush=True)
     os.makedirs(args.out, exist_ok=True)
-    which = "" if chosen == applicable else "-" + "_".join(chosen)
+    which = ("" if chosen == applicable else "-" + "_".join(chosen)) + ("-nohalving" if args.no_halving else "")
     path = os.path.join(args.out, f"gpu_check-{jax.default_backend()}-{args.size}-{time.strftime('%Y-%m-%d')}{which}.txt")
 
     def write(ok: bool | None = None) -> None:

@@ -121,8 +121,9 @@ def test_gpu_check_refuses_unknown_checks_before_any_work(tmp_path, capsys):
 @pytest.mark.slow
 def test_gpu_check_small_mode_on_cpu(tmp_path):
     """The one-shot GPU check runs end to end on the CPU in its small mode (pendulum)."""
-    out = _gpu_check().main(["--size", "small", "--out", str(tmp_path)])
+    out = _gpu_check().main(["--size", "small", "--no-halving", "--out", str(tmp_path)])  # small never halves
     text = open(out).read()
+    assert out.endswith("-nohalving.txt") and " --no-halving on " in text.splitlines()[0]
     assert "FAILED" not in text, text
     for fragment in ("parity", "MJX rollouts", "training runs (loss x seed) per hour", "generation 1 of",
                      "steady state at population 4 (generations 1-1)", "candidate trainings (loss x seed) per hour including"):

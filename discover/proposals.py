@@ -19,6 +19,7 @@ import dataclasses
 
 import jax
 import numpy as np
+import sympy
 
 from discover import records, variation
 from discover.constant_search import ConstantSearch
@@ -34,11 +35,19 @@ from grammar.language import Grammar
 
 def record(cand: Candidate, generation: int, **fields) -> dict:
     """The log record of a candidate (the JSON dict the run store keeps), unscored unless
-    ``fields`` score it."""
+    ``fields`` score it. A rejected candidate (``reason`` in ``fields``) is never trained or
+    ranked, so its ``closed_form`` and ``complexity`` are of its expression as written, not
+    simplified: simplifying it cost up to seconds per rejection (most of a large first
+    generation's proposals)."""
+    if fields.get("reason"):
+        written = symbolic.to_sympy(cand.expr)
+        form, size = sympy.sstr(written), sum(1 for _ in sympy.preorder_traversal(written))
+    else:
+        form, size = symbolic.text(cand.expr), symbolic.complexity(cand.expr)
     rec = {
         "generation": generation, "key": cand.key, "hash": cand.hash,
         "derivation": derivation.to_text(cand.node), "expression": to_text(cand.expr),
-        "closed_form": symbolic.text(cand.expr), "complexity": symbolic.complexity(cand.expr),
+        "closed_form": form, "complexity": size,
         "constants": cand.constants, "origin": cand.origin, "parents": list(cand.parents),
         "fitness": None, "spread": None, "per_seed": None, "reason": None, "trained": False,
     }

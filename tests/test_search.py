@@ -278,3 +278,27 @@ def test_the_gate_probes_a_response_with_probability_one():
                             {"beta": 0.1}])
     assert reasons[:3] == [None, None, None]
     assert reasons[3] and "on probe inputs" in reasons[3]
+
+
+def test_a_rejected_candidate_is_recorded_as_written_not_simplified(mirror):
+    """Simplifying a rejected candidate's closed form cost up to seconds each (most of a
+    large first generation's proposals): its record keeps the expression as written; a
+    candidate that is trained keeps the simplified closed form."""
+    import sympy
+
+    from discover.proposals import record
+    from discover.records import Candidate
+    from grammar import derivation, symbolic
+
+    for seed in range(100):  # a tree whose simplified form differs from the form as written
+        node = derivation.ramped_half_and_half(mirror, np.random.default_rng(seed), 1, max_depth=4)[0]
+        expr = derivation.expand(mirror, node)
+        if sympy.sstr(symbolic.to_sympy(expr)) != symbolic.text(expr):
+            break
+    c = Candidate(node, expr, {}, symbolic.canonical_hash(expr), "random")
+    rejected, kept = record(c, 0, reason="non-finite loss on probe inputs"), record(c, 0)
+    written = symbolic.to_sympy(expr)
+    assert rejected["closed_form"] == sympy.sstr(written)
+    assert rejected["complexity"] == sum(1 for _ in sympy.preorder_traversal(written))
+    assert kept["closed_form"] == symbolic.text(expr) and kept["complexity"] == symbolic.complexity(expr)
+    assert rejected["reason"] and not kept["reason"]

@@ -22,15 +22,14 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # the toy evaluator
 
 
-def build(population: int, grammar: str, simplified_rejections: bool) -> tuple[float, int, int]:
+def build(evaluator, population: int, grammar: str, simplified_rejections: bool) -> tuple[float, int, int]:
+    import sympy.core.cache
+
     from discover import proposals
     from discover.search import Search, SearchConfig
     from discover.store import RunStore
     from grammar import load as load_grammar
     from grammar import symbolic
-    from toy_evaluator import ToyEvaluator
-
-    import sympy.core.cache
 
     symbolic.closed_form.cache_clear()
     symbolic.canonical.cache_clear()
@@ -46,7 +45,7 @@ def build(population: int, grammar: str, simplified_rejections: bool) -> tuple[f
     cfg = SearchConfig(population=population, generations=1, halving=False)
     store = RunStore.create(os.path.join(tempfile.mkdtemp(), "p"), "bench", {"search": cfg.to_dict(),
                             "experiment": {}, "grammar_name": g.name}, g.path)
-    search = Search(g, _EVALUATOR[0], cfg, store, report=lambda i: None, phase=lambda m: None)
+    search = Search(g, evaluator, cfg, store, report=lambda i: None, phase=lambda m: None)
     if simplified_rejections:
         proposals.record = simplified
     try:
@@ -55,9 +54,6 @@ def build(population: int, grammar: str, simplified_rejections: bool) -> tuple[f
         return time.perf_counter() - t0, len(batch.candidates), len(batch.rejected)
     finally:
         proposals.record = original
-
-
-_EVALUATOR: list = []
 
 
 def main() -> None:
@@ -69,14 +65,14 @@ def main() -> None:
         ap.error("--population must be positive")
     from toy_evaluator import ToyEvaluator
 
-    _EVALUATOR.append(ToyEvaluator())
+    evaluator = ToyEvaluator()
     t0 = time.perf_counter()
-    build(args.population, args.grammar, False)  # warm-up: the probe gate's compilation for this population
+    build(evaluator, args.population, args.grammar, False)  # warm-up: the probe gate's compilation for this population
     print(f"warm-up (the probe gate compiled for {args.population}): {time.perf_counter() - t0:.1f} s", flush=True)
-    before, n, rejected = build(args.population, args.grammar, True)
+    before, n, rejected = build(evaluator, args.population, args.grammar, True)
     print(f"generation 0, rejected candidates simplified (as before): {before:.1f} s "
           f"({n} candidates, {rejected} rejected)", flush=True)
-    after, n, rejected = build(args.population, args.grammar, False)
+    after, n, rejected = build(evaluator, args.population, args.grammar, False)
     print(f"generation 0, rejected candidates as written (today): {after:.1f} s "
           f"({n} candidates, {rejected} rejected)")
     print(f"ratio: {before / after:.2f}x")

@@ -23,7 +23,6 @@ the tuning units.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -35,22 +34,22 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 import analyse  # noqa: E402
+import heldout  # noqa: E402
 from discover import study  # noqa: E402
 
 OLD = "study-heldout-lm-mixed-s800-lr0.0012"
 NEW = "study-posthoc-lm-mixed-guard-s800-lr0.0012"
 
 
-def _rows(name: str) -> dict:
-    with open(os.path.join(analyse.RESULTS, name, "results.json")) as f:
-        bench = json.load(f)
+def _rows(name: str) -> tuple[dict, dict]:
+    """A bench's results and its rows by loss name."""
+    bench = heldout._read(os.path.join(analyse.RESULTS, name, "results.json"), "a bench")
     return bench, {r["name"]: r for r in bench["losses"]}
 
 
 def main() -> None:
     found = analyse.scores("lm", "mixed")
-    with open(os.path.join(HERE, "heldout-lm-mixed.json")) as f:
-        plan = json.load(f)
+    plan = heldout._read(os.path.join(HERE, "heldout-lm-mixed.json"), "the held-out plan")
     roles = next(b["roles"] for b in plan["benches"] if b["name"] == OLD)
     old_bench, old = _rows(OLD)
     new_bench, new = _rows(NEW)

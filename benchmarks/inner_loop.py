@@ -7,9 +7,13 @@ steady state of every later generation. Compile time is the difference.
 
     python benchmarks/inner_loop.py [--task hopper] [--population 32] [--seeds 3] [--datasets 3]
     python benchmarks/inner_loop.py --modes map,batched --repeats 2   # the CPU trainer's two layouts
+    python benchmarks/inner_loop.py --modes map,batched:8,batched:16  # MODE:RUNS, runs per chunk
 
 It also prints the trainer's achieved GFLOP/s next to a large float32 matmul's, measured
-in the same run (the ratio is what counts on a shared machine).
+in the same run (the ratio is what counts on a shared machine), and next to the ceiling
+of the policy's own matrix products: each layer's three products of a training step
+(forward, input gradient, weight gradient) at the shapes one run has, timed bare, with
+nothing between them.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ def main():
     ap.add_argument("--steps", type=int, default=TrainConfig.steps)
     ap.add_argument("--batch", type=int, default=TrainConfig.batch_pairs)
     ap.add_argument("--episodes", type=int, default=EvalConfig.episodes, help="evaluation episodes per trained policy")
-    ap.add_argument("--modes", default="auto", help="comma-separated trainer modes to compare (e.g. map,batched)")
+    ap.add_argument("--modes", default="auto",
+                    help="comma-separated trainer modes to compare (e.g. map,batched; MODE:N trains N runs per chunk)")
     ap.add_argument("--repeats", type=int, default=1, help="later generations per mode (alternating; best counts)")
     args = ap.parse_args()
 
@@ -71,6 +76,9 @@ def main():
     rng, seen = np.random.default_rng(0), set()
     pops = [population(g, rng, args.population, seen) for _ in range(2)]
     modes = [cfg.train.resolved_mode() if m == "auto" else m for m in args.modes.split(",")]
+    for m in modes:
+        if m.split(":")[0] not in trainer.CHUNK:
+            raise SystemExit(f"--modes: {m!r} is not one of {', '.join(trainer.CHUNK)} (optionally :RUNS)")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX {jax.__version__} "
           f"({jax.default_backend()}), trainer modes {', '.join(modes)} (auto: {cfg.train.resolved_mode()}); "
           f"{args.task} {args.setting}: {args.population} losses x {args.seeds} seeds, {args.steps} steps x "
@@ -80,8 +88,12 @@ def main():
     runs = args.population * args.seeds
     flops = trainer_flops(cfg, exp) * runs
 
-    def generation(pop, mode):
+    chunks = dict(trainer.CHUNK)
+
+    def generation(pop, spec):
         # The same evaluator (datasets, references, scoring) with only the trainer's layout changed.
+        mode, _, runs_per_chunk = spec.partition(":")
+        trainer.CHUNK[mode] = int(runs_per_chunk) if runs_per_chunk else chunks[mode]
         exp.config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mode=mode))
         t0, c0 = time.perf_counter(), time.process_time()
         timing = exp.evaluate([e for e, _ in pop], [c for _, c in pop], list(range(args.seeds))).timing
@@ -93,6 +105,7 @@ def main():
         for mode in modes:
             later[mode].append(generation(pops[1], mode))
     peak = matmul_gflops()
+    ceiling = layer_ceiling_gflops(cfg, exp)
     best = {}
     for mode in modes:
         t = min(later[mode], key=lambda x: x["wall_s"])
@@ -107,9 +120,11 @@ def main():
               f"{60 * args.population / t['wall_s']:.0f} candidates/min, {runs / t['train_s']:.1f} trainings/s"
               f"  [each: {each} s]")
         print(f"[{mode}] trainer: {achieved:.2f} GFLOP/s (policy forward and backward only); ratio to the matmul "
-              f"{achieved / peak:.3f}")
+              f"{achieved / peak:.3f}, to the layers' ceiling {achieved / ceiling:.3f}")
     print(f"a 2048 x 2048 float32 matmul on this machine: {peak:.1f} GFLOP/s (measured after the generations); "
           f"load average {os.getloadavg()[0]:.1f} at the end; compilations: {trainer.compilations()}")
+    print(f"the layers' ceiling: the policy's matrix products of one run's training step, bare: {ceiling:.1f} "
+          f"GFLOP/s, {ceiling / peak:.3f} of the large matmul (what these shapes allow with nothing else to do)")
     if len(modes) > 1:
         a, b = modes[0], modes[-1]
         print(f"{b} vs {a}: training {best[a]['train_s'] / best[b]['train_s']:.2f}x faster, generation "
@@ -123,6 +138,36 @@ def trainer_flops(cfg, exp) -> float:
     weights = sum(int(np.prod(np.shape(v))) for k, v in exp.reference.items() if k.startswith("w"))
     per_step = 3 * 2 * weights
     return float(cfg.train.steps * cfg.train.batch_pairs * 2 * cfg.dataset.segment * per_step)
+
+
+def layer_ceiling_gflops(cfg, exp, repeats: int = 200) -> float:
+    """GFLOP/s of the policy's matrix products of one training step of one run, each timed
+    bare (jitted alone, best of 3 x ``repeats``): per layer of K inputs and N outputs over
+    M = pairs x 2 x segment rows, the forward (M, K) @ (K, N), the input gradient
+    (M, N) @ (N, K) and the weight gradient (K, M) @ (M, N). The trainer does the same
+    arithmetic and the rest (activations, the likelihood, the loss, Adam) besides."""
+    import jax.numpy as jnp
+
+    m = cfg.train.batch_pairs * 2 * cfg.dataset.segment
+    flops = seconds = 0.0
+    for k, v in exp.reference.items():
+        if not k.startswith("w"):
+            continue
+        kk, n = np.shape(v)
+        for a, b in (((m, kk), (kk, n)), ((m, n), (n, kk)), ((kk, m), (m, n))):
+            x, y = jnp.ones(a, jnp.float32), jnp.ones(b, jnp.float32)
+            f = jax.jit(lambda x, y: x @ y)
+            f(x, y).block_until_ready()
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for _ in range(repeats):
+                    r = f(x, y)
+                r.block_until_ready()
+                best = min(best, (time.perf_counter() - t0) / repeats)
+            flops += 2 * a[0] * a[1] * b[1]
+            seconds += best
+    return flops / seconds / 1e9
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:

@@ -52,7 +52,9 @@ class ConstantSearch:
         """New constant settings for structure ``h`` (its strategy started at ``best`` on
         first use), in the constants' own ranges."""
         es, params = self._strategy(len(names))
-        if h not in self.states:
+        # One canonical structure can be written with a constant that cancels (its records then
+        # differ in their constants): a strategy over other constants starts afresh.
+        if h not in self.states or self.states[h]["names"] != names:
             mean = jnp.asarray([g.constants[n].to_unit(best[n]) for n in names], jnp.float32)
             self.states[h] = {"names": names, "state": es.init(jax.random.PRNGKey(0), mean, params),
                               "derivation": derivation.to_text(node)}
@@ -61,6 +63,14 @@ class ConstantSearch:
         entry["asked"] = np.asarray(pop)
         return [{n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, row)}
                 for row in entry["asked"]]
+
+    def center(self, g: Grammar, h: str) -> dict[str, float]:
+        """Structure ``h``'s strategy's mean, in the constants' own ranges: its current
+        estimate of the best setting, which under noisy fitness is better informed than
+        any one sample it has been told (every sample's fitness moved it)."""
+        entry = self.states[h]
+        mean = np.asarray(entry["state"].mean)
+        return {n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(entry["names"], mean)}
 
     def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
         """Updates structure ``h``'s strategy with the fitness of the settings it last asked

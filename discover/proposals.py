@@ -213,21 +213,24 @@ class Proposals:
             node = derivation.parse_derivation(self.grammar, rec["derivation"])
             names = sorted(rec["constants"])
             settings = self.es.ask(self.grammar, h, node, names, rec["constants"], jax.random.fold_in(key, j))
-            slots = []
-            for c in (self.make(node, s, "es", [rec["key"]]) for s in settings):
-                if c.key in cache or c.key in out.keys:
-                    out.cache_hits += 1
-                    slots.append(EsSlot("known", key=c.key))
-                    continue
-                out.keys.add(c.key)
-                reason = derivation.check(self.grammar, c.node, c.expr) or self.probe([c])[0]
-                if reason:
-                    out.rejected.append(record(c, gen, reason=reason))
-                    slots.append(EsSlot("rejected"))
-                else:
-                    out.candidates.append(c)
-                    slots.append(EsSlot("new", index=len(out.candidates) - 1))
-            out.es_slots[h] = slots
+            out.es_slots[h] = [self._propose(gen, out, cache, self.make(node, s, "es", [rec["key"]]))
+                               for s in settings]
+            if self.config.es_center:  # not a slot: the strategy is not told its score
+                self._propose(gen, out, cache, self.make(node, self.es.center(self.grammar, h), "es-center",
+                                                         [rec["key"]]))
+
+    def _propose(self, gen: int, out: Batch, cache: dict[str, dict], c: Candidate) -> EsSlot:
+        """``c`` joins the batch if it is new and valid (a rejection is recorded); where it went."""
+        if c.key in cache or c.key in out.keys:
+            out.cache_hits += 1
+            return EsSlot("known", key=c.key)
+        out.keys.add(c.key)
+        reason = derivation.check(self.grammar, c.node, c.expr) or self.probe([c])[0]
+        if reason:
+            out.rejected.append(record(c, gen, reason=reason))
+            return EsSlot("rejected")
+        out.candidates.append(c)
+        return EsSlot("new", index=len(out.candidates) - 1)
 
     def es_targets(self, cache: dict[str, dict]) -> list[tuple[str, dict]]:
         """The structures whose constants the constant search tunes: the ``es_trees`` best that have constants."""

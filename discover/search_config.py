@@ -37,6 +37,10 @@ class SearchConfig:
     es_trees: int = 2
     es_popsize: int = 4
     es_std: float = 0.15
+    # Also train each constant-search target's strategy mean as a candidate every
+    # generation (not told to the strategy): an estimate of the best constants that noisy
+    # fitness has moved many times, where a sample's own score is one noisy draw.
+    es_center: bool = False
     final_top: int = 5
     reevaluate: int = 6
     max_seeds: int = 8
@@ -57,8 +61,8 @@ class SearchConfig:
             raise RunError(f"--generations must be at least 1, got {self.generations}")
         if self.es not in ES_ALGORITHMS:
             raise RunError(f"unknown constant search {self.es!r}; --es takes {', '.join(ES_ALGORITHMS)}")
-        if self.es_trees * self.es_popsize + self.reevaluate >= self.population:
-            taken = self.es_trees * self.es_popsize
+        if self.es_trees * (self.es_popsize + self.es_center) + self.reevaluate >= self.population:
+            taken = self.es_trees * (self.es_popsize + self.es_center)
             raise RunError(f"--population {self.population} leaves no room for new structures: the constant "
                            f"search takes {taken} candidates and --reevaluate {self.reevaluate}; raise "
                            f"--population above {taken + self.reevaluate} or lower --reevaluate")

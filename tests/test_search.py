@@ -8,6 +8,7 @@ import json
 import os
 import textwrap
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -302,3 +303,22 @@ def test_a_rejected_candidate_is_recorded_as_written_not_simplified(mirror):
     assert rejected["complexity"] == sum(1 for _ in sympy.preorder_traversal(written))
     assert kept["closed_form"] == symbolic.text(expr) and kept["complexity"] == symbolic.complexity(expr)
     assert rejected["reason"] and not kept["reason"]
+
+
+def test_constant_search_restarts_where_a_structure_comes_with_other_constants(mirror):
+    # mix(a, a) is a whatever its weight w: one canonical structure, written with or without w
+    from discover.constant_search import ConstantSearch
+    from grammar import derivation, symbolic
+
+    plain = derivation.parse_derivation(mirror, "mpo(Link=robust, Mirror=neg_entropy, Psi=nll)")
+    mixed = derivation.parse_derivation(
+        mirror, "mpo(Link=robust, Mirror=mix(Mirror.a=neg_entropy, Mirror.b=neg_entropy), Psi=nll)")
+    h = symbolic.canonical_hash(derivation.expand(mirror, plain))
+    assert symbolic.canonical_hash(derivation.expand(mirror, mixed)) == h
+    best = {"beta": 0.5, "eps": 0.2, "lam": 0.3, "w": 0.4}
+    es = ConstantSearch("snes", 3, 0.15)
+    es.ask(mirror, h, plain, ["beta", "eps", "lam"], best, jax.random.PRNGKey(0))
+    es.tell(h, [1.0, 2.0, 3.0], jax.random.PRNGKey(1))
+    settings = es.ask(mirror, h, mixed, ["beta", "eps", "lam", "w"], best, jax.random.PRNGKey(2))  # raised before
+    assert len(settings) == 3 and all(set(s) == set(best) for s in settings)
+    assert es.center(mirror, h) == pytest.approx(best, rel=1e-5)  # the new strategy starts at the best

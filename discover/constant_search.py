@@ -29,6 +29,7 @@ class ConstantSearch:
             raise ValueError(f"unknown constant search {algorithm!r}")
         self.algorithm, self.popsize, self.std = algorithm, popsize, std
         self.states: dict[str, dict] = {}  # hash -> {"names", "state" (pytree), "derivation"}
+        self._asked: dict[str, str] = {}  # hash -> the key of the strategy last asked for it
 
     def _strategy(self, dim: int):
         import optax
@@ -52,13 +53,16 @@ class ConstantSearch:
         """New constant settings for structure ``h`` (its strategy started at ``best`` on
         first use), in the constants' own ranges."""
         es, params = self._strategy(len(names))
-        # One canonical structure can be written with a constant that cancels (its records then
-        # differ in their constants): a strategy over other constants starts afresh.
-        if h not in self.states or self.states[h]["names"] != names:
+        # One canonical structure can be written with a constant that cancels (mix(a, a) is a
+        # whatever its weight), so its best record may come with other constants: each set of
+        # constants has its own strategy, the first under the structure's hash.
+        k = h if h not in self.states or self.states[h]["names"] == names else f"{h}|{','.join(names)}"
+        self._asked[h] = k
+        if k not in self.states:
             mean = jnp.asarray([g.constants[n].to_unit(best[n]) for n in names], jnp.float32)
-            self.states[h] = {"names": names, "state": es.init(jax.random.PRNGKey(0), mean, params),
+            self.states[k] = {"names": names, "state": es.init(jax.random.PRNGKey(0), mean, params),
                               "derivation": derivation.to_text(node)}
-        entry = self.states[h]
+        entry = self.states[k]
         pop, entry["state"] = es.ask(key, entry["state"], params)
         entry["asked"] = np.asarray(pop)
         return [{n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, row)}
@@ -68,14 +72,14 @@ class ConstantSearch:
         """Structure ``h``'s strategy's mean, in the constants' own ranges: its current
         estimate of the best setting, which under noisy fitness is better informed than
         any one sample it has been told (every sample's fitness moved it)."""
-        entry = self.states[h]
+        entry = self.states[self._asked.get(h, h)]
         mean = np.asarray(entry["state"].mean)
         return {n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(entry["names"], mean)}
 
     def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
         """Updates structure ``h``'s strategy with the fitness of the settings it last asked
         for (None, a rejected setting, counts as very bad)."""
-        entry = self.states[h]
+        entry = self.states[self._asked.get(h, h)]
         es, params = self._strategy(len(entry["names"]))
         # evosax minimises: negate, and a rejected setting counts as very bad.
         f = jnp.asarray([-v if v is not None else 1e3 for v in fitness], jnp.float32)

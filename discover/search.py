@@ -9,7 +9,8 @@ scored together by one compiled program):
   structures so far (that have constants) each get an evosax strategy (SNES by default)
   over their constants, mapped to [0, 1] on each constant's scale; it asks for
   ``es_popsize`` constant vectors per generation and is told their fitness (negated:
-  evosax minimises). The other slots are offspring of the structure search: crossover,
+  evosax minimises); with ``es_center``, each strategy's mean takes one more slot (trained,
+  not told). The other slots are offspring of the structure search: crossover,
   subtree mutation, point mutation or shrinking of parents chosen by tournament on
   fitness minus ``complexity_penalty`` x complexity, from a (mu + lambda) pool of the
   best candidate per structure; offspring inherit their parents' constants, jittered

@@ -305,7 +305,7 @@ def test_a_rejected_candidate_is_recorded_as_written_not_simplified(mirror):
     assert rejected["reason"] and not kept["reason"]
 
 
-def test_constant_search_restarts_where_a_structure_comes_with_other_constants(mirror):
+def test_constant_search_keeps_a_strategy_per_set_of_constants_of_a_structure(mirror):
     # mix(a, a) is a whatever its weight w: one canonical structure, written with or without w
     from discover.constant_search import ConstantSearch
     from grammar import derivation, symbolic
@@ -316,9 +316,16 @@ def test_constant_search_restarts_where_a_structure_comes_with_other_constants(m
     h = symbolic.canonical_hash(derivation.expand(mirror, plain))
     assert symbolic.canonical_hash(derivation.expand(mirror, mixed)) == h
     best = {"beta": 0.5, "eps": 0.2, "lam": 0.3, "w": 0.4}
+    three = {k: best[k] for k in ("beta", "eps", "lam")}
     es = ConstantSearch("snes", 3, 0.15)
-    es.ask(mirror, h, plain, ["beta", "eps", "lam"], best, jax.random.PRNGKey(0))
+    es.ask(mirror, h, plain, sorted(three), three, jax.random.PRNGKey(0))
     es.tell(h, [1.0, 2.0, 3.0], jax.random.PRNGKey(1))
-    settings = es.ask(mirror, h, mixed, ["beta", "eps", "lam", "w"], best, jax.random.PRNGKey(2))  # raised before
+    moved = es.center(mirror, h)
+    assert moved != pytest.approx(three, rel=1e-3)
+    settings = es.ask(mirror, h, mixed, sorted(best), best, jax.random.PRNGKey(2))  # raised before
     assert len(settings) == 3 and all(set(s) == set(best) for s in settings)
-    assert es.center(mirror, h) == pytest.approx(best, rel=1e-5)  # the new strategy starts at the best
+    assert es.center(mirror, h) == pytest.approx(best, rel=1e-5)  # its own strategy, started at the best
+    es.tell(h, [3.0, 2.0, 1.0], jax.random.PRNGKey(3))
+    es.ask(mirror, h, plain, sorted(three), three, jax.random.PRNGKey(4))
+    assert es.center(mirror, h) == pytest.approx(moved)  # the first strategy, where it had got to
+    assert len(es.states) == 2

@@ -69,16 +69,19 @@ def main():
 
     cfg = MujocoConfig().with_options(task=args.task, setting=args.setting, steps=args.steps, batch=args.batch,
                                       episodes=args.episodes).with_data_seeds(range(args.datasets))
+    modes = [cfg.train.resolved_mode() if m == "auto" else m for m in args.modes.split(",")]
+    for m in modes:
+        mode, _, runs_per_chunk = m.partition(":")
+        chunked = mode in trainer.CHUNK and runs_per_chunk.isdigit()
+        if mode not in trainer.MODES or (runs_per_chunk and not chunked):
+            raise SystemExit(f"--modes: {m!r} is not one of {', '.join(trainer.MODES)} (or "
+                             f"{' or '.join(trainer.CHUNK)}:RUNS, runs per chunk)")
     t0 = time.perf_counter()
     exp = MujocoEvaluator(cfg)
     prep = time.perf_counter() - t0
     g = load_grammar("mirror.yaml")
     rng, seen = np.random.default_rng(0), set()
     pops = [population(g, rng, args.population, seen) for _ in range(2)]
-    modes = [cfg.train.resolved_mode() if m == "auto" else m for m in args.modes.split(",")]
-    for m in modes:
-        if m.split(":")[0] not in trainer.CHUNK:
-            raise SystemExit(f"--modes: {m!r} is not one of {', '.join(trainer.CHUNK)} (optionally :RUNS)")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX {jax.__version__} "
           f"({jax.default_backend()}), trainer modes {', '.join(modes)} (auto: {cfg.train.resolved_mode()}); "
           f"{args.task} {args.setting}: {args.population} losses x {args.seeds} seeds, {args.steps} steps x "
@@ -93,7 +96,8 @@ def main():
     def generation(pop, spec):
         # The same evaluator (datasets, references, scoring) with only the trainer's layout changed.
         mode, _, runs_per_chunk = spec.partition(":")
-        trainer.CHUNK[mode] = int(runs_per_chunk) if runs_per_chunk else chunks[mode]
+        if mode in chunks:
+            trainer.CHUNK[mode] = int(runs_per_chunk) if runs_per_chunk else chunks[mode]
         exp.config = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mode=mode))
         t0, c0 = time.perf_counter(), time.process_time()
         timing = exp.evaluate([e for e, _ in pop], [c for _, c in pop], list(range(args.seeds))).timing

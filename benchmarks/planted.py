@@ -325,7 +325,7 @@ def _pooled(row: dict, rec: dict) -> float:
 # Other rules for choosing loss #1 among the re-scored losses, judged on the same searches
 # (the table's "recovered" is the held-out rule, as `discover run` numbers its losses).
 PICKS = {
-    "pooled": _pooled,
+    "pooled": _pooled,  # the search seeds chose these losses: their scores carry the winner's curse
 }
 
 
@@ -395,8 +395,9 @@ def main():
     started = time.perf_counter()
     g = load_grammar(args.grammar)
     targets = draw_targets(g, args.targets, np.random.default_rng(args.target_seed), PlantedConfig(pairs=args.pairs))
-    lines = [f"$ python benchmarks/planted.py --targets {args.targets} --runs {args.runs} --population "
-             f"{args.population}",
+    lines = [f"$ python benchmarks/planted.py --targets {args.targets} --target-seed {args.target_seed} --runs "
+             f"{args.runs} --population {args.population} --output {args.output}"
+             + (f" --json {args.json}" if args.json else ""),
              time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime()),
              f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX {jax.__version__} "
              f"({jax.default_backend()})",

@@ -7,6 +7,7 @@ arm recovered the target, the discordant pairs and McNemar's exact test on them,
 Wilcoxon signed-rank test on the picks' fresh cosines (the same targets, continuous).
 
     python benchmarks/planted_compare.py default@10 es-center@10 results/benchmarks/planted-*.json
+    python benchmarks/planted_compare.py default@10@12 default@10@14 results/benchmarks/planted-2026-12-04.json
 """
 
 from __future__ import annotations
@@ -18,17 +19,25 @@ import numpy as np
 from scipy import stats
 
 
+def _runs(rows: list[dict], spec: str, path: str) -> dict[int, dict]:
+    """The searches of ``spec`` (ARM@NOISE[@GENERATIONS]) in one file, by target."""
+    arm, noise, *gens = spec.split("@")
+    hits = [r for r in rows if r["arm"] == arm and r["noise"] == float(noise)
+            and (not gens or r["generations"] == int(gens[0]))]
+    if len({r["generations"] for r in hits}) > 1:
+        raise SystemExit(f"{path} has {spec} at several budgets ({sorted({r['generations'] for r in hits})} "
+                         f"generations): say which, as {spec}@GENERATIONS")
+    return {r["target"]: r for r in hits}
+
+
 def pairs(files: list[str], a: str, b: str) -> list[tuple[dict, dict]]:
     """(a's search, b's search) of every target that both arms searched, file by file."""
     out = []
     for path in files:
         with open(path) as f:
             rows = json.load(f)
-        by: dict[str, dict[int, dict]] = {}
-        for r in rows:
-            by.setdefault(f"{r['arm']}@{r['noise']:g}", {})[r["target"]] = r
-        if a in by and b in by:
-            out += [(by[a][t], by[b][t]) for t in sorted(set(by[a]) & set(by[b]))]
+        ra, rb = _runs(rows, a, path), _runs(rows, b, path)
+        out += [(ra[t], rb[t]) for t in sorted(set(ra) & set(rb))]
     return out
 
 
@@ -53,8 +62,8 @@ def compare(matched: list[tuple[dict, dict]], rule: str | None) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("a", help="ARM@NOISE, e.g. default@10")
-    ap.add_argument("b", help="ARM@NOISE, e.g. es-center@10")
+    ap.add_argument("a", help="ARM@NOISE[@GENERATIONS], e.g. default@10")
+    ap.add_argument("b", help="ARM@NOISE[@GENERATIONS], e.g. es-center@10")
     ap.add_argument("files", nargs="+", help="planted.py --json outputs")
     args = ap.parse_args(argv)
     matched = pairs(args.files, args.a, args.b)

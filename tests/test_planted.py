@@ -117,9 +117,9 @@ def test_planted_compare_pairs_targets_within_each_file(tmp_path, capsys):
     compare = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare)
 
-    def row(arm, target, recovered, cosine, pooled):
-        return {"arm": arm, "noise": 10.0, "target": target, "recovered": recovered, "cosine": cosine,
-                "picks": {"pooled": pooled}}
+    def row(arm, target, recovered, cosine, pooled, generations=12):
+        return {"arm": arm, "noise": 10.0, "generations": generations, "target": target, "recovered": recovered,
+                "cosine": cosine, "picks": {"pooled": pooled}}
 
     # file 1: b recovers targets 0-2 that a misses; file 2: target 0 again (another target), a only
     one = [row("a", t, False, 0.95, False) for t in range(3)] + [row("b", t, True, 0.995, t < 2) for t in range(3)]
@@ -137,3 +137,10 @@ def test_planted_compare_pairs_targets_within_each_file(tmp_path, capsys):
     assert "discordant 1 vs 2, McNemar exact p 1.000" in out  # the pooled rule
     with pytest.raises(SystemExit, match="no target searched under both"):
         compare.main(["a@10", "d@10", *paths])
+    # the same arm at two budgets in one file: which one must be said
+    longer = str(tmp_path / "longer.json")
+    with open(longer, "w") as f:
+        json.dump(one + [row("a", t, True, 0.999, True, generations=14) for t in range(3)], f)
+    with pytest.raises(SystemExit, match="at several budgets"):
+        compare.pairs([longer], "a@10", "b@10")
+    assert [ra["generations"] for ra, _ in compare.pairs([longer], "a@10@14", "b@10")] == [14, 14, 14]

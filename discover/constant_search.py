@@ -21,6 +21,11 @@ from grammar.derivation import Node
 from grammar.language import Grammar
 
 
+def _in_ranges(g: Grammar, names: list[str], unit) -> dict[str, float]:
+    """A point in unit coordinates as the constants' own values (clipped to [0, 1] first)."""
+    return {n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, unit)}
+
+
 class ConstantSearch:
     """evosax strategies over the constants of a few structures, in unit coordinates."""
 
@@ -65,16 +70,14 @@ class ConstantSearch:
         entry = self.states[k]
         pop, entry["state"] = es.ask(key, entry["state"], params)
         entry["asked"] = np.asarray(pop)
-        return [{n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(names, row)}
-                for row in entry["asked"]]
+        return [_in_ranges(g, names, row) for row in entry["asked"]]
 
     def center(self, g: Grammar, h: str) -> dict[str, float]:
         """Structure ``h``'s strategy's mean, in the constants' own ranges: its current
         estimate of the best setting, which under noisy fitness is better informed than
         any one sample it has been told (every sample's fitness moved it)."""
         entry = self.states[self._asked.get(h, h)]
-        mean = np.asarray(entry["state"].mean)
-        return {n: g.constants[n].from_unit(float(np.clip(u, 0.0, 1.0))) for n, u in zip(entry["names"], mean)}
+        return _in_ranges(g, entry["names"], np.asarray(entry["state"].mean))
 
     def tell(self, h: str, fitness: Sequence[float | None], key: jax.Array) -> None:
         """Updates structure ``h``'s strategy with the fitness of the settings it last asked
